@@ -1,0 +1,48 @@
+# One entry point for developers and CI. `make check` is the test command README gives.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install check format format-check lint types imports test bench run schema clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev,aws]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Everything CI checks: formatting, lint, types, layering, then the whole test suite.
+check: install format-check lint types imports test
+
+format: install
+	$(VENV)/bin/ruff format src tests benchmarks docs
+	$(VENV)/bin/ruff check --fix src tests benchmarks docs
+
+format-check: install
+	$(VENV)/bin/ruff format --check src tests benchmarks docs
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks docs
+
+types: install
+	$(VENV)/bin/mypy
+
+imports: install
+	$(VENV)/bin/lint-imports
+
+schema: install
+	$(PY) -m taskmanager.domain.schema > schemas/contracts.json
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) benchmarks/domain.py
+
+run: install
+	$(PY) docs/examples/embedding.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,238 @@
+"""In-memory adapters: real, thread-safe, shipped for tests and for embedding.
+
+The repository keeps the same guarantees as the databases: each write is atomic under one
+lock, guarded by the domain's :class:`Guard`, and appends the events of
+``events_for_change`` to its outbox in the same step. The bus delivers to subscribers chosen
+by detail-type and task type.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from typing import TYPE_CHECKING
+
+from taskmanager.domain.errors import InvalidCursorError, PublishError
+from taskmanager.domain.events import events_for_change
+from taskmanager.domain.model import Task, apply_change, format_time, guard_holds
+from taskmanager.domain.ports import OutboxEntry, Page, WriteResult
+
+if TYPE_CHECKING:
+    from taskmanager.domain.events import OutboundEvent
+    from taskmanager.domain.model import Change, Guard
+    from taskmanager.domain.ports import ListQuery
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that moves only when told to (tests, simulations)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        self._now += timedelta(seconds=seconds)
+        return self._now
+
+
+class UuidIdFactory:
+    """Random (version 4) UUIDs from the OS's CSPRNG, read 4 KiB at a time.
+
+    ``str(uuid.uuid4())`` makes one system call and builds a ``UUID`` object per id, which
+    costs more than a whole state change; this yields the same format and randomness."""
+
+    _BATCH = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hex = ""
+        self._at = 0
+
+    def new_id(self) -> str:
+        with self._lock:
+            if self._at >= len(self._hex):
+                self._hex = os.urandom(16 * self._BATCH).hex()
+                self._at = 0
+            h = self._hex[self._at : self._at + 32]
+            self._at += 32
+        variant = "89ab"[int(h[16], 16) & 3]
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+
+
+def _sort_key(task: Task) -> tuple[str, str]:
+    return (format_time(task.created_at), task.id)
+
+
+def encode_cursor(task: Task) -> str:
+    created, task_id = _sort_key(task)
+    raw = json.dumps([created, task_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, task_id = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidCursorError from exc
+    if not isinstance(created, str) or not isinstance(task_id, str):
+        raise InvalidCursorError
+    return created, task_id
+
+
+class InMemoryTaskRepository:
+    """Tasks in a dict; the outbox in a list; one lock makes each write atomic."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tasks: dict[str, Task] = {}
+        self._outbox: dict[int, OutboxEntry] = {}  # undelivered entries, in commit order
+        self._next_position = 1
+
+    # -- TaskRepository --
+    def create(self, task: Task, now: datetime) -> WriteResult:
+        with self._lock:
+            existing = self._tasks.get(task.id)
+            if existing is not None and not existing.is_expired(now):
+                return WriteResult(False, existing)
+            self._tasks[task.id] = task
+            self._append(None, task)
+            return WriteResult(True, task)
+
+    def get(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    def apply(self, guard: Guard, change: Change) -> WriteResult:
+        with self._lock:
+            current = self._tasks.get(guard.task_id)
+            if current is None or not guard_holds(current, guard):
+                return WriteResult(False, current)
+            new = apply_change(current, change)
+            self._tasks[new.id] = new
+            self._append(current, new)
+            return WriteResult(True, new)
+
+    def list_page(self, query: ListQuery, now: datetime) -> Page:
+        after = decode_cursor(query.cursor) if query.cursor else None
+        with self._lock:
+            candidates = [
+                t
+                for t in self._tasks.values()
+                if t.owner == query.owner
+                and not t.is_expired(now)
+                and (query.status is None or t.status == query.status)
+                and (query.type is None or t.type == query.type)
+            ]
+        candidates.sort(key=_sort_key, reverse=True)
+        if after is not None:
+            candidates = [t for t in candidates if _sort_key(t) < after]
+        items = candidates[: query.limit]
+        more = len(candidates) > query.limit
+        return Page(items=items, next_cursor=encode_cursor(items[-1]) if more else None)
+
+    def due(self, now: datetime, limit: int) -> list[Task]:
+        with self._lock:
+            due = [t for t in self._tasks.values() if (d := t.due_at) is not None and d <= now]
+        due.sort(key=lambda t: t.due_at or now)
+        return due[:limit]
+
+    # -- Outbox --
+    def _append(self, old: Task | None, new: Task) -> None:
+        for event in events_for_change(old, new):
+            position = self._next_position
+            self._outbox[position] = OutboxEntry(position, event)
+            self._next_position = position + 1
+
+    def pending(self, limit: int) -> list[OutboxEntry]:
+        with self._lock:
+            return list(islice(self._outbox.values(), limit))
+
+    def mark_delivered(self, positions: Sequence[int]) -> None:
+        with self._lock:
+            for position in positions:
+                self._outbox.pop(position, None)
+
+    @property
+    def undelivered(self) -> list[OutboxEntry]:
+        """Every entry not yet delivered, oldest first."""
+        with self._lock:
+            return list(self._outbox.values())
+
+
+Handler = Callable[["OutboundEvent"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    handler: Handler
+    detail_types: frozenset[str] | None
+    task_types: frozenset[str] | None
+
+    def matches(self, event: OutboundEvent) -> bool:
+        return (self.detail_types is None or event.DETAIL_TYPE in self.detail_types) and (
+            self.task_types is None or event.type in self.task_types
+        )
+
+
+class InMemoryEventBus:
+    """An event publisher that calls subscribers synchronously, like a rule with targets.
+
+    A subscriber that raises makes ``publish`` raise ``PublishError`` naming that event, so
+    the outbox keeps it and delivers it again (at least once)."""
+
+    def __init__(self) -> None:
+        self._subscriptions: list[Subscription] = []
+        self._lock = threading.Lock()
+        self.published: list[OutboundEvent] = []
+
+    def subscribe(
+        self,
+        handler: Handler,
+        *,
+        detail_types: Sequence[str] | None = None,
+        task_types: Sequence[str] | None = None,
+    ) -> Subscription:
+        sub = Subscription(
+            handler,
+            frozenset(detail_types) if detail_types is not None else None,
+            frozenset(task_types) if task_types is not None else None,
+        )
+        with self._lock:
+            self._subscriptions.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            self._subscriptions.remove(sub)
+
+    def publish(self, events: Sequence[OutboundEvent]) -> None:
+        with self._lock:
+            subs = list(self._subscriptions)
+        failed: list[str] = []
+        errors: list[str] = []
+        for event in events:
+            self.published.append(event)
+            for sub in subs:
+                if sub.matches(event):
+                    try:
+                        sub.handler(event)
+                    except Exception as exc:
+                        failed.append(event.event_id)
+                        errors.append(f"{event.event_id}: {exc!r}")
+                        break
+        if failed:
+            raise PublishError(failed, "; ".join(errors))

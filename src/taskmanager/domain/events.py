@@ -1,0 +1,306 @@
+"""Event contracts (DESIGN §4) and the one function that derives events from a change.
+
+Outbound ``detail`` models are the task resource, flat, plus ``schema_version`` and
+``event_id``; they forbid unknown fields. The inbound :class:`TaskUpdated` comes from
+processors that deploy on their own schedule, so it ignores unknown fields and is strict on
+the ones it reads. Envelopes form one discriminated union on ``detail-type``, parsed by the
+module-level :data:`EVENT_ADAPTER`. Additive changes only: a breaking change is a new
+``detail-type``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic_core import PydanticCustomError
+
+from taskmanager.domain.model import (
+    JsonAny,
+    Progress,
+    SequenceNumber,
+    Task,
+    TaskError,
+    TaskStatus,
+    TaskType,
+    check_payload_size,
+)
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+_M = TypeVar("_M", bound=BaseModel)
+
+SCHEMA_VERSION: Final = "1"
+DEFAULT_SOURCE: Final = "taskmanager"
+#: EventBridge refuses a PutEvents entry over 256 KB (detail, detail-type, source, ...).
+MAX_EVENT_BYTES: Final = 256 * 1024
+
+
+class TaskResource(BaseModel):
+    """The task as the HTTP API returns it (DESIGN §2)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    type: TaskType
+    status: TaskStatus
+    input: JsonAny = None
+    progress: Progress | None = None
+    result: JsonAny = None
+    error: TaskError | None = None
+    version: int = Field(ge=1)
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    deadline_at: datetime
+    heartbeat_seconds: int | None = None
+    expires_at: datetime | None = None
+
+
+class _OutboundDetail(BaseModel):
+    """Fields every outbound event carries: the task resource without input and result."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    DETAIL_TYPE: ClassVar[str]
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    event_id: str = Field(description="'{id}:{version}': the same change always has the same id")
+    id: str
+    type: TaskType
+    status: TaskStatus
+    progress: Progress | None = None
+    error: TaskError | None = None
+    version: int = Field(ge=1)
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    deadline_at: datetime
+    heartbeat_seconds: int | None = None
+    expires_at: datetime | None = None
+
+
+class TaskCreated(_OutboundDetail):
+    """A task was submitted; processors of its ``type`` pick it up. Carries ``input``."""
+
+    DETAIL_TYPE: ClassVar[str] = "TaskCreated"
+    status: Literal[TaskStatus.CREATED] = TaskStatus.CREATED
+    input: JsonAny = None
+
+
+class TaskRunning(_OutboundDetail):
+    """A task started, made progress or sent a heartbeat."""
+
+    DETAIL_TYPE: ClassVar[str] = "TaskRunning"
+    status: Literal[TaskStatus.RUNNING] = TaskStatus.RUNNING
+
+
+class TaskSuccessful(_OutboundDetail):
+    """A task finished; carries ``result``."""
+
+    DETAIL_TYPE: ClassVar[str] = "TaskSuccessful"
+    status: Literal[TaskStatus.SUCCESSFUL] = TaskStatus.SUCCESSFUL
+    result: JsonAny = None
+
+
+class TaskFailed(_OutboundDetail):
+    """A task failed (processor error, timeout, heartbeat timeout, cancel); carries ``error``."""
+
+    DETAIL_TYPE: ClassVar[str] = "TaskFailed"
+    status: Literal[TaskStatus.FAILED] = TaskStatus.FAILED
+    error: TaskError
+
+
+OutboundEvent = TaskCreated | TaskRunning | TaskSuccessful | TaskFailed
+
+_DETAIL_BY_STATUS: Final[dict[TaskStatus, type[OutboundEvent]]] = {
+    TaskStatus.CREATED: TaskCreated,
+    TaskStatus.RUNNING: TaskRunning,
+    TaskStatus.SUCCESSFUL: TaskSuccessful,
+    TaskStatus.FAILED: TaskFailed,
+}
+
+
+class TaskUpdated(BaseModel):
+    """A processor's report about one task (inbound; unknown fields are ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    DETAIL_TYPE: ClassVar[str] = "TaskUpdated"
+
+    task_id: str = Field(min_length=1, max_length=64)
+    status: Literal[TaskStatus.RUNNING, TaskStatus.SUCCESSFUL, TaskStatus.FAILED]
+    sequence: SequenceNumber | None = None
+    progress: Progress | None = None
+    result: JsonAny = None
+    error: TaskError | None = None
+
+    @model_validator(mode="after")
+    def _fields_match_status(self) -> TaskUpdated:
+        if self.progress is not None and self.status is not TaskStatus.RUNNING:
+            raise PydanticCustomError(
+                "progress_not_running", "progress is allowed only with status RUNNING"
+            )
+        if self.result is not None:
+            if self.status is not TaskStatus.SUCCESSFUL:
+                raise PydanticCustomError(
+                    "result_not_successful", "result is allowed only with status SUCCESSFUL"
+                )
+            check_payload_size(self.result, "result")
+        if (self.error is not None) != (self.status is TaskStatus.FAILED):
+            raise PydanticCustomError(
+                "error_with_failed", "error is required with status FAILED and only then"
+            )
+        return self
+
+
+# --- Envelopes: the EventBridge shape (``source``, ``detail-type``, ``detail``). ------------
+
+
+class _Envelope(BaseModel):
+    # EventBridge adds version, id, account, time, region, resources: ignored when read.
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    source: str = DEFAULT_SOURCE
+
+
+class TaskCreatedEvent(_Envelope):
+    detail_type: Literal["TaskCreated"] = Field("TaskCreated", alias="detail-type")
+    detail: TaskCreated
+
+
+class TaskRunningEvent(_Envelope):
+    detail_type: Literal["TaskRunning"] = Field("TaskRunning", alias="detail-type")
+    detail: TaskRunning
+
+
+class TaskSuccessfulEvent(_Envelope):
+    detail_type: Literal["TaskSuccessful"] = Field("TaskSuccessful", alias="detail-type")
+    detail: TaskSuccessful
+
+
+class TaskFailedEvent(_Envelope):
+    detail_type: Literal["TaskFailed"] = Field("TaskFailed", alias="detail-type")
+    detail: TaskFailed
+
+
+class TaskUpdatedEvent(_Envelope):
+    detail_type: Literal["TaskUpdated"] = Field("TaskUpdated", alias="detail-type")
+    detail: TaskUpdated
+
+
+Event = Annotated[
+    TaskCreatedEvent | TaskRunningEvent | TaskSuccessfulEvent | TaskFailedEvent | TaskUpdatedEvent,
+    Field(discriminator="detail_type"),
+]
+EVENT_ADAPTER: Final[TypeAdapter[Event]] = TypeAdapter(Event)
+OUTBOUND_DETAIL_TYPES: Final = tuple(cls.DETAIL_TYPE for cls in _DETAIL_BY_STATUS.values())
+INBOUND_DETAIL_TYPES: Final = (TaskUpdated.DETAIL_TYPE,)
+
+_ENVELOPE_BY_DETAIL: Final[dict[str, type[_Envelope]]] = {
+    "TaskCreated": TaskCreatedEvent,
+    "TaskRunning": TaskRunningEvent,
+    "TaskSuccessful": TaskSuccessfulEvent,
+    "TaskFailed": TaskFailedEvent,
+    "TaskUpdated": TaskUpdatedEvent,
+}
+
+
+def parse_event(data: str | bytes | dict[str, Any]) -> Event:
+    """Parse an EventBridge-shaped event (JSON text or a decoded dict)."""
+    if isinstance(data, dict):
+        return EVENT_ADAPTER.validate_python(data)
+    return EVENT_ADAPTER.validate_json(data)
+
+
+def envelope(detail: OutboundEvent | TaskUpdated, source: str = DEFAULT_SOURCE) -> Event:
+    """Wrap a trusted detail in its envelope without validating it again."""
+    cls = _ENVELOPE_BY_DETAIL[detail.DETAIL_TYPE]
+    event: Event = cls.model_construct(  # type: ignore[assignment]
+        source=source, detail_type=detail.DETAIL_TYPE, detail=detail
+    )
+    return event
+
+
+def event_detail_json(detail: OutboundEvent | TaskUpdated) -> str:
+    """The ``Detail`` string of a PutEvents entry."""
+    return detail.model_dump_json(exclude_none=False)
+
+
+def task_resource(task: Task) -> TaskResource:
+    """The API representation of ``task`` (trusted: built without re-validation)."""
+    return TaskResource.model_construct(
+        id=task.id,
+        type=task.type,
+        status=task.status,
+        input=task.input,
+        progress=task.progress,
+        result=task.result,
+        error=task.error,
+        version=task.version,
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+        started_at=task.started_at,
+        finished_at=task.finished_at,
+        deadline_at=task.deadline_at,
+        heartbeat_seconds=task.heartbeat_seconds,
+        expires_at=task.expires_at,
+    )
+
+
+#: Frozen models never change their fields-set, so one set per class serves every instance.
+_FIELDS_SET: Final[dict[type[BaseModel], set[str]]] = {
+    cls: set(cls.model_fields) for cls in (*_DETAIL_BY_STATUS.values(), TaskResource)
+}
+
+
+def _trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
+    """Build a model from complete, already validated fields, skipping validation.
+
+    ``model_construct`` does the same but walks every field's metadata on each call, which
+    costs more than the rest of a state change; callers here always pass every field."""
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", fields)
+    object.__setattr__(obj, "__pydantic_fields_set__", _FIELDS_SET[cls])
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
+def event_for(task: Task) -> OutboundEvent:
+    """The outbound event announcing ``task`` as it is now."""
+    cls = _DETAIL_BY_STATUS[task.status]
+    fields: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": f"{task.id}:{task.version}",
+        "id": task.id,
+        "type": task.type,
+        "status": task.status,
+        "progress": task.progress,
+        "error": task.error,
+        "version": task.version,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "started_at": task.started_at,
+        "finished_at": task.finished_at,
+        "deadline_at": task.deadline_at,
+        "heartbeat_seconds": task.heartbeat_seconds,
+        "expires_at": task.expires_at,
+    }
+    if cls is TaskCreated:
+        fields["input"] = task.input
+    elif cls is TaskSuccessful:
+        fields["result"] = task.result
+    return _trusted(cls, fields)
+
+
+def events_for_change(old: Task | None, new: Task) -> list[OutboundEvent]:
+    """The outbound events a committed change yields: one per applied change, none otherwise.
+
+    ``old`` is None for a newly created task. A record whose version did not move (a replay,
+    a rewrite by the store itself) yields nothing.
+    """
+    if old is not None and old.version >= new.version:
+        return []
+    return [event_for(new)]

@@ -1,0 +1,393 @@
+"""Use cases. Each takes a command and ports, decides with pure functions and asks the
+repository for one guarded write. Nothing here reads and then writes unguarded.
+
+The pure deciding steps (``new_task``, ``plan_update``, ``classify_refusal``,
+``plan_cancel``, ``plan_expiry``) are public so that they can be tested and measured alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+from taskmanager.domain.errors import (
+    IdempotencyKeyReusedError,
+    InvalidRequestError,
+    PublishError,
+    StorageError,
+    TaskAlreadyFinishedError,
+    TaskNotFoundError,
+)
+from taskmanager.domain.model import (
+    DEFAULT_LIST_LIMIT,
+    DEFAULT_RETENTION_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_LIST_LIMIT,
+    MAX_TIMEOUT_SECONDS,
+    MIN_TIMEOUT_SECONDS,
+    OPEN_STATUSES,
+    Change,
+    ErrorCode,
+    Guard,
+    SubmitTask,
+    Task,
+    TaskError,
+    TaskStatus,
+    ensure_payload_size,
+    validate_idempotency_key,
+)
+from taskmanager.domain.ports import ListQuery, Page
+
+if TYPE_CHECKING:
+    from taskmanager.domain.events import TaskUpdated
+    from taskmanager.domain.ports import Clock, EventPublisher, IdFactory, Outbox, TaskRepository
+
+#: Namespace of the deterministic ids derived from (owner, Idempotency-Key).
+IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("5b0f3c1e-8d0a-4c57-9a43-2f1d6f0e7a11")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Deployment settings the rules depend on."""
+
+    default_timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+    retention_seconds: int = DEFAULT_RETENTION_SECONDS
+
+    def __post_init__(self) -> None:
+        if not MIN_TIMEOUT_SECONDS <= self.default_timeout_seconds <= MAX_TIMEOUT_SECONDS:
+            raise ValueError("default_timeout_seconds must be within 1..604800")
+        if self.retention_seconds < 1:
+            raise ValueError("retention_seconds must be at least 1")
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(seconds=self.retention_seconds)
+
+
+DEFAULT_POLICY: Final = Policy()
+
+
+class SubmitResult(NamedTuple):
+    task: Task
+    replayed: bool
+
+
+class UpdateOutcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    REJECTED = "rejected"
+
+
+class RejectReason(StrEnum):
+    UNKNOWN_TASK = "UNKNOWN_TASK"
+    ALREADY_FINISHED = "ALREADY_FINISHED"
+    SEQUENCE_REUSED = "SEQUENCE_REUSED"
+
+
+class UpdateResult(NamedTuple):
+    outcome: UpdateOutcome
+    task: Task | None
+    reason: RejectReason | None = None
+    detail: str | None = None
+
+
+# --- submit ---------------------------------------------------------------------------------
+
+
+def idempotent_task_id(owner: str, key: str) -> str:
+    """The same (owner, key) always names the same task; another owner's key never collides."""
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{owner}\x00{key}"))
+
+
+def request_fingerprint(command: SubmitTask) -> str:
+    canonical = json.dumps(
+        command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def new_task(
+    command: SubmitTask,
+    *,
+    task_id: str,
+    owner: str,
+    now: datetime,
+    policy: Policy = DEFAULT_POLICY,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+) -> Task:
+    ensure_payload_size(command.input, "input")
+    timeout = command.timeout_seconds or policy.default_timeout_seconds
+    heartbeat = command.heartbeat_seconds
+    if heartbeat is not None and heartbeat > timeout:
+        raise InvalidRequestError(
+            f"heartbeat_seconds ({heartbeat}) may not exceed timeout_seconds ({timeout})",
+            details={"field": "heartbeat_seconds"},
+        )
+    return Task(
+        id=task_id,
+        owner=owner,
+        type=command.type,
+        status=TaskStatus.CREATED,
+        input=command.input,
+        version=1,
+        created_at=now,
+        updated_at=now,
+        deadline_at=now + timedelta(seconds=timeout),
+        heartbeat_seconds=heartbeat,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+    )
+
+
+def submit_task(
+    command: SubmitTask,
+    *,
+    owner: str,
+    repo: TaskRepository,
+    clock: Clock,
+    ids: IdFactory,
+    policy: Policy = DEFAULT_POLICY,
+    idempotency_key: str | None = None,
+) -> SubmitResult:
+    """Create a task; with an Idempotency-Key, replay the same request's task instead."""
+    now = clock.now()
+    if idempotency_key is None:
+        task_id, fingerprint = ids.new_id(), None
+    else:
+        validate_idempotency_key(idempotency_key)
+        task_id = idempotent_task_id(owner, idempotency_key)
+        fingerprint = request_fingerprint(command)
+    task = new_task(
+        command,
+        task_id=task_id,
+        owner=owner,
+        now=now,
+        policy=policy,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+    )
+    written = repo.create(task, now)
+    if written.applied and written.task is not None:
+        return SubmitResult(written.task, replayed=False)
+    existing = written.task
+    if existing is None:
+        raise StorageError(f"store refused task {task_id} without returning the existing one")
+    if (
+        idempotency_key is not None
+        and existing.owner == owner
+        and existing.idempotency_key == idempotency_key
+        and existing.request_fingerprint == fingerprint
+    ):
+        return SubmitResult(existing, replayed=True)
+    if idempotency_key is not None:
+        raise IdempotencyKeyReusedError(task_id)
+    raise StorageError(f"task id {task_id} collided with an existing task")
+
+
+# --- read -----------------------------------------------------------------------------------
+
+
+def get_task(task_id: str, *, owner: str, repo: TaskRepository, clock: Clock) -> Task:
+    """The caller's task; another owner's task or an expired one is not found."""
+    task = repo.get(task_id)
+    if task is None or task.owner != owner or task.is_expired(clock.now()):
+        raise TaskNotFoundError(task_id)
+    return task
+
+
+def list_tasks(
+    *,
+    owner: str,
+    repo: TaskRepository,
+    clock: Clock,
+    status: TaskStatus | None = None,
+    type: str | None = None,
+    limit: int = DEFAULT_LIST_LIMIT,
+    cursor: str | None = None,
+) -> Page:
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidRequestError(
+            f"limit must be between 1 and {MAX_LIST_LIMIT}", details={"field": "limit"}
+        )
+    query = ListQuery(owner=owner, limit=limit, status=status, type=type, cursor=cursor)
+    return repo.list_page(query, clock.now())
+
+
+# --- processor updates ----------------------------------------------------------------------
+
+
+def plan_update(
+    update: TaskUpdated, now: datetime, policy: Policy = DEFAULT_POLICY
+) -> tuple[Guard, Change]:
+    """The guarded change an update asks for. It applies iff the task is still open and the
+    update's sequence (if any) is above the last one recorded."""
+    status, sequence = update.status, update.sequence
+    guard = Guard(update.task_id, OPEN_STATUSES, sequence)
+    if status is TaskStatus.RUNNING:
+        change = Change(status, now, update.progress, None, None, now, None, None, sequence)
+    else:
+        change = Change(
+            status,
+            now,
+            None,
+            update.result,
+            update.error,
+            now,
+            now,
+            now + policy.retention,
+            sequence,
+        )
+    return guard, change
+
+
+def classify_refusal(stored: Task | None, update: TaskUpdated) -> UpdateResult:  # noqa: PLR0911
+    """Why an update whose guard failed did not apply (DESIGN §3)."""
+    if stored is None:
+        return UpdateResult(UpdateOutcome.REJECTED, None, RejectReason.UNKNOWN_TASK, "no such task")
+    last, seq = stored.last_sequence, update.sequence
+    if seq is not None and last is not None and seq < last:
+        return UpdateResult(UpdateOutcome.STALE, stored, detail=f"sequence {seq} < {last}")
+    if stored.is_terminal:
+        if update.status is TaskStatus.RUNNING:
+            return UpdateResult(UpdateOutcome.STALE, stored, detail="RUNNING after terminal")
+        if update.status is stored.status:
+            return UpdateResult(UpdateOutcome.DUPLICATE, stored)
+        return UpdateResult(
+            UpdateOutcome.REJECTED,
+            stored,
+            RejectReason.ALREADY_FINISHED,
+            f"task already {stored.status}, update says {update.status}",
+        )
+    # Open task: only the sequence bound can have failed, so seq == last.
+    if update.status is stored.status:
+        return UpdateResult(UpdateOutcome.DUPLICATE, stored)
+    return UpdateResult(
+        UpdateOutcome.REJECTED,
+        stored,
+        RejectReason.SEQUENCE_REUSED,
+        f"sequence {seq} already recorded with status {stored.status}",
+    )
+
+
+def record_update(
+    update: TaskUpdated,
+    *,
+    repo: TaskRepository,
+    clock: Clock,
+    policy: Policy = DEFAULT_POLICY,
+) -> UpdateResult:
+    """Apply a processor's update: applied, duplicate, stale or rejected; never raises for
+    an update that is merely late, repeated or illegal."""
+    guard, change = plan_update(update, clock.now(), policy)
+    written = repo.apply(guard, change)
+    if written.applied:
+        return UpdateResult(UpdateOutcome.APPLIED, written.task)
+    return classify_refusal(written.task, update)
+
+
+# --- cancel and timeouts --------------------------------------------------------------------
+
+
+def _failure(code: ErrorCode, message: str, now: datetime, policy: Policy) -> Change:
+    return Change(
+        TaskStatus.FAILED,
+        now,
+        error=TaskError.model_construct(code=code.value, message=message),
+        finished_at=now,
+        expires_at=now + policy.retention,
+    )
+
+
+def plan_cancel(
+    task_id: str, owner: str, now: datetime, policy: Policy = DEFAULT_POLICY
+) -> tuple[Guard, Change]:
+    guard = Guard(task_id, OPEN_STATUSES, owner=owner)
+    return guard, _failure(ErrorCode.CANCELLED, "cancelled by the supplier", now, policy)
+
+
+def cancel_task(
+    task_id: str,
+    *,
+    owner: str,
+    repo: TaskRepository,
+    clock: Clock,
+    policy: Policy = DEFAULT_POLICY,
+) -> Task:
+    """Fail an open task with CANCELLED. 404 for others' tasks, 409 once terminal."""
+    now = clock.now()
+    guard, change = plan_cancel(task_id, owner, now, policy)
+    written = repo.apply(guard, change)
+    task = written.task
+    if written.applied and task is not None:
+        return task
+    if task is None or task.owner != owner or task.is_expired(now):
+        raise TaskNotFoundError(task_id)
+    raise TaskAlreadyFinishedError(task_id, task.status)
+
+
+def plan_expiry(
+    task: Task, now: datetime, policy: Policy = DEFAULT_POLICY
+) -> tuple[Guard, Change] | None:
+    """TIMEOUT past the deadline, HEARTBEAT_TIMEOUT past a quiet heartbeat, else None.
+
+    The guard pins the version that was read, so an update arriving meanwhile wins."""
+    if task.is_terminal:
+        return None
+    guard = Guard(task.id, OPEN_STATUSES, version=task.version)
+    if task.deadline_at <= now:
+        seconds = int((task.deadline_at - task.created_at).total_seconds())
+        message = f"task did not finish within timeout_seconds ({seconds})"
+        return guard, _failure(ErrorCode.TIMEOUT, message, now, policy)
+    heartbeat_due = task.heartbeat_due_at
+    if heartbeat_due is not None and heartbeat_due <= now:
+        message = f"no update within heartbeat_seconds ({task.heartbeat_seconds})"
+        return guard, _failure(ErrorCode.HEARTBEAT_TIMEOUT, message, now, policy)
+    return None
+
+
+def expire_overdue(
+    *,
+    repo: TaskRepository,
+    clock: Clock,
+    policy: Policy = DEFAULT_POLICY,
+    limit: int = 100,
+) -> list[Task]:
+    """Fail every open task whose deadline or heartbeat has passed; returns those failed."""
+    now = clock.now()
+    expired: list[Task] = []
+    for task in repo.due(now, limit):
+        plan = plan_expiry(task, now, policy)
+        if plan is None:
+            continue
+        written = repo.apply(*plan)
+        if written.applied and written.task is not None:
+            expired.append(written.task)
+    return expired
+
+
+# --- outbox ---------------------------------------------------------------------------------
+
+
+def dispatch_outbox(outbox: Outbox, publisher: EventPublisher, *, limit: int = 100) -> int:
+    """Deliver the oldest pending events; marks what was delivered, even on partial failure.
+
+    Returns how many were delivered; re-raises ``PublishError`` after marking the rest."""
+    entries = outbox.pending(limit)
+    if not entries:
+        return 0
+    try:
+        publisher.publish([entry.event for entry in entries])
+    except PublishError as exc:
+        failed = set(exc.failed_event_ids)
+        delivered = [e.position for e in entries if e.event.event_id not in failed]
+        outbox.mark_delivered(delivered)
+        raise
+    outbox.mark_delivered([entry.position for entry in entries])
+    return len(entries)
