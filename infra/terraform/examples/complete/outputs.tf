@@ -1,0 +1,44 @@
+output "api_url" {
+  description = "Base URL of the task API."
+  value       = module.task_manager.api_url
+}
+
+output "table_name" {
+  description = "The task table."
+  value       = module.task_manager.table_name
+}
+
+output "event_bus_name" {
+  description = "The bus carrying task events."
+  value       = module.task_manager.event_bus_name
+}
+
+output "updates_dlq_url" {
+  description = "Updates that failed every retry."
+  value       = module.task_manager.updates_dlq_url
+}
+
+output "stream_failure_queue_url" {
+  description = "Stream batches that failed every retry."
+  value       = module.task_manager.stream_failure_queue_url
+}
+
+output "function_names" {
+  description = "The task manager's functions."
+  value       = module.task_manager.function_names
+}
+
+output "processor_function_name" {
+  description = "The word-count processor's function."
+  value       = module.word_count.function_name
+}
+
+output "processor_failure_queue_url" {
+  description = "TaskCreated events the processor failed on every retry."
+  value       = module.word_count.failure_queue_url
+}
+
+output "api_invoke_policy_json" {
+  description = "Attach to a supplier's role to call the API."
+  value       = module.task_manager.api_invoke_policy_json
+}

@@ -1,0 +1,38 @@
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "name" {
+  description = "Prefix of every resource name."
+  type        = string
+  default     = "taskmanager-example"
+}
+
+variable "lambda_zip" {
+  description = "Task manager zip from `python -m taskmanager.build_lambda --arch <architecture>`."
+  type        = string
+}
+
+variable "processor_zip" {
+  description = "Processor zip from `python -m taskmanager.build_lambda --arch <architecture> --include examples/complete/processor/word_count.py`."
+  type        = string
+}
+
+variable "architecture" {
+  description = "Lambda architecture the zips were built for: x86_64 or arm64."
+  type        = string
+  default     = "x86_64"
+}
+
+variable "powertools_layer_arn" {
+  description = "Public Powertools for AWS Lambda (Python) v3 layer for python3.12, the architecture and the region (see the Powertools docs for the current version)."
+  type        = string
+}
+
+variable "alarm_topic_arns" {
+  description = "SNS topics notified by the alarms."
+  type        = list(string)
+  default     = []
+}

@@ -1,0 +1,249 @@
+locals {
+  create_failure_queue = var.async_invoke.on_failure_destination_arn == null
+  on_failure_arn       = local.create_failure_queue ? aws_sqs_queue.failures[0].arn : var.async_invoke.on_failure_destination_arn
+  failure_service      = split(":", local.on_failure_arn)[2]
+
+  # The pattern lives in JSON next to the module; tests check it against the contracts.
+  base_pattern = jsondecode(file("${path.module}/patterns/task_created.json"))
+  task_created_pattern = merge(local.base_pattern, {
+    source = [var.task_manager.event_source]
+    detail = merge(local.base_pattern.detail, { type = [var.task_type] })
+  })
+
+  failure_send_action = {
+    sqs    = "sqs:SendMessage"
+    sns    = "sns:Publish"
+    lambda = "lambda:InvokeFunction"
+    events = "events:PutEvents"
+  }
+}
+
+# --- The rule: TaskCreated events of this task type ------------------------------------------
+
+resource "aws_cloudwatch_event_rule" "this" {
+  name           = var.name
+  description    = "TaskCreated events of type ${var.task_type} -> ${var.name}."
+  event_bus_name = var.task_manager.event_bus_name
+  event_pattern  = jsonencode(local.task_created_pattern)
+  tags           = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "this" {
+  rule           = aws_cloudwatch_event_rule.this.name
+  event_bus_name = var.task_manager.event_bus_name
+  target_id      = "processor"
+  arn            = aws_lambda_function.this.arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = 86400
+    maximum_retry_attempts       = 185
+  }
+  dynamic "dead_letter_config" {
+    for_each = local.create_failure_queue ? [1] : []
+    content {
+      arn = aws_sqs_queue.failures[0].arn
+    }
+  }
+}
+
+resource "aws_lambda_permission" "events" {
+  statement_id  = "AllowTaskCreatedRule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.this.arn
+}
+
+# --- Failures: the async-invoke destination --------------------------------------------------
+
+resource "aws_sqs_queue" "failures" {
+  count = local.create_failure_queue ? 1 : 0
+
+  name                      = "${var.name}-failures"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
+  kms_master_key_id         = var.kms_key_arn
+  tags                      = var.tags
+}
+
+data "aws_iam_policy_document" "failures" {
+  count = local.create_failure_queue ? 1 : 0
+
+  statement {
+    sid       = "RuleDeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.failures[0].arn]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.this.arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "failures" {
+  count = local.create_failure_queue ? 1 : 0
+
+  queue_url = aws_sqs_queue.failures[0].id
+  policy    = data.aws_iam_policy_document.failures[0].json
+}
+
+resource "aws_lambda_function_event_invoke_config" "this" {
+  function_name                = aws_lambda_function.this.function_name
+  maximum_retry_attempts       = var.async_invoke.maximum_retry_attempts
+  maximum_event_age_in_seconds = var.async_invoke.maximum_event_age_in_seconds
+
+  destination_config {
+    on_failure {
+      destination = local.on_failure_arn
+    }
+  }
+}
+
+# --- The function and its role ----------------------------------------------------------------
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name               = var.name
+  description        = "Runs the ${var.task_type} processor ${var.name}."
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "this" {
+  # Publish TaskUpdated and read a task's status: the task manager's ready-made policy.
+  source_policy_documents = [var.task_manager.processor_policy_json]
+
+  statement {
+    sid       = "OwnLogGroup"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+  statement {
+    sid       = "OnFailureDestination"
+    actions   = [local.failure_send_action[local.failure_service]]
+    resources = [local.on_failure_arn]
+  }
+  dynamic "statement" {
+    for_each = var.function.tracing ? [1] : []
+    content {
+      # X-Ray has no resource-level permissions: "*" is the only resource it accepts.
+      sid       = "XRayTraces"
+      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+      resources = ["*"]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "QueueAndEnvironmentKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "this" {
+  name   = var.name
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.this.json
+}
+
+resource "aws_cloudwatch_log_group" "this" {
+  name              = "/aws/lambda/${var.name}"
+  retention_in_days = var.function.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_lambda_function" "this" {
+  # checkov:skip=CKV_AWS_117:The processor calls only AWS APIs (EventBridge, DynamoDB); put it in a VPC yourself if its work needs private resources.
+  # checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile the deployer owns; the zip is built reproducibly by taskmanager.build_lambda instead.
+  # checkov:skip=CKV_AWS_115:Concurrency is left to the account; set it on the function if the processor's work must be throttled.
+  # checkov:skip=CKV_AWS_116:Failed asynchronous invocations go to the on-failure destination (aws_lambda_function_event_invoke_config), which supersedes a function DLQ.
+
+  function_name    = var.name
+  description      = "Processes ${var.task_type} tasks."
+  role             = aws_iam_role.this.arn
+  handler          = var.lambda_package.handler
+  runtime          = var.lambda_package.runtime
+  architectures    = [var.lambda_package.architecture]
+  filename         = var.lambda_package.path
+  source_code_hash = filebase64sha256(var.lambda_package.path)
+  memory_size      = var.function.memory_size
+  timeout          = var.function.timeout
+  layers           = [var.powertools_layer_arn]
+  kms_key_arn      = var.kms_key_arn
+
+  environment {
+    variables = merge(var.function.environment, {
+      TASKMANAGER_TABLE_NAME     = var.task_manager.table_name
+      TASKMANAGER_EVENT_BUS_NAME = var.task_manager.event_bus_name
+      TASKMANAGER_EVENT_SOURCE   = var.task_manager.event_source
+      POWERTOOLS_SERVICE_NAME    = var.name
+    })
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.this.name
+  }
+
+  tracing_config {
+    mode = var.function.tracing ? "Active" : "PassThrough"
+  }
+
+  tags       = var.tags
+  depends_on = [aws_iam_role_policy.this]
+}
+
+# --- Alarms -----------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_metric_alarm" "errors" {
+  alarm_name          = "${var.name}-errors"
+  alarm_description   = "The ${var.task_type} processor ${var.name} raised errors; failed invocations go to its on-failure destination after retries."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.this.function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "failures" {
+  count = local.create_failure_queue ? 1 : 0
+
+  alarm_name          = "${var.name}-failures-not-empty"
+  alarm_description   = "TaskCreated events the ${var.task_type} processor failed on every retry wait in ${aws_sqs_queue.failures[0].name}."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.failures[0].name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = var.tags
+}

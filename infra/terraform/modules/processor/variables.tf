@@ -1,0 +1,133 @@
+variable "name" {
+  description = "Name of the processor's function, role, rule and failure queue."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{0,51}$", var.name))
+    error_message = "name must be 1-52 characters of letters, digits, '_' and '-'."
+  }
+}
+
+variable "task_type" {
+  description = "The task type this processor handles: its rule matches TaskCreated events whose detail.type equals it."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", var.task_type))
+    error_message = "task_type must match ^[A-Za-z0-9][A-Za-z0-9._:-]*$ and be 1-64 characters (DESIGN §2)."
+  }
+}
+
+variable "task_manager" {
+  description = "Outputs of the task-manager module this processor works for."
+  type = object({
+    event_bus_name        = string
+    event_bus_arn         = string
+    event_source          = string
+    table_name            = string
+    processor_policy_json = string
+  })
+}
+
+variable "lambda_package" {
+  description = "Zip with the processor code (and taskmanager, as built by `python -m taskmanager.build_lambda --include ...`), its runtime, architecture and handler, e.g. \"my_processor.handler\" where handler = Processor(...).lambda_handler."
+  type = object({
+    path         = string
+    handler      = string
+    runtime      = optional(string, "python3.12")
+    architecture = optional(string, "x86_64")
+  })
+
+  validation {
+    condition     = endswith(var.lambda_package.path, ".zip")
+    error_message = "lambda_package.path must point to a .zip file."
+  }
+  validation {
+    condition     = contains(["python3.11", "python3.12", "python3.13"], var.lambda_package.runtime)
+    error_message = "lambda_package.runtime must be python3.11, python3.12 or python3.13."
+  }
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.lambda_package.architecture)
+    error_message = "lambda_package.architecture must be x86_64 or arm64."
+  }
+}
+
+variable "powertools_layer_arn" {
+  description = "ARN of the public Powertools for AWS Lambda (Python) v3 layer for the runtime, architecture and region."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+$", var.powertools_layer_arn))
+    error_message = "powertools_layer_arn must be a versioned Lambda layer ARN."
+  }
+}
+
+variable "function" {
+  description = "Function settings: memory (MB), timeout (s, the longest a task's work may take in one invocation), log retention (days), X-Ray tracing and extra environment variables."
+  type = object({
+    memory_size        = optional(number, 512)
+    timeout            = optional(number, 900)
+    log_retention_days = optional(number, 30)
+    tracing            = optional(bool, true)
+    environment        = optional(map(string), {})
+  })
+  default = {}
+
+  validation {
+    condition     = var.function.memory_size >= 128 && var.function.memory_size <= 10240
+    error_message = "function.memory_size must be 128-10240 MB."
+  }
+  validation {
+    condition     = var.function.timeout >= 1 && var.function.timeout <= 900
+    error_message = "function.timeout must be 1-900 s."
+  }
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.function.log_retention_days)
+    error_message = "function.log_retention_days must be a retention CloudWatch Logs accepts."
+  }
+  validation {
+    condition     = alltrue([for k in keys(var.function.environment) : !startswith(k, "TASKMANAGER_")])
+    error_message = "function.environment must not set TASKMANAGER_* variables: they come from task_manager."
+  }
+}
+
+variable "async_invoke" {
+  description = "Lambda's handling of failed asynchronous invocations: retries (0-2), maximum event age (60-21600 s), and the on-failure destination ARN (null: the module creates an SQS queue)."
+  type = object({
+    maximum_retry_attempts       = optional(number, 2)
+    maximum_event_age_in_seconds = optional(number, 3600)
+    on_failure_destination_arn   = optional(string)
+  })
+  default = {}
+
+  validation {
+    condition     = var.async_invoke.maximum_retry_attempts >= 0 && var.async_invoke.maximum_retry_attempts <= 2
+    error_message = "async_invoke.maximum_retry_attempts must be 0-2."
+  }
+  validation {
+    condition     = var.async_invoke.maximum_event_age_in_seconds >= 60 && var.async_invoke.maximum_event_age_in_seconds <= 21600
+    error_message = "async_invoke.maximum_event_age_in_seconds must be 60-21600."
+  }
+  validation {
+    condition     = var.async_invoke.on_failure_destination_arn == null || can(regex("^arn:aws[a-z-]*:(sqs|sns|lambda|events):", coalesce(var.async_invoke.on_failure_destination_arn, "-")))
+    error_message = "async_invoke.on_failure_destination_arn must be an SQS queue, SNS topic, Lambda function or EventBridge bus ARN."
+  }
+}
+
+variable "alarm_actions" {
+  description = "SNS topic ARNs notified when the function errors or its failure queue is not empty."
+  type        = list(string)
+  default     = []
+}
+
+variable "kms_key_arn" {
+  description = "Optional customer managed KMS key for the failure queue, log group and environment variables."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags added to every resource that takes tags."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,252 @@
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  table_name     = coalesce(var.table.name, "${var.name}-tasks")
+  event_bus_name = var.event_bus.create ? coalesce(var.event_bus.name, var.name) : var.event_bus.name
+  event_bus_arn  = var.event_bus.create ? aws_cloudwatch_event_bus.this[0].arn : data.aws_cloudwatch_event_bus.existing[0].arn
+  owner_claim    = var.api.authorization == "JWT" ? "jwt_sub" : "iam"
+
+  # The same names as the settings model (COORDINATION.md "Settings").
+  environment = {
+    TASKMANAGER_TABLE_NAME              = aws_dynamodb_table.this.name
+    TASKMANAGER_EVENT_BUS_NAME          = local.event_bus_name
+    TASKMANAGER_EVENT_SOURCE            = var.settings.event_source
+    TASKMANAGER_DEFAULT_TIMEOUT_SECONDS = tostring(var.settings.default_timeout_seconds)
+    TASKMANAGER_RETENTION_SECONDS       = tostring(var.settings.retention_seconds)
+    TASKMANAGER_OWNER_CLAIM             = local.owner_claim
+    POWERTOOLS_LOG_LEVEL                = var.lambda.log_level
+    POWERTOOLS_METRICS_NAMESPACE        = "TaskManager"
+  }
+
+  # Event patterns live in JSON next to the module; tests check them against the contracts.
+  task_updated_pattern = merge(
+    jsondecode(file("${path.module}/patterns/task_updated.json")),
+    length(var.event_bus.update_sources) > 0 ? { source = var.event_bus.update_sources } : {},
+  )
+}
+
+# --- DynamoDB: the task table (layout fixed in COORDINATION.md) ------------------------------
+
+resource "aws_dynamodb_table" "this" {
+  name                        = local.table_name
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "task_id"
+  stream_enabled              = true
+  stream_view_type            = "NEW_AND_OLD_IMAGES"
+  deletion_protection_enabled = var.table.deletion_protection
+
+  attribute {
+    name = "task_id"
+    type = "S"
+  }
+  attribute {
+    name = "owner"
+    type = "S"
+  }
+  attribute {
+    name = "created_key"
+    type = "S"
+  }
+  attribute {
+    name = "open_shard"
+    type = "S"
+  }
+  attribute {
+    name = "deadline_epoch"
+    type = "N"
+  }
+  attribute {
+    name = "hb_shard"
+    type = "S"
+  }
+  attribute {
+    name = "heartbeat_due_epoch"
+    type = "N"
+  }
+
+  global_secondary_index {
+    name            = "by-owner"
+    hash_key        = "owner"
+    range_key       = "created_key"
+    projection_type = "ALL"
+  }
+  # Sparse: open_shard is present only while the task is open.
+  global_secondary_index {
+    name            = "by-deadline"
+    hash_key        = "open_shard"
+    range_key       = "deadline_epoch"
+    projection_type = "ALL"
+  }
+  # Sparse: hb_shard is present only while the task is RUNNING with a heartbeat.
+  global_secondary_index {
+    name            = "by-heartbeat"
+    hash_key        = "hb_shard"
+    range_key       = "heartbeat_due_epoch"
+    projection_type = "ALL"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = var.table.point_in_time_recovery
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.table.kms_key_arn
+  }
+
+  tags = var.tags
+}
+
+# --- EventBridge: the bus, the TaskUpdated rule and who may publish ----------------------------
+
+resource "aws_cloudwatch_event_bus" "this" {
+  count = var.event_bus.create ? 1 : 0
+
+  name = local.event_bus_name
+  tags = var.tags
+}
+
+data "aws_cloudwatch_event_bus" "existing" {
+  count = var.event_bus.create ? 0 : 1
+
+  name = var.event_bus.name
+}
+
+data "aws_iam_policy_document" "bus" {
+  count = length(var.event_bus.publisher_principals) > 0 ? 1 : 0
+
+  statement {
+    sid       = "ProcessorsPublishTaskUpdated"
+    actions   = ["events:PutEvents"]
+    resources = [local.event_bus_arn]
+
+    principals {
+      type        = "AWS"
+      identifiers = var.event_bus.publisher_principals
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "events:detail-type"
+      values   = ["TaskUpdated"]
+    }
+  }
+}
+
+# Authoritative: replaces any other policy on the bus, so it is managed only when asked for.
+resource "aws_cloudwatch_event_bus_policy" "this" {
+  count = length(var.event_bus.publisher_principals) > 0 ? 1 : 0
+
+  event_bus_name = local.event_bus_name
+  policy         = data.aws_iam_policy_document.bus[0].json
+}
+
+resource "aws_cloudwatch_event_rule" "task_updated" {
+  name           = "${var.name}-task-updated"
+  description    = "Processors' TaskUpdated reports -> the updates queue."
+  event_bus_name = local.event_bus_name
+  event_pattern  = jsonencode(local.task_updated_pattern)
+  tags           = var.tags
+
+  depends_on = [aws_cloudwatch_event_bus.this]
+}
+
+resource "aws_cloudwatch_event_target" "task_updated" {
+  rule           = aws_cloudwatch_event_rule.task_updated.name
+  event_bus_name = local.event_bus_name
+  target_id      = "updates-queue"
+  arn            = aws_sqs_queue.updates.arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = 86400
+    maximum_retry_attempts       = 185
+  }
+  # Events EventBridge could not deliver to the queue land beside the failed updates.
+  dead_letter_config {
+    arn = aws_sqs_queue.updates_dlq.arn
+  }
+}
+
+# --- SQS: updates queue, its DLQ, and the stream's failure queue -------------------------------
+
+resource "aws_sqs_queue" "updates_dlq" {
+  name                      = "${var.name}-updates-dlq"
+  message_retention_seconds = var.updates_queue.dlq_retention_seconds
+  sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
+  kms_master_key_id         = var.kms_key_arn
+  tags                      = var.tags
+}
+
+resource "aws_sqs_queue" "updates" {
+  name = "${var.name}-updates"
+  # Six times the function timeout, as Lambda recommends for SQS event sources.
+  visibility_timeout_seconds = 6 * var.lambda.updates_timeout
+  message_retention_seconds  = 345600
+  sqs_managed_sse_enabled    = var.kms_key_arn == null ? true : null
+  kms_master_key_id          = var.kms_key_arn
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.updates_dlq.arn
+    maxReceiveCount     = var.updates_queue.max_receive_count
+  })
+  tags = var.tags
+}
+
+resource "aws_sqs_queue" "stream_failures" {
+  name                      = "${var.name}-stream-failures"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
+  kms_master_key_id         = var.kms_key_arn
+  tags                      = var.tags
+}
+
+data "aws_iam_policy_document" "updates_queue" {
+  statement {
+    sid       = "TaskUpdatedRuleSends"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.updates.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.task_updated.arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "updates" {
+  queue_url = aws_sqs_queue.updates.id
+  policy    = data.aws_iam_policy_document.updates_queue.json
+}
+
+data "aws_iam_policy_document" "updates_dlq" {
+  statement {
+    sid       = "TaskUpdatedRuleDeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.updates_dlq.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.task_updated.arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "updates_dlq" {
+  queue_url = aws_sqs_queue.updates_dlq.id
+  policy    = data.aws_iam_policy_document.updates_dlq.json
+}

@@ -1,0 +1,287 @@
+variable "name" {
+  description = "Prefix of every resource name (table, bus, queues, functions, roles, API). Lower case letters, digits and hyphens."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,38}[a-z0-9]$", var.name))
+    error_message = "name must be 3-40 characters of a-z, 0-9 and '-', start with a letter and not end with '-'."
+  }
+}
+
+variable "lambda_package" {
+  description = "The Lambda code zip built by `python -m taskmanager.build_lambda` (path on the machine running terraform) and the runtime and architecture it was built for."
+  type = object({
+    path         = string
+    runtime      = optional(string, "python3.12")
+    architecture = optional(string, "x86_64")
+  })
+
+  validation {
+    condition     = endswith(var.lambda_package.path, ".zip")
+    error_message = "lambda_package.path must point to a .zip file."
+  }
+  validation {
+    condition     = contains(["python3.11", "python3.12", "python3.13"], var.lambda_package.runtime)
+    error_message = "lambda_package.runtime must be python3.11, python3.12 or python3.13 (the zip's .pyc files are compiled for one of them)."
+  }
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.lambda_package.architecture)
+    error_message = "lambda_package.architecture must be x86_64 or arm64."
+  }
+}
+
+variable "powertools_layer_arn" {
+  description = "ARN of the public Powertools for AWS Lambda (Python) v3 layer matching the runtime, architecture and region, e.g. arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7. The zip does not ship Powertools."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+$", var.powertools_layer_arn))
+    error_message = "powertools_layer_arn must be a versioned Lambda layer ARN."
+  }
+}
+
+variable "lambda" {
+  description = "Settings shared by the four functions: memory, log level, X-Ray tracing, log retention and per-function timeouts in seconds."
+  type = object({
+    memory_size        = optional(number, 512)
+    log_level          = optional(string, "INFO")
+    tracing            = optional(bool, true)
+    log_retention_days = optional(number, 30)
+    api_timeout        = optional(number, 10)
+    stream_timeout     = optional(number, 60)
+    updates_timeout    = optional(number, 30)
+    sweeper_timeout    = optional(number, 120)
+  })
+  default = {}
+
+  validation {
+    condition     = var.lambda.memory_size >= 128 && var.lambda.memory_size <= 10240
+    error_message = "lambda.memory_size must be between 128 and 10240 MB."
+  }
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.lambda.log_level)
+    error_message = "lambda.log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.lambda.log_retention_days)
+    error_message = "lambda.log_retention_days must be a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ... 3653)."
+  }
+  validation {
+    condition     = var.lambda.api_timeout >= 1 && var.lambda.api_timeout <= 29
+    error_message = "lambda.api_timeout must be 1-29 s: API Gateway gives up after 29 s."
+  }
+  validation {
+    condition = alltrue([
+      for t in [var.lambda.stream_timeout, var.lambda.updates_timeout, var.lambda.sweeper_timeout] : t >= 1 && t <= 900
+    ])
+    error_message = "lambda stream/updates/sweeper timeouts must be 1-900 s."
+  }
+}
+
+variable "settings" {
+  description = "Task manager settings passed to every function as TASKMANAGER_* environment variables: outbound event source, default task timeout and retention of finished tasks (seconds)."
+  type = object({
+    event_source            = optional(string, "taskmanager")
+    default_timeout_seconds = optional(number, 3600)
+    retention_seconds       = optional(number, 604800)
+  })
+  default = {}
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$", var.settings.event_source)) && !startswith(var.settings.event_source, "aws.")
+    error_message = "settings.event_source must be 1-256 characters of letters, digits, '.', '_' or '-' and must not start with 'aws.'."
+  }
+  validation {
+    condition     = var.settings.default_timeout_seconds >= 1 && var.settings.default_timeout_seconds <= 604800
+    error_message = "settings.default_timeout_seconds must be 1-604800 (DESIGN §5)."
+  }
+  validation {
+    condition     = var.settings.retention_seconds >= 60
+    error_message = "settings.retention_seconds must be at least 60."
+  }
+}
+
+variable "table" {
+  description = "DynamoDB table: name (default \"<name>-tasks\"), deletion protection, point-in-time recovery and an optional customer managed KMS key (null: the AWS owned key)."
+  type = object({
+    name                   = optional(string)
+    deletion_protection    = optional(bool, true)
+    point_in_time_recovery = optional(bool, true)
+    kms_key_arn            = optional(string)
+  })
+  default = {}
+
+  validation {
+    condition     = var.table.name == null || can(regex("^[A-Za-z0-9_.-]{3,255}$", coalesce(var.table.name, "xxx")))
+    error_message = "table.name must be 3-255 characters of A-Z, a-z, 0-9, '_', '-' and '.'."
+  }
+  validation {
+    condition     = var.table.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", coalesce(var.table.kms_key_arn, "-")))
+    error_message = "table.kms_key_arn must be a KMS key ARN."
+  }
+}
+
+variable "event_bus" {
+  description = "The EventBridge bus: create one named `name` (default \"<name>\") or, with create = false, use the existing bus of that name (\"default\" works). publisher_principals: AWS account ids or IAM ARNs of other accounts allowed to PutEvents TaskUpdated on it (empty: no bus policy is managed; same-account processors need only the `processor_publish_policy_json` output)."
+  type = object({
+    create               = optional(bool, true)
+    name                 = optional(string)
+    publisher_principals = optional(list(string), [])
+    update_sources       = optional(list(string), [])
+  })
+  default = {}
+
+  validation {
+    condition     = var.event_bus.create || var.event_bus.name != null
+    error_message = "event_bus.name is required when event_bus.create is false."
+  }
+  validation {
+    condition = alltrue([
+      for p in var.event_bus.publisher_principals : can(regex("^([0-9]{12}|arn:aws[a-z-]*:iam::[0-9]{12}:(root|role/.+|user/.+))$", p))
+    ])
+    error_message = "event_bus.publisher_principals must be 12-digit account ids or IAM role/user/root ARNs; '*' is not allowed."
+  }
+}
+
+variable "updates_queue" {
+  description = "The SQS queue between the TaskUpdated rule and the updates function: receives before a message moves to the DLQ, batch size, batching window, maximum concurrency of the function and DLQ retention."
+  type = object({
+    max_receive_count                  = optional(number, 5)
+    batch_size                         = optional(number, 10)
+    maximum_batching_window_in_seconds = optional(number, 0)
+    maximum_concurrency                = optional(number, 10)
+    dlq_retention_seconds              = optional(number, 1209600)
+  })
+  default = {}
+
+  validation {
+    condition     = var.updates_queue.max_receive_count >= 1 && var.updates_queue.max_receive_count <= 1000
+    error_message = "updates_queue.max_receive_count must be 1-1000."
+  }
+  validation {
+    condition     = var.updates_queue.batch_size >= 1 && var.updates_queue.batch_size <= 10000 && (var.updates_queue.batch_size <= 10 || var.updates_queue.maximum_batching_window_in_seconds >= 1)
+    error_message = "updates_queue.batch_size must be 1-10000; above 10 Lambda requires maximum_batching_window_in_seconds >= 1."
+  }
+  validation {
+    condition     = var.updates_queue.maximum_batching_window_in_seconds >= 0 && var.updates_queue.maximum_batching_window_in_seconds <= 300
+    error_message = "updates_queue.maximum_batching_window_in_seconds must be 0-300."
+  }
+  validation {
+    condition     = var.updates_queue.maximum_concurrency >= 2 && var.updates_queue.maximum_concurrency <= 1000
+    error_message = "updates_queue.maximum_concurrency must be 2-1000 (the Lambda SQS scaling limit)."
+  }
+  validation {
+    condition     = var.updates_queue.dlq_retention_seconds >= 60 && var.updates_queue.dlq_retention_seconds <= 1209600
+    error_message = "updates_queue.dlq_retention_seconds must be 60-1209600 (14 days)."
+  }
+}
+
+variable "stream_processing" {
+  description = "The DynamoDB stream -> stream function mapping: batch size, batching window, parallelization, and how long a failing record is retried (attempts and age) before it goes to the stream failure queue."
+  type = object({
+    batch_size                         = optional(number, 100)
+    maximum_batching_window_in_seconds = optional(number, 1)
+    parallelization_factor             = optional(number, 1)
+    maximum_retry_attempts             = optional(number, 10)
+    maximum_record_age_in_seconds      = optional(number, 3600)
+  })
+  default = {}
+
+  validation {
+    condition     = var.stream_processing.batch_size >= 1 && var.stream_processing.batch_size <= 10000
+    error_message = "stream_processing.batch_size must be 1-10000."
+  }
+  validation {
+    condition     = var.stream_processing.maximum_batching_window_in_seconds >= 0 && var.stream_processing.maximum_batching_window_in_seconds <= 300
+    error_message = "stream_processing.maximum_batching_window_in_seconds must be 0-300."
+  }
+  validation {
+    condition     = var.stream_processing.parallelization_factor >= 1 && var.stream_processing.parallelization_factor <= 10
+    error_message = "stream_processing.parallelization_factor must be 1-10."
+  }
+  validation {
+    condition     = var.stream_processing.maximum_retry_attempts >= 0 && var.stream_processing.maximum_retry_attempts <= 10000
+    error_message = "stream_processing.maximum_retry_attempts must be 0-10000 (bounded: -1, infinite, is not allowed)."
+  }
+  validation {
+    condition     = var.stream_processing.maximum_record_age_in_seconds >= 60 && var.stream_processing.maximum_record_age_in_seconds <= 604800
+    error_message = "stream_processing.maximum_record_age_in_seconds must be 60-604800 (bounded: -1, infinite, is not allowed)."
+  }
+}
+
+variable "api" {
+  description = "The HTTP API: authorization AWS_IAM (owner = the caller's IAM principal) or JWT (owner = the token's sub; needs jwt_issuer and jwt_audience), stage throttling, and access log retention."
+  type = object({
+    authorization          = optional(string, "AWS_IAM")
+    jwt_issuer             = optional(string)
+    jwt_audience           = optional(list(string), [])
+    throttling_burst_limit = optional(number, 100)
+    throttling_rate_limit  = optional(number, 50)
+  })
+  default = {}
+
+  validation {
+    condition     = contains(["AWS_IAM", "JWT"], var.api.authorization)
+    error_message = "api.authorization must be AWS_IAM or JWT."
+  }
+  validation {
+    condition     = var.api.authorization != "JWT" || (var.api.jwt_issuer != null && length(var.api.jwt_audience) > 0)
+    error_message = "api.authorization = JWT needs api.jwt_issuer and at least one api.jwt_audience."
+  }
+  validation {
+    condition     = var.api.jwt_issuer == null || startswith(coalesce(var.api.jwt_issuer, "-"), "https://")
+    error_message = "api.jwt_issuer must be an https:// URL."
+  }
+  validation {
+    condition     = var.api.throttling_burst_limit >= 1 && var.api.throttling_rate_limit > 0
+    error_message = "api throttling limits must be positive."
+  }
+}
+
+variable "sweeper_schedule_expression" {
+  description = "How often the sweeper looks for tasks past their deadline or heartbeat: an EventBridge rate() or cron() expression."
+  type        = string
+  default     = "rate(1 minute)"
+
+  validation {
+    condition     = can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.sweeper_schedule_expression))
+    error_message = "sweeper_schedule_expression must be rate(N unit) or cron(...)."
+  }
+}
+
+variable "alarms" {
+  description = "CloudWatch alarms on DLQ depth (> 0), Lambda errors (>= lambda_errors_threshold per 5 minutes, each function) and stream iterator age (ms). actions: SNS topic ARNs notified on ALARM and OK."
+  type = object({
+    enabled                    = optional(bool, true)
+    actions                    = optional(list(string), [])
+    lambda_errors_threshold    = optional(number, 1)
+    stream_iterator_age_max_ms = optional(number, 60000)
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for a in var.alarms.actions : can(regex("^arn:aws[a-z-]*:sns:", a))])
+    error_message = "alarms.actions must be SNS topic ARNs."
+  }
+  validation {
+    condition     = var.alarms.lambda_errors_threshold >= 1 && var.alarms.stream_iterator_age_max_ms >= 1000
+    error_message = "alarms.lambda_errors_threshold must be >= 1 and alarms.stream_iterator_age_max_ms >= 1000."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Optional customer managed KMS key for the SQS queues, CloudWatch log groups and Lambda environment variables (null: AWS managed encryption). The key policy must allow SQS, CloudWatch Logs and EventBridge to use it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", coalesce(var.kms_key_arn, "-")))
+    error_message = "kms_key_arn must be a KMS key ARN."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource that takes tags."
+  type        = map(string)
+  default     = {}
+}
