@@ -100,7 +100,7 @@ def _version_of(python: str) -> str | None:
 def find_interpreter(runtime: str) -> str | None:
     """An interpreter of the runtime's Python version: this one, PATH, or pyenv's versions."""
     wanted = runtime.removeprefix("python")
-    if "%d.%d" % sys.version_info[:2] == wanted:
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == wanted:
         return sys.executable
     candidates: list[str] = []
     on_path = shutil.which(runtime)

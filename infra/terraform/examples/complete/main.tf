@@ -33,9 +33,16 @@ module "task_manager" {
 module "word_count" {
   source = "../../modules/processor"
 
-  name                 = "${var.name}-word-count"
-  task_type            = "example.word-count"
-  task_manager         = module.task_manager
+  name      = "${var.name}-word-count"
+  task_type = "example.word-count"
+  # Only what the processor uses, so it does not wait for the whole task manager.
+  task_manager = {
+    event_bus_name        = module.task_manager.event_bus_name
+    event_bus_arn         = module.task_manager.event_bus_arn
+    event_source          = module.task_manager.event_source
+    table_name            = module.task_manager.table_name
+    processor_policy_json = module.task_manager.processor_policy_json
+  }
   powertools_layer_arn = var.powertools_layer_arn
   lambda_package = {
     path         = var.processor_zip

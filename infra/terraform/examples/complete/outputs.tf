@@ -42,3 +42,18 @@ output "api_invoke_policy_json" {
   description = "Attach to a supplier's role to call the API."
   value       = module.task_manager.api_invoke_policy_json
 }
+
+output "api_id" {
+  description = "Id of the HTTP API."
+  value       = module.task_manager.api_id
+}
+
+output "table_stream_arn" {
+  description = "The task table's stream."
+  value       = module.task_manager.table_stream_arn
+}
+
+output "updates_queue_url" {
+  description = "Queue between the TaskUpdated rule and the updates function."
+  value       = module.task_manager.updates_queue_url
+}

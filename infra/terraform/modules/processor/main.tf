@@ -1,4 +1,9 @@
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
 locals {
+  failure_queue_name   = "${var.name}-failures"
   create_failure_queue = var.async_invoke.on_failure_destination_arn == null
   on_failure_arn       = local.create_failure_queue ? aws_sqs_queue.failures[0].arn : var.async_invoke.on_failure_destination_arn
   failure_service      = split(":", local.on_failure_arn)[2]
@@ -56,23 +61,13 @@ resource "aws_lambda_permission" "events" {
 
 # --- Failures: the async-invoke destination --------------------------------------------------
 
-resource "aws_sqs_queue" "failures" {
-  count = local.create_failure_queue ? 1 : 0
-
-  name                      = "${var.name}-failures"
-  message_retention_seconds = 1209600
-  sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
-  kms_master_key_id         = var.kms_key_arn
-  tags                      = var.tags
-}
-
 data "aws_iam_policy_document" "failures" {
   count = local.create_failure_queue ? 1 : 0
 
   statement {
     sid       = "RuleDeadLetters"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.failures[0].arn]
+    resources = ["arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:${local.failure_queue_name}"]
     principals {
       type        = "Service"
       identifiers = ["events.amazonaws.com"]
@@ -85,11 +80,16 @@ data "aws_iam_policy_document" "failures" {
   }
 }
 
-resource "aws_sqs_queue_policy" "failures" {
+resource "aws_sqs_queue" "failures" {
   count = local.create_failure_queue ? 1 : 0
 
-  queue_url = aws_sqs_queue.failures[0].id
-  policy    = data.aws_iam_policy_document.failures[0].json
+  name                      = local.failure_queue_name
+  message_retention_seconds = 1209600
+  # Set on the queue itself: a separate queue policy resource costs another wait.
+  policy                  = data.aws_iam_policy_document.failures[0].json
+  sqs_managed_sse_enabled = var.kms_key_arn == null ? true : null
+  kms_master_key_id       = var.kms_key_arn
+  tags                    = var.tags
 }
 
 resource "aws_lambda_function_event_invoke_config" "this" {
@@ -172,6 +172,7 @@ resource "aws_cloudwatch_log_group" "this" {
 resource "aws_lambda_function" "this" {
   # checkov:skip=CKV_AWS_117:The processor calls only AWS APIs (EventBridge, DynamoDB); put it in a VPC yourself if its work needs private resources.
   # checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile the deployer owns; the zip is built reproducibly by taskmanager.build_lambda instead.
+  # checkov:skip=CKV_AWS_50:Tracing is var.function.tracing, Active by default; checkov cannot evaluate optional() defaults of an object variable.
   # checkov:skip=CKV_AWS_115:Concurrency is left to the account; set it on the function if the processor's work must be throttled.
   # checkov:skip=CKV_AWS_116:Failed asynchronous invocations go to the on-failure destination (aws_lambda_function_event_invoke_config), which supersedes a function DLQ.
 
@@ -206,8 +207,7 @@ resource "aws_lambda_function" "this" {
     mode = var.function.tracing ? "Active" : "PassThrough"
   }
 
-  tags       = var.tags
-  depends_on = [aws_iam_role_policy.this]
+  tags = var.tags
 }
 
 # --- Alarms -----------------------------------------------------------------------------------

@@ -8,6 +8,11 @@ locals {
   event_bus_arn  = var.event_bus.create ? aws_cloudwatch_event_bus.this[0].arn : data.aws_cloudwatch_event_bus.existing[0].arn
   owner_claim    = var.api.authorization == "JWT" ? "jwt_sub" : "iam"
 
+  # Queue ARNs from their names, so each queue's policy can name the queue itself.
+  queue_arn_prefix   = "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+  updates_queue_name = "${var.name}-updates"
+  updates_dlq_name   = "${var.name}-updates-dlq"
+
   # The same names as the settings model (COORDINATION.md "Settings").
   environment = {
     TASKMANAGER_TABLE_NAME              = aws_dynamodb_table.this.name
@@ -30,6 +35,7 @@ locals {
 # --- DynamoDB: the task table (layout fixed in COORDINATION.md) ------------------------------
 
 resource "aws_dynamodb_table" "this" {
+  # checkov:skip=CKV_AWS_28:Point-in-time recovery is var.table.point_in_time_recovery, on by default; checkov cannot evaluate optional() defaults of an object variable.
   name                        = local.table_name
   billing_mode                = "PAY_PER_REQUEST"
   hash_key                    = "task_id"
@@ -176,15 +182,17 @@ resource "aws_cloudwatch_event_target" "task_updated" {
 # --- SQS: updates queue, its DLQ, and the stream's failure queue -------------------------------
 
 resource "aws_sqs_queue" "updates_dlq" {
-  name                      = "${var.name}-updates-dlq"
+  name                      = local.updates_dlq_name
   message_retention_seconds = var.updates_queue.dlq_retention_seconds
+  policy                    = data.aws_iam_policy_document.events_send["updates_dlq"].json
   sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
   kms_master_key_id         = var.kms_key_arn
   tags                      = var.tags
 }
 
 resource "aws_sqs_queue" "updates" {
-  name = "${var.name}-updates"
+  name   = local.updates_queue_name
+  policy = data.aws_iam_policy_document.events_send["updates"].json
   # Six times the function timeout, as Lambda recommends for SQS event sources.
   visibility_timeout_seconds = 6 * var.lambda.updates_timeout
   message_retention_seconds  = 345600
@@ -205,11 +213,18 @@ resource "aws_sqs_queue" "stream_failures" {
   tags                      = var.tags
 }
 
-data "aws_iam_policy_document" "updates_queue" {
+# The TaskUpdated rule may send to the updates queue and, for events it cannot deliver, to the
+# DLQ. The policies are set on the queues themselves (no separate queue policy resource).
+data "aws_iam_policy_document" "events_send" {
+  for_each = {
+    updates     = "${local.queue_arn_prefix}:${local.updates_queue_name}"
+    updates_dlq = "${local.queue_arn_prefix}:${local.updates_dlq_name}"
+  }
+
   statement {
     sid       = "TaskUpdatedRuleSends"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.updates.arn]
+    resources = [each.value]
 
     principals {
       type        = "Service"
@@ -221,32 +236,4 @@ data "aws_iam_policy_document" "updates_queue" {
       values   = [aws_cloudwatch_event_rule.task_updated.arn]
     }
   }
-}
-
-resource "aws_sqs_queue_policy" "updates" {
-  queue_url = aws_sqs_queue.updates.id
-  policy    = data.aws_iam_policy_document.updates_queue.json
-}
-
-data "aws_iam_policy_document" "updates_dlq" {
-  statement {
-    sid       = "TaskUpdatedRuleDeadLetters"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.updates_dlq.arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.task_updated.arn]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "updates_dlq" {
-  queue_url = aws_sqs_queue.updates_dlq.id
-  policy    = data.aws_iam_policy_document.updates_dlq.json
 }

@@ -1,0 +1,84 @@
+"""Static checks of infra/terraform: formatting, validation and checkov."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.conftest import require_tool
+from tests.e2e.terraform.conftest import INFRA, REPO, Terraform
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+ROOTS = ("modules/task-manager", "modules/processor", "examples/complete")
+
+
+def test_terraform_is_formatted(terraform: Terraform) -> None:
+    out = terraform.run(INFRA, "fmt", "-check", "-recursive", "-list=true")
+    assert out.strip() == ""
+
+
+@pytest.mark.parametrize("root", ROOTS)
+def test_terraform_validates(terraform: Terraform, infra_copy: Path, root: str) -> None:
+    terraform.init(infra_copy / root, backend=False)
+    out = terraform.run(infra_copy / root, "validate", "-json")
+    result = json.loads(out)
+    assert result["valid"] is True, result["diagnostics"]
+    assert result["error_count"] == 0
+
+
+def test_a_bad_variable_is_refused_by_validation(terraform: Terraform, infra_copy: Path) -> None:
+    """The variables' validation blocks run: an unknown architecture is refused at plan."""
+    example = infra_copy / "examples" / "complete"
+    terraform.init(example, backend=False)
+    done = subprocess.run(
+        [
+            terraform.binary,
+            "plan",
+            "-no-color",
+            "-input=false",
+            "-refresh=false",
+            "-var=lambda_zip=x.zip",
+            "-var=processor_zip=y.zip",
+            "-var=powertools_layer_arn=arn:aws:lambda:eu-west-1:017000801446:layer:P:1",
+            "-var=architecture=sparc",
+        ],
+        cwd=example,
+        env=terraform.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "lambda_package.architecture must be x86_64 or arm64" in done.stderr
+
+
+def test_checkov_passes_with_every_skip_explained() -> None:
+    checkov = require_tool("checkov")
+    done = subprocess.run(
+        [checkov, "-d", str(INFRA), "--framework", "terraform", "-o", "json", "--quiet"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    reports = json.loads(done.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = [
+        f"{c['check_id']} {c['resource']} ({c['file_path']})"
+        for report in reports
+        for c in report.get("results", {}).get("failed_checks", [])
+    ]
+    assert failed == []
+    skipped = [c for r in reports for c in r.get("results", {}).get("skipped_checks", [])]
+    for check in skipped:
+        reason = check.get("check_result", {}).get("suppress_comment", "")
+        assert len(reason) > 20, f"{check['check_id']} on {check['resource']} skipped without a reason"
+    passed = sum(len(r.get("results", {}).get("passed_checks", [])) for r in reports)
+    assert passed > 50
