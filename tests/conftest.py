@@ -48,7 +48,9 @@ def moto_server() -> Iterator[str]:
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    host, port = server.get_host_and_port()
+    wsgi = server._server  # moto exposes no getter for the bound port
+    assert wsgi is not None
+    host, port = str(wsgi.server_address[0]), int(wsgi.server_address[1])
     try:
         yield f"http://{host}:{port}"
     finally:

@@ -10,7 +10,7 @@ module-level :data:`EVENT_ADAPTER`. Additive changes only: a breaking change is 
 
 from __future__ import annotations
 
-from datetime import datetime  # noqa: TC003 (pydantic resolves the annotations at runtime)
+from datetime import datetime  # noqa: TC003 (pydantic resolves field types at runtime)
 from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
