@@ -215,7 +215,7 @@ class CoreRepositoryContract:
         for w in workers:
             w.join()
         counts = Counter(outcome for _, outcome, _ in outcomes)
-        assert counts[UpdateOutcome.APPLIED] == 1
+        assert counts[UpdateOutcome.APPLIED] == 1, outcomes
         final = repo.get(task.id)
         assert final is not None
         assert final.version == 2
