@@ -92,13 +92,13 @@ class Api:
             reason = getattr(exc, "reason", exc)
             raise ApiError(0, "UNREACHABLE", f"cannot reach {self.base_url}: {reason}") from None
         with response:
-            name, data = "message", []
+            name, data = "message", list[str]()
             for raw in response:
                 line = raw.decode("utf-8").rstrip("\r\n")
                 if not line:
                     if data:
                         yield name, json.loads("\n".join(data))
-                    name, data = "message", []
+                    name, data = "message", list[str]()
                 elif line.startswith("event:"):
                     name = line[6:].strip()
                 elif line.startswith("data:"):

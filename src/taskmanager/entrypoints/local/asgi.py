@@ -99,7 +99,7 @@ def error_body(code: str, message: str, details: Any = None) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def api_event(scope: Scope, body: bytes, owner: str) -> dict[str, Any]:
+def api_event(scope: Scope, body: bytes) -> dict[str, Any]:
     """The API Gateway HTTP API (payload 2.0) event for one request."""
     headers: dict[str, str] = {}
     cookies: list[str] = []
@@ -141,17 +141,6 @@ def api_event(scope: Scope, body: bytes, owner: str) -> dict[str, Any]:
         "requestContext": {
             "accountId": "000000000000",
             "apiId": "local",
-            "authorizer": {
-                "iam": {
-                    "accessKey": "local",
-                    "accountId": "000000000000",
-                    "callerId": owner,
-                    "principalOrgId": None,
-                    "userArn": owner,
-                    "userId": owner,
-                },
-                "jwt": {"claims": {"sub": owner}, "scopes": None},
-            },
             "domainName": headers.get("host", "localhost"),
             "domainPrefix": "local",
             "http": {
@@ -266,7 +255,7 @@ class LocalApp:
                 ),
             )
             return
-        event = api_event(scope, body, self.runtime.config.owner)
+        event = api_event(scope, body)
         context = LocalLambdaContext(event["requestContext"]["requestId"])
         try:
             response = self.resolver.resolve(event, context)

@@ -25,6 +25,7 @@ from taskmanager.adapters.memory import SystemClock, UuidIdFactory
 from taskmanager.domain.errors import PublishError, TaskManagerError
 from taskmanager.domain.events import TaskCreated
 from taskmanager.domain.services import DEFAULT_POLICY, Policy, dispatch_outbox, expire_overdue
+from taskmanager.entrypoints.bootstrap import Dependencies
 from taskmanager.entrypoints.local.bus import LocalBus
 from taskmanager.entrypoints.local.hub import ChangeHub
 
@@ -218,15 +219,6 @@ class _Loop:
             self.thread.join(timeout)
 
 
-@dataclass(frozen=True, slots=True)
-class LocalDeps:
-    repo: NotifyingStore
-    clock: Clock
-    ids: IdFactory
-    policy: Policy
-    owner: str
-
-
 class LocalRuntime:
     """The store, the bus, the dispatcher, the worker pool, the sweeper and the hub."""
 
@@ -251,7 +243,7 @@ class LocalRuntime:
         self._dispatcher = _Loop("taskmanager-dispatcher", self._dispatch, config.dispatch_interval)
         self._sweeper = _Loop("taskmanager-sweeper", self._sweep, config.sweep_interval)
         self.bus.subscribe(self.hub.deliver)
-        self._deps = LocalDeps(self.repo, self.clock, self.ids, config.policy, config.owner)
+        self._deps = Dependencies(self.repo, self.clock, self.ids, config.policy, self.bus)
 
     def add_job(self, task_type: str, job: Job) -> None:
         """Run ``job`` in the worker pool for each ``TaskCreated`` of ``task_type``."""
@@ -263,7 +255,7 @@ class LocalRuntime:
         self.bus.subscribe(enqueue, detail_types=[TaskCreated.DETAIL_TYPE], task_types=[task_type])
         self.task_types = tuple(sorted({*self.task_types, task_type}))
 
-    def deps(self) -> LocalDeps:
+    def deps(self) -> Dependencies:
         """What the API routes need, for ``create_app``'s dependency provider."""
         return self._deps
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import uvicorn
-from taskmanager.adapters.sqlite import SQLiteTaskRepository
-from taskmanager.entrypoints.api import create_app
 
 from taskmanager.adapters.memory import InMemoryTaskRepository
+from taskmanager.adapters.sqlite import SQLiteTaskRepository
+from taskmanager.entrypoints.api import create_app, fixed_owner
 from taskmanager.entrypoints.local.asgi import LocalApp
 from taskmanager.entrypoints.local.demo import DEMO_FUNCTIONS
 from taskmanager.entrypoints.local.processors import LocalTransport, function_job, load_object
@@ -94,7 +94,7 @@ def build(options: ServeOptions) -> tuple[LocalRuntime, LocalApp]:
     transport = LocalTransport(runtime)
     for task_type, fn in functions.items():
         runtime.add_job(task_type, function_job(fn, transport))
-    resolver = create_app(runtime.deps)
+    resolver = create_app(runtime.deps, owner=fixed_owner(config.owner))
     return runtime, LocalApp(runtime, resolver)
 
 

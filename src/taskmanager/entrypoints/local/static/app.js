@@ -30,8 +30,12 @@ function merge(task) {
 
 function percentOf(task) {
   if (task.status === "SUCCESSFUL") return 100;
-  if (task.status === "FAILED") return task.progress ? task.progress.percent : 100;
+  if (task.status === "FAILED") return 100; // a full red bar
   return task.progress ? task.progress.percent : 0;
+}
+
+function percentText(task) {
+  return task.status === "FAILED" ? "–" : Math.round(percentOf(task)) + "%";
 }
 
 function formatTime(value) {
@@ -72,7 +76,7 @@ function renderRow(task) {
   status.textContent = task.status;
   status.className = "status " + task.status;
   setBar(row.querySelector(".bar"), task);
-  row.querySelector(".percent").textContent = Math.round(percentOf(task)) + "%";
+  row.querySelector(".percent").textContent = percentText(task);
   row.querySelector(".c-time").textContent = formatTime(task.created_at);
   row.querySelector(".c-id").textContent = task.id;
   row.querySelector(".c-id").title = task.id;
@@ -105,7 +109,7 @@ function renderDetail() {
   status.textContent = task.status;
   status.className = "status " + task.status;
   setBar($("d-bar"), task);
-  $("d-percent").textContent = Math.round(percentOf(task)) + "%";
+  $("d-percent").textContent = percentText(task);
   $("d-message").textContent = (task.progress && task.progress.message) || "";
   $("d-id").textContent = task.id;
   $("d-type").textContent = task.type;
