@@ -67,14 +67,18 @@ class Store(Protocol):
 class NotifyingStore:
     """The store, plus a call to ``on_commit`` after every applied write.
 
-    The dispatcher then delivers a change within a millisecond instead of at its next poll."""
+    The dispatcher then delivers a change within a millisecond instead of at its next poll.
+    Writes from this process's threads take turns on a lock: SQLite would otherwise answer
+    a second writer "busy" and make it sleep for milliseconds before trying again."""
 
     def __init__(self, inner: Store, on_commit: Callable[[], None]) -> None:
         self.inner = inner
         self._on_commit = on_commit
+        self._writing = threading.Lock()
 
     def create(self, task: Task, now: datetime) -> WriteResult:
-        written = self.inner.create(task, now)
+        with self._writing:
+            written = self.inner.create(task, now)
         if written.applied:
             self._on_commit()
         return written
@@ -83,7 +87,8 @@ class NotifyingStore:
         return self.inner.get(task_id)
 
     def apply(self, guard: Guard, change: Change) -> WriteResult:
-        written = self.inner.apply(guard, change)
+        with self._writing:
+            written = self.inner.apply(guard, change)
         if written.applied:
             self._on_commit()
         return written
@@ -98,7 +103,8 @@ class NotifyingStore:
         return self.inner.pending(limit)
 
     def mark_delivered(self, positions: Sequence[int]) -> None:
-        self.inner.mark_delivered(positions)
+        with self._writing:
+            self.inner.mark_delivered(positions)
 
 
 class PoolClosedError(TaskManagerError):
