@@ -38,8 +38,9 @@ schema: install
 test: install
 	$(PY) -m pytest
 
+## Every benchmark script, one after another (each prints its own table and ratios).
 bench: install
-	$(PY) benchmarks/domain.py
+	@set -e; for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script; done
 
 ## Run locally: the API, the web page (http://127.0.0.1:8000/) and the demo processors.
 run: install

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import copy
 import functools
 import json
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 EVENTS = Path(__file__).parent / "events"
 ALICE = "arn:aws:sts::123456789012:assumed-role/supplier/alice"
@@ -44,8 +52,6 @@ def http_event(
     else:
         event["headers"]["content-type"] = "application/json"
         if isinstance(body, bytes):
-            import base64
-
             event["body"] = base64.b64encode(body).decode()
             event["isBase64Encoded"] = True
         else:
@@ -59,3 +65,61 @@ def http_event(
     else:
         event["requestContext"]["authorizer"]["iam"]["userArn"] = owner
     return event
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Turns each HTTP request into an API Gateway v2 event for ``server.app``."""
+
+    server: _AppServer
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.server.seen_headers.append(headers)
+        event = http_event(self.command, url.path, owner=self.server.owner, query=query or None)
+        event["headers"] = headers
+        if body is not None:
+            event["body"] = base64.b64encode(body).decode()
+            event["isBase64Encoded"] = True
+        response = self.server.app.resolve(event, None)
+        payload = response.get("body", "").encode()
+        self.send_response(response["statusCode"])
+        for name, value in (response.get("headers") or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_DELETE = do_PUT = _serve  # noqa: N815 (http.server names)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class _AppServer(ThreadingHTTPServer):
+    def __init__(self, app: Any, owner: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.app, self.owner = app, owner
+        self.seen_headers: list[dict[str, str]] = []
+
+
+@contextlib.contextmanager
+def serve(app: Any, owner: str = ALICE) -> Iterator[_AppServer]:
+    """Serve a resolver over real HTTP on loopback (the way API Gateway calls the Lambda)."""
+    server = _AppServer(app, owner)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def base_url(server: _AppServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host!s}:{port}"
