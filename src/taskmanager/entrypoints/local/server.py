@@ -11,9 +11,9 @@ import logging
 import signal
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import uvicorn
 
@@ -21,12 +21,11 @@ from taskmanager.adapters.memory import InMemoryTaskRepository
 from taskmanager.adapters.sqlite import SQLiteTaskRepository
 from taskmanager.entrypoints.api import create_app, fixed_owner
 from taskmanager.entrypoints.local.asgi import LocalApp
-from taskmanager.entrypoints.local.demo import DEMO_FUNCTIONS
-from taskmanager.entrypoints.local.processors import LocalTransport, function_job, load_object
+from taskmanager.entrypoints.local.processors import job_for, load_processors
 from taskmanager.entrypoints.local.runtime import LocalRuntime, RuntimeConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Mapping
+    from collections.abc import Generator
     from types import FrameType
 
     from taskmanager.entrypoints.local.runtime import Store
@@ -48,7 +47,6 @@ class ServeOptions:
     grace_seconds: float = 10.0
     sweep_interval: float = 1.0
     log_level: str = "info"
-    extra_functions: Mapping[str, Any] = field(default_factory=dict)
 
 
 def is_loopback(host: str) -> bool:
@@ -69,31 +67,17 @@ def open_store(db: str) -> Store:
     return store
 
 
-def processor_functions(specs: tuple[str, ...]) -> dict[str, Any]:
-    """The demo processors plus every ``MODULE:ATTR`` given (each names a processor)."""
-    functions: dict[str, Any] = dict(DEMO_FUNCTIONS)
-    for spec in specs:
-        target = load_object(spec)
-        task_type = getattr(target, "task_type", None)
-        fn = getattr(target, "fn", None)
-        if not isinstance(task_type, str) or not callable(fn):
-            raise ValueError(f"{spec} is not a processor (taskmanager.processor.Processor)")
-        functions[task_type] = fn
-    return functions
-
-
 def build(options: ServeOptions) -> tuple[LocalRuntime, LocalApp]:
     """The runtime and the ASGI application, not yet started."""
-    functions = {**processor_functions(options.processors), **options.extra_functions}
+    processors = load_processors(options.processors)
     config = RuntimeConfig(
         workers=options.workers,
         grace_seconds=options.grace_seconds,
         sweep_interval=options.sweep_interval,
     )
     runtime = LocalRuntime(open_store(options.db), config)
-    transport = LocalTransport(runtime)
-    for task_type, fn in functions.items():
-        runtime.add_job(task_type, function_job(fn, transport))
+    for processor in processors:
+        runtime.add_job(processor.task_type, job_for(processor, runtime))
     resolver = create_app(runtime.deps, owner=fixed_owner(config.owner))
     return runtime, LocalApp(runtime, resolver)
 
