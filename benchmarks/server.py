@@ -308,9 +308,8 @@ def main() -> None:
             sum(r.errors for r in results),
         )
         m = medians[name]
-        print(
-            f"{name:<6} {m.rps:>10.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f} {m.requests:>10} {m.errors:>7}"
-        )
+        row = f"{name:<6} {m.rps:>10.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f}"
+        print(f"{row} {m.requests:>10} {m.errors:>7}")
     print(
         f"echo   submit->SUCCESSFUL over {args.echo} tasks: p50 {percentile(echo, 0.5):.2f} ms, "
         f"p99 {percentile(echo, 0.99):.2f} ms"

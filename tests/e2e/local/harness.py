@@ -38,9 +38,10 @@ class Response:
     body: Any
 
 
-def cli_env() -> dict[str, str]:
+def cli_env(extra_path: str = "") -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    paths = [str(ROOT), extra_path, env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -52,6 +53,7 @@ class LocalServer:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    extra_path: str = ""
     _logs: list[Path] = field(default_factory=list)
 
     @property
@@ -76,7 +78,11 @@ class LocalServer:
         ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, cwd=self.db.parent, env=cli_env()
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.db.parent,
+                env=cli_env(self.extra_path),
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
