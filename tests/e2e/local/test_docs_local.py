@@ -14,7 +14,6 @@ from tests.e2e.local.harness import ROOT, LocalServer, cli_env
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 DOC = ROOT / "docs" / "local.md"
 
@@ -49,10 +48,8 @@ def test_the_doc_shows_client_commands() -> None:
     assert len(documented_commands()) >= 8
 
 
-@pytest.mark.parametrize(("argv", "expected"), documented_commands(), ids=lambda v: str(v))
-def test_documented_command_runs(
-    doc_server: LocalServer, argv: list[str], expected: int, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize(("argv", "expected"), documented_commands(), ids=str)
+def test_documented_command_runs(doc_server: LocalServer, argv: list[str], expected: int) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "taskmanager.entrypoints.cli", "--url", doc_server.url, *argv],
         capture_output=True,
