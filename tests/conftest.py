@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -45,7 +48,9 @@ def moto_server() -> Iterator[str]:
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    host, port = server._server.server_address[:2]  # noqa: SLF001 (moto exposes no getter)
+    wsgi = server._server  # moto exposes no getter for the bound port
+    assert wsgi is not None
+    host, port = str(wsgi.server_address[0]), int(wsgi.server_address[1])
     try:
         yield f"http://{host}:{port}"
     finally:

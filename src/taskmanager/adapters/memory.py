@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from taskmanager.domain.errors import InvalidCursorError, PublishError
 from taskmanager.domain.events import events_for_change
-from taskmanager.domain.model import Task, apply_change, format_time, guard_holds
+from taskmanager.domain.model import Task, apply_change, format_time, guard_holds, parse_time
 from taskmanager.domain.ports import OutboxEntry, Page, WriteResult
 
 if TYPE_CHECKING:
@@ -86,10 +86,19 @@ def encode_cursor(task: Task) -> str:
 def decode_cursor(cursor: str) -> tuple[str, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, task_id = json.loads(raw)
+        decoded = json.loads(raw)
+        if not isinstance(decoded, list):
+            raise InvalidCursorError
+        created, task_id = decoded
     except (binascii.Error, ValueError, TypeError) as exc:
         raise InvalidCursorError from exc
-    if not isinstance(created, str) or not isinstance(task_id, str):
+    if not isinstance(created, str) or not isinstance(task_id, str) or not task_id:
+        raise InvalidCursorError
+    try:
+        well_formed = format_time(parse_time(created)) == created
+    except ValueError:
+        well_formed = False
+    if not well_formed:
         raise InvalidCursorError
     return created, task_id
 

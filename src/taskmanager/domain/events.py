@@ -10,7 +10,8 @@ module-level :data:`EVENT_ADAPTER`. Additive changes only: a breaking change is 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal, TypeVar
+from datetime import datetime  # noqa: TC003 (pydantic resolves field types at runtime)
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
@@ -25,9 +26,6 @@ from taskmanager.domain.model import (
     TaskType,
     check_payload_size,
 )
-
-if TYPE_CHECKING:
-    from datetime import datetime
 
 _M = TypeVar("_M", bound=BaseModel)
 

@@ -167,7 +167,7 @@ class SubmitTask(BaseModel):
 
 def validate_idempotency_key(key: str) -> str:
     """Keys are 1-255 printable ASCII characters (the IETF draft leaves the form open)."""
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not _IDEMPOTENCY_KEY_RE.match(key):
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not _IDEMPOTENCY_KEY_RE.fullmatch(key):
         raise InvalidRequestError(
             "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces",
             details={"header": "Idempotency-Key"},

@@ -1,0 +1,639 @@
+"""DynamoDB: the task store of the AWS deployment.
+
+Every write is one conditional request, never a read followed by a write:
+
+- submit is one ``PutItem`` with ``attribute_not_exists(task_id) OR expires_time <= now``
+  (a live task with that id is kept; an expired one that DynamoDB has not deleted yet is
+  replaced) and ``ReturnValuesOnConditionCheckFailure=ALL_OLD``: a refused submit carries
+  the stored task, from which the use case tells an idempotent replay from a reused key;
+- every guarded change is one ``UpdateItem`` whose ``ConditionExpression`` is the domain's
+  :class:`~taskmanager.domain.model.Guard` (prior status in the allowed set, sequence bound,
+  owner, version), with ``ReturnValues=ALL_NEW`` and ``ReturnValuesOnConditionCheckFailure=
+  ALL_OLD``: a refusal returns the stored task, which classifies it (duplicate, stale,
+  rejected) without another call.
+
+The outbox of this store is the table's stream (``NEW_AND_OLD_IMAGES``): the stream handler
+turns each record into ``events_for_change(task_from_image(old), task_from_image(new))``.
+
+Item layout (one item per task; Terraform creates the same table)
+------------------------------------------------------------------
+
+=======================  ====  ====================================================
+attribute                type  meaning
+=======================  ====  ====================================================
+``task_id``              S     table hash key (no range key)
+``owner``                S     hash key of GSI ``by-owner``
+``created_key``          S     range key of ``by-owner``: ``created_at + "#" + id``
+``type``, ``status``     S     the task's type and status
+``input``                S     JSON text (``null`` when no input)
+``result``               S     JSON text; absent when null
+``progress``, ``error``  S     JSON objects as text; absent when null
+``version``              N     +1 per applied change
+``created_at``,          S     RFC 3339 UTC with microseconds, fixed width
+``updated_at``,
+``deadline_at``,
+``started_at``,
+``finished_at``
+``expires_time``         S     exact ``expires_at`` (RFC 3339); set when terminal
+``expires_at``           N     TTL attribute: ``expires_time`` in epoch seconds, rounded up
+``heartbeat_seconds``    N     absent when the task has no heartbeat
+``last_sequence``        N     the highest processor sequence applied
+``idempotency_key``,     S     present when submitted with an Idempotency-Key
+``request_fingerprint``
+``open_shard``           S     hash key of sparse GSI ``by-deadline``; only while open
+``deadline_epoch``       N     its range key: ``deadline_at`` in epoch seconds (6 decimals)
+``hb_shard``             S     hash key of sparse GSI ``by-heartbeat``; only while RUNNING
+``heartbeat_due_epoch``  N     its range key: ``updated_at + heartbeat_seconds``
+=======================  ====  ====================================================
+
+Indexes: ``by-owner`` (``owner``, ``created_key``), ``by-deadline`` (``open_shard``,
+``deadline_epoch``), ``by-heartbeat`` (``hb_shard``, ``heartbeat_due_epoch``), all with
+projection ALL. The shard attributes spread the sweeper's indexes over
+:data:`DUE_SHARDS` partitions (``crc32(id) % DUE_SHARDS``); :meth:`due` queries each.
+TTL on ``expires_at``; stream ``NEW_AND_OLD_IMAGES``; billing ``PAY_PER_REQUEST``.
+
+A RUNNING change cannot tell in one ``UpdateItem`` whether the stored task has a heartbeat
+(DynamoDB has no conditional ``SET``), so every RUNNING task carries ``hb_shard``;
+``heartbeat_due_epoch = updated + if_not_exists(heartbeat_seconds, 10**10)``, which puts a
+task without a heartbeat centuries in the future, where the due query never reaches it.
+
+Payloads are stored as JSON text, not DynamoDB maps: JSON numbers (floats, big integers)
+round-trip exactly and the 400 KB item limit holds (input and result are 128 KiB each).
+
+Throttling and transient failures are retried with bounded, jittered exponential backoff;
+then a ``StorageError`` is raised (``raise ... from`` the botocore error). No botocore
+``ClientError`` leaves this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import random
+import re
+import time
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, ParamSpec, TypeVar, cast
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from taskmanager.domain.errors import InvalidCursorError, StorageError
+from taskmanager.domain.model import (
+    OPEN_STATUSES,
+    TERMINAL_STATUSES,
+    Progress,
+    Task,
+    TaskError,
+    TaskStatus,
+    format_time,
+)
+from taskmanager.domain.ports import Page, WriteResult
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TableDescriptionTypeDef
+
+    from taskmanager.domain.model import Change, Guard
+    from taskmanager.domain.ports import ListQuery
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+BY_OWNER: Final = "by-owner"
+BY_DEADLINE: Final = "by-deadline"
+BY_HEARTBEAT: Final = "by-heartbeat"
+TTL_ATTRIBUTE: Final = "expires_at"
+#: Partitions of the sweeper's sparse indexes; ``due`` makes two queries per shard.
+DUE_SHARDS: Final = 4
+#: ``heartbeat_due_epoch`` offset for a RUNNING task without a heartbeat (about 317 years).
+NO_HEARTBEAT_SECONDS: Final = 10**10
+
+#: Error codes worth another try: throttling and server-side failures.
+RETRYABLE_CODES: Final = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+    }
+)
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US: Final = timedelta(microseconds=1)
+_CREATED_KEY_RE: Final = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z#[^#]{1,64}$")
+
+
+def _epoch(value: datetime) -> str:
+    """Epoch seconds with exactly six decimals, as a DynamoDB number string."""
+    us = (value - _EPOCH) // _ONE_US
+    return f"{us // 1_000_000}.{us % 1_000_000:06d}"
+
+
+def _ttl_epoch(value: datetime) -> str:
+    return str(math.ceil((value - _EPOCH) / timedelta(seconds=1)))
+
+
+def _shard(task_id: str) -> str:
+    return str(zlib.crc32(task_id.encode()) % DUE_SHARDS)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _s(value: str) -> dict[str, Any]:
+    return {"S": value}
+
+
+def _n(value: int | str) -> dict[str, Any]:
+    return {"N": str(value)}
+
+
+def created_key(task: Task) -> str:
+    """The ``by-owner`` range key: sorts by creation time, then id."""
+    return f"{format_time(task.created_at)}#{task.id}"
+
+
+def task_to_item(task: Task) -> dict[str, Any]:
+    """The DynamoDB item (low-level attribute values) that stores ``task``."""
+    item: dict[str, Any] = {
+        "task_id": _s(task.id),
+        "owner": _s(task.owner),
+        "created_key": _s(created_key(task)),
+        "type": _s(task.type),
+        "status": _s(task.status.value),
+        "input": _s(_json(task.input)),
+        "version": _n(task.version),
+        "created_at": _s(format_time(task.created_at)),
+        "updated_at": _s(format_time(task.updated_at)),
+        "deadline_at": _s(format_time(task.deadline_at)),
+    }
+    optional_text = {
+        "result": None if task.result is None else _json(task.result),
+        "progress": None if task.progress is None else task.progress.model_dump_json(),
+        "error": None if task.error is None else task.error.model_dump_json(),
+        "started_at": None if task.started_at is None else format_time(task.started_at),
+        "finished_at": None if task.finished_at is None else format_time(task.finished_at),
+        "expires_time": None if task.expires_at is None else format_time(task.expires_at),
+        "idempotency_key": task.idempotency_key,
+        "request_fingerprint": task.request_fingerprint,
+    }
+    item.update({k: _s(v) for k, v in optional_text.items() if v is not None})
+    if task.expires_at is not None:
+        item[TTL_ATTRIBUTE] = _n(_ttl_epoch(task.expires_at))
+    if task.heartbeat_seconds is not None:
+        item["heartbeat_seconds"] = _n(task.heartbeat_seconds)
+    if task.last_sequence is not None:
+        item["last_sequence"] = _n(task.last_sequence)
+    if task.status in OPEN_STATUSES:
+        item["open_shard"] = _s(_shard(task.id))
+        item["deadline_epoch"] = _n(_epoch(task.deadline_at))
+    if task.status is TaskStatus.RUNNING:
+        item["hb_shard"] = _s(_shard(task.id))
+        offset = task.heartbeat_seconds or NO_HEARTBEAT_SECONDS
+        item["heartbeat_due_epoch"] = _n(_epoch(task.updated_at + timedelta(seconds=offset)))
+    return item
+
+
+def _text(image: Mapping[str, Any], name: str) -> str | None:
+    value = image.get(name)
+    return None if value is None else str(value["S"])
+
+
+def _number(image: Mapping[str, Any], name: str) -> int | None:
+    value = image.get(name)
+    return None if value is None else int(value["N"])
+
+
+def _time(image: Mapping[str, Any], name: str) -> datetime | None:
+    value = image.get(name)
+    return None if value is None else datetime.fromisoformat(value["S"])
+
+
+def task_from_image(image: Mapping[str, Any]) -> Task:
+    """Decode a DynamoDB-JSON item (``GetItem``, a query, a stream ``NewImage``/``OldImage``)
+    into a :class:`Task`. Index and TTL attributes are ignored."""
+    try:
+        progress = _text(image, "progress")
+        error = _text(image, "error")
+        result = _text(image, "result")
+        return Task(
+            id=image["task_id"]["S"],
+            owner=image["owner"]["S"],
+            type=image["type"]["S"],
+            status=TaskStatus(image["status"]["S"]),
+            input=json.loads(image["input"]["S"]),
+            version=int(image["version"]["N"]),
+            created_at=datetime.fromisoformat(image["created_at"]["S"]),
+            updated_at=datetime.fromisoformat(image["updated_at"]["S"]),
+            deadline_at=datetime.fromisoformat(image["deadline_at"]["S"]),
+            heartbeat_seconds=_number(image, "heartbeat_seconds"),
+            progress=None if progress is None else Progress.model_construct(**json.loads(progress)),
+            result=None if result is None else json.loads(result),
+            error=None if error is None else TaskError.model_construct(**json.loads(error)),
+            started_at=_time(image, "started_at"),
+            finished_at=_time(image, "finished_at"),
+            expires_at=_time(image, "expires_time"),
+            last_sequence=_number(image, "last_sequence"),
+            idempotency_key=_text(image, "idempotency_key"),
+            request_fingerprint=_text(image, "request_fingerprint"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StorageError(f"stored item is not a task: {exc!r}") from exc
+
+
+class _ConditionFailedError(Exception):
+    """A conditional write was refused; ``item`` is the stored item (ALL_OLD) or None."""
+
+    def __init__(self, item: Mapping[str, Any] | None, retried: bool) -> None:
+        super().__init__("conditional check failed")
+        self.item = item
+        self.retried = retried
+
+
+class DynamoDBTaskRepository:
+    """The :class:`~taskmanager.domain.ports.TaskRepository` on one DynamoDB table.
+
+    ``client`` is a boto3 DynamoDB client (built lazily and cached by the caller).
+    ``max_attempts`` bounds the tries of one request on throttling or transient errors;
+    ``base_delay`` and ``max_delay`` shape the full-jitter exponential backoff between them.
+    """
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        max_attempts: int = 5,
+        base_delay: float = 0.05,
+        max_delay: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._client = client
+        self.table_name = table_name
+        self._max_attempts = max_attempts
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._sleep = sleep
+
+    # -- sending with bounded retries --------------------------------------------------------
+    def _call(self, operation: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        name = getattr(operation, "__name__", "request")
+        attempt = 1
+        while True:
+            try:
+                return operation(*args, **kwargs)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code == "ConditionalCheckFailedException":
+                    item = cast("Mapping[str, Any] | None", exc.response.get("Item"))
+                    raise _ConditionFailedError(item, attempt > 1) from exc
+                if code not in RETRYABLE_CODES or attempt >= self._max_attempts:
+                    raise StorageError(
+                        f"DynamoDB {name} on {self.table_name} failed after {attempt} "
+                        f"attempt(s): {code or exc}",
+                        details={"operation": name, "code": code, "attempts": attempt},
+                    ) from exc
+            except BotoCoreError as exc:
+                if attempt >= self._max_attempts:
+                    raise StorageError(
+                        f"DynamoDB {name} on {self.table_name} failed after {attempt} "
+                        f"attempt(s): {exc}",
+                        details={"operation": name, "attempts": attempt},
+                    ) from exc
+            cap = min(self._max_delay, self._base_delay * 2 ** (attempt - 1))
+            self._sleep(random.uniform(0, cap))  # jitter, not cryptography
+            attempt += 1
+
+    # -- writes ------------------------------------------------------------------------------
+    def create(self, task: Task, now: datetime) -> WriteResult:
+        try:
+            self._call(
+                self._client.put_item,
+                TableName=self.table_name,
+                Item=task_to_item(task),
+                ConditionExpression="attribute_not_exists(#id) OR #expires <= :now",
+                ExpressionAttributeNames={"#id": "task_id", "#expires": "expires_time"},
+                ExpressionAttributeValues={":now": _s(format_time(now))},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _ConditionFailedError as refused:
+            existing = None if refused.item is None else task_from_image(refused.item)
+            if refused.retried and existing == task:
+                # An earlier attempt wrote it and its answer was lost: it is ours.
+                return WriteResult(True, task)
+            return WriteResult(False, existing)
+        return WriteResult(True, task)
+
+    def apply(self, guard: Guard, change: Change) -> WriteResult:
+        request = _update_request(guard, change)
+        try:
+            response = self._call(
+                self._client.update_item,
+                TableName=self.table_name,
+                Key={"task_id": _s(guard.task_id)},
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **request,
+            )
+        except _ConditionFailedError as refused:
+            return WriteResult(
+                False, None if refused.item is None else task_from_image(refused.item)
+            )
+        return WriteResult(True, task_from_image(response["Attributes"]))
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, task_id: str) -> Task | None:
+        response = self._call(
+            self._client.get_item,
+            TableName=self.table_name,
+            Key={"task_id": _s(task_id)},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return None if item is None else task_from_image(item)
+
+    def list_page(self, query: ListQuery, now: datetime) -> Page:
+        names = {"#owner": "owner", "#expires": "expires_time"}
+        values: dict[str, Any] = {":owner": _s(query.owner), ":now": _s(format_time(now))}
+        key = "#owner = :owner"
+        if query.cursor:
+            values[":after"] = _s(self._decode_cursor(query.cursor, query.owner))
+            names["#ck"] = "created_key"
+            key += " AND #ck < :after"
+        filters = ["(attribute_not_exists(#expires) OR #expires > :now)"]
+        if query.status is not None:
+            names["#status"] = "status"
+            values[":status"] = _s(query.status.value)
+            filters.append("#status = :status")
+        if query.type is not None:
+            names["#type"] = "type"
+            values[":type"] = _s(query.type)
+            filters.append("#type = :type")
+        wanted = query.limit + 1  # one more than a page tells whether another page exists
+        found: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        for _ in range(_MAX_LIST_REQUESTS):
+            extra: dict[str, Any] = {} if start is None else {"ExclusiveStartKey": start}
+            response = self._call(
+                self._client.query,
+                TableName=self.table_name,
+                IndexName=BY_OWNER,
+                KeyConditionExpression=key,
+                FilterExpression=" AND ".join(filters),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ScanIndexForward=False,
+                Limit=max(wanted - len(found), _MIN_LIST_READ),
+                **extra,
+            )
+            found += response.get("Items", [])
+            start = response.get("LastEvaluatedKey")
+            if len(found) >= wanted or start is None:
+                break
+        items = [task_from_image(item) for item in found[: query.limit]]
+        if len(found) > query.limit:
+            position: str | None = created_key(items[-1])
+        elif start is not None:
+            # The read budget ran out before a full page: continue from where it stopped.
+            position = start["created_key"]["S"]
+        else:
+            position = None
+        cursor = None if position is None else self._encode_cursor(position, query.owner)
+        return Page(items=items, next_cursor=cursor)
+
+    def due(self, now: datetime, limit: int) -> list[Task]:
+        due: dict[str, Task] = {}
+        for index in _DUE_INDEXES:
+            for shard in range(DUE_SHARDS):
+                for item in self._query_due(index, str(shard), now, limit):
+                    task = task_from_image(item)
+                    if task.due_at is not None and task.due_at <= now:
+                        due[task.id] = task
+        ordered = sorted(due.values(), key=lambda t: (t.due_at or now, t.id))
+        return ordered[:limit]
+
+    def _query_due(
+        self, index: _DueIndex, shard: str, now: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while len(items) < limit:
+            extra: dict[str, Any] = {} if start is None else {"ExclusiveStartKey": start}
+            response = self._call(
+                self._client.query,
+                TableName=self.table_name,
+                IndexName=index.name,
+                KeyConditionExpression="#shard = :shard AND #at <= :now",
+                ExpressionAttributeNames={"#shard": index.shard, "#at": index.at},
+                ExpressionAttributeValues={":shard": _s(shard), ":now": _n(_epoch(now))},
+                Limit=limit - len(items),
+                **extra,
+            )
+            items += response.get("Items", [])
+            start = response.get("LastEvaluatedKey")
+            if start is None:
+                break
+        return items
+
+    # -- cursors -----------------------------------------------------------------------------
+    def _check(self, owner: str, position: str) -> str:
+        digest = hashlib.sha256(f"{self.table_name}\x00{owner}\x00{position}".encode())
+        return base64.urlsafe_b64encode(digest.digest()[:9]).decode()
+
+    def _encode_cursor(self, position: str, owner: str) -> str:
+        raw = _json({"k": position, "c": self._check(owner, position)}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def _decode_cursor(self, cursor: str, owner: str) -> str:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            data = json.loads(raw)
+            position, check = data["k"], data["c"]
+        except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+            raise InvalidCursorError from exc
+        if not isinstance(position, str) or not isinstance(check, str):
+            raise InvalidCursorError
+        if not _CREATED_KEY_RE.match(position) or check != self._check(owner, position):
+            raise InvalidCursorError
+        return position
+
+
+class _DueIndex(NamedTuple):
+    name: str
+    shard: str
+    at: str
+
+
+_DUE_INDEXES: Final = (
+    _DueIndex(BY_DEADLINE, "open_shard", "deadline_epoch"),
+    _DueIndex(BY_HEARTBEAT, "hb_shard", "heartbeat_due_epoch"),
+)
+_MAX_LIST_REQUESTS: Final = 10
+_MIN_LIST_READ: Final = 25
+
+
+class _Expression:
+    """Names and values of one request's expressions, with placeholders made on demand."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attr: str) -> str:
+        self.names[f"#{attr}"] = attr
+        return f"#{attr}"
+
+    def value(self, key: str, value: dict[str, Any]) -> str:
+        self.values[f":{key}"] = value
+        return f":{key}"
+
+
+def _guard_condition(guard: Guard, x: _Expression) -> str:
+    """The ``ConditionExpression`` that holds iff ``guard`` holds of the stored item."""
+    conditions = [f"attribute_exists({x.name('task_id')})"]
+    statuses = sorted(s.value for s in guard.statuses)
+    if statuses:
+        options = ", ".join(x.value(f"g{n}", _s(s)) for n, s in enumerate(statuses))
+        conditions.append(f"{x.name('status')} IN ({options})")
+    else:
+        conditions.append(f"attribute_not_exists({x.name('task_id')})")
+    if guard.sequence is not None:
+        seq = x.name("last_sequence")
+        bound = x.value("gseq", _n(guard.sequence))
+        conditions.append(f"(attribute_not_exists({seq}) OR {seq} < {bound})")
+    if guard.owner is not None:
+        conditions.append(f"{x.name('owner')} = {x.value('gowner', _s(guard.owner))}")
+    if guard.version is not None:
+        conditions.append(f"{x.name('version')} = {x.value('gversion', _n(guard.version))}")
+    return " AND ".join(conditions)
+
+
+def _index_updates(
+    task_id: str, status: TaskStatus, updated: datetime, x: _Expression
+) -> tuple[list[str], list[str]]:
+    """SET and REMOVE clauses that keep the sweeper's sparse index attributes right."""
+    if status is TaskStatus.RUNNING:
+        due = (
+            f"{x.value('updated_epoch', _n(_epoch(updated)))} + "
+            f"if_not_exists({x.name('heartbeat_seconds')}, "
+            f"{x.value('no_heartbeat', _n(NO_HEARTBEAT_SECONDS))})"
+        )
+        sets = [
+            f"{x.name('hb_shard')} = {x.value('hb_shard', _s(_shard(task_id)))}",
+            f"{x.name('heartbeat_due_epoch')} = {due}",
+        ]
+        return sets, []
+    removes = [x.name("hb_shard"), x.name("heartbeat_due_epoch")]
+    if status in TERMINAL_STATUSES:
+        removes += [x.name("open_shard"), x.name("deadline_epoch")]
+    return [], removes
+
+
+def _update_request(guard: Guard, change: Change) -> dict[str, Any]:
+    """The ``UpdateItem`` arguments that apply ``change`` iff ``guard`` holds: the same
+    result as :func:`~taskmanager.domain.model.apply_change`, computed by DynamoDB."""
+    x = _Expression()
+    condition = _guard_condition(guard, x)
+    status = change.status
+    version = x.name("version")
+    sets = [
+        f"{x.name('status')} = {x.value('status', _s(status.value))}",
+        f"{version} = {version} + {x.value('one', _n(1))}",
+        f"{x.name('updated_at')} = {x.value('updated', _s(format_time(change.updated_at)))}",
+    ]
+    removes: list[str] = []
+    texts: dict[str, str | None] = {
+        "result": None if change.result is None else _json(change.result),
+        "error": None if change.error is None else change.error.model_dump_json(),
+        "finished_at": None if change.finished_at is None else format_time(change.finished_at),
+        "expires_time": None if change.expires_at is None else format_time(change.expires_at),
+    }
+    if status is TaskStatus.RUNNING:
+        # A RUNNING change without progress keeps the stored progress (a bare heartbeat).
+        if change.progress is not None:
+            texts["progress"] = change.progress.model_dump_json()
+    else:
+        texts["progress"] = None
+    for attr, text in texts.items():
+        if text is None:
+            removes.append(x.name(attr))
+        else:
+            sets.append(f"{x.name(attr)} = {x.value(attr, _s(text))}")
+    ttl = x.name(TTL_ATTRIBUTE)
+    if change.expires_at is None:
+        removes.append(ttl)
+    else:
+        sets.append(f"{ttl} = {x.value('ttl', _n(_ttl_epoch(change.expires_at)))}")
+    if change.started_at is not None:
+        started = x.name("started_at")
+        at = x.value("started", _s(format_time(change.started_at)))
+        sets.append(f"{started} = if_not_exists({started}, {at})")
+    if change.sequence is not None:
+        sets.append(f"{x.name('last_sequence')} = {x.value('seq', _n(change.sequence))}")
+    index_sets, index_removes = _index_updates(guard.task_id, status, change.updated_at, x)
+    expression = "SET " + ", ".join(sets + index_sets)
+    if removes or index_removes:
+        expression += " REMOVE " + ", ".join(removes + index_removes)
+    return {
+        "UpdateExpression": expression,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": x.names,
+        "ExpressionAttributeValues": x.values,
+    }
+
+
+def create_table(client: DynamoDBClient, table_name: str) -> TableDescriptionTypeDef:
+    """Create the task table with exactly the layout in this module's docstring (indexes,
+    stream, TTL, on-demand billing), wait until it is active, and return its description."""
+
+    def gsi(name: str, hash_key: str, range_key: str) -> Any:
+        return {
+            "IndexName": name,
+            "KeySchema": [
+                {"AttributeName": hash_key, "KeyType": "HASH"},
+                {"AttributeName": range_key, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+
+    client.create_table(
+        TableName=table_name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "task_id", "AttributeType": "S"},
+            {"AttributeName": "owner", "AttributeType": "S"},
+            {"AttributeName": "created_key", "AttributeType": "S"},
+            {"AttributeName": "open_shard", "AttributeType": "S"},
+            {"AttributeName": "deadline_epoch", "AttributeType": "N"},
+            {"AttributeName": "hb_shard", "AttributeType": "S"},
+            {"AttributeName": "heartbeat_due_epoch", "AttributeType": "N"},
+        ],
+        KeySchema=[{"AttributeName": "task_id", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            gsi(BY_OWNER, "owner", "created_key"),
+            gsi(BY_DEADLINE, "open_shard", "deadline_epoch"),
+            gsi(BY_HEARTBEAT, "hb_shard", "heartbeat_due_epoch"),
+        ],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    client.get_waiter("table_exists").wait(
+        TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    client.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+    )
+    return client.describe_table(TableName=table_name)["Table"]

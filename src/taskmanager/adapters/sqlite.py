@@ -1,0 +1,563 @@
+"""SQLite: the embedded default store for one machine (``taskmanager serve``).
+
+One database file holds the tasks and the **outbox**. Every write is one transaction:
+
+- submit is one ``INSERT`` (an expired task with the same id is replaced by the same
+  statement's upsert; a live one is returned unchanged for replay detection);
+- every guarded change is one ``UPDATE ... WHERE <guard> RETURNING *``: the guard (prior
+  status, sequence bound, owner, version) is part of the ``WHERE`` clause, so two racing
+  writers can never both apply. When no row comes back, the stored row is read inside the
+  same transaction so the caller can classify the refusal;
+- the events of the committed change (``events_for_change``) are inserted into the
+  ``outbox`` table in that same transaction, so a crash after ``COMMIT`` loses nothing: the
+  dispatcher (:func:`taskmanager.domain.services.dispatch_outbox`) delivers what is pending
+  at least once and deletes it when delivered.
+
+The file runs in WAL mode with ``synchronous=NORMAL`` (a committed change survives the
+process being killed; ``synchronous="FULL"`` also survives power loss) and a busy timeout,
+so several threads (one connection each) and several processes can share it. Writers take
+the write lock up front (``BEGIN IMMEDIATE``), so no transaction fails half way on an
+upgrade from a read lock.
+
+The schema carries a version in ``schema_version``. Opening an older file migrates it in
+one transaction; opening a file written by newer code raises ``StorageSchemaError``.
+List cursors are signed with a random key kept in the file, so a cursor that was altered,
+forged or issued for another owner is refused with ``InvalidCursorError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import threading
+import weakref
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from taskmanager.domain.errors import InvalidCursorError, StorageError, StorageSchemaError
+from taskmanager.domain.events import (
+    TaskCreated,
+    TaskFailed,
+    TaskRunning,
+    TaskSuccessful,
+    event_detail_json,
+    events_for_change,
+)
+from taskmanager.domain.model import (
+    TERMINAL_STATUSES,
+    Progress,
+    Task,
+    TaskError,
+    TaskStatus,
+    format_time,
+)
+from taskmanager.domain.ports import OutboxEntry, Page, WriteResult
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from taskmanager.domain.events import OutboundEvent
+    from taskmanager.domain.model import Change, Guard
+    from taskmanager.domain.ports import ListQuery
+
+#: ``UPDATE ... RETURNING`` arrived in SQLite 3.35.0.
+MIN_SQLITE_VERSION: Final = (3, 35, 0)
+#: The schema this code writes. Older files are migrated on open; newer ones are refused.
+SCHEMA_VERSION: Final = 2
+BUSY_TIMEOUT_MS: Final = 30_000
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_DETAIL_CLASSES: Final[dict[str, type[OutboundEvent]]] = {
+    cls.DETAIL_TYPE: cls for cls in (TaskCreated, TaskRunning, TaskSuccessful, TaskFailed)
+}
+
+_COLUMNS: Final = (
+    "id, owner, type, status, input, version, created_at, updated_at, deadline_at, "
+    "heartbeat_seconds, progress, result, error, started_at, finished_at, expires_at, "
+    "last_sequence, idempotency_key, request_fingerprint"
+)
+
+
+def _migrate_to_1(db: sqlite3.Connection) -> None:
+    """Tasks, the outbox, and the indexes for listing and for the sweeper."""
+    db.execute(
+        """
+        CREATE TABLE tasks (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            type TEXT NOT NULL,
+            status TEXT NOT NULL,
+            input TEXT NOT NULL,            -- JSON text
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,       -- RFC 3339, fixed width: sorts as text
+            updated_at TEXT NOT NULL,
+            deadline_at TEXT NOT NULL,
+            heartbeat_seconds INTEGER,
+            progress TEXT,                  -- JSON object or NULL
+            result TEXT,                    -- JSON text or NULL (absent)
+            error TEXT,                     -- JSON object or NULL
+            started_at TEXT,
+            finished_at TEXT,
+            expires_at TEXT,
+            last_sequence INTEGER,
+            idempotency_key TEXT,
+            request_fingerprint TEXT,
+            deadline_us INTEGER NOT NULL,   -- deadline_at in epoch microseconds
+            due_us INTEGER                  -- when the sweeper must look; NULL once terminal
+        )
+        """
+    )
+    db.execute("CREATE INDEX tasks_by_owner ON tasks (owner, created_at, id)")
+    db.execute("CREATE INDEX tasks_by_due ON tasks (due_us) WHERE due_us IS NOT NULL")
+    db.execute(
+        """
+        CREATE TABLE outbox (
+            position INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL,
+            detail_type TEXT NOT NULL,
+            detail TEXT NOT NULL
+        )
+        """
+    )
+
+
+def _migrate_to_2(db: sqlite3.Connection) -> None:
+    """A per-file secret that signs list cursors."""
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    db.execute("INSERT INTO meta (key, value) VALUES ('cursor_key', ?)", (os.urandom(32),))
+
+
+#: ``MIGRATIONS[n]`` takes a file from version n to n + 1.
+MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
+    _migrate_to_1,
+    _migrate_to_2,
+)
+
+
+_ONE_US: Final = timedelta(microseconds=1)
+
+
+def _epoch_us(value: datetime) -> int:
+    return (value - _EPOCH) // _ONE_US
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _text(value: datetime | None) -> str | None:
+    return None if value is None else format_time(value)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _due_us(task: Task) -> int | None:
+    due = task.due_at
+    return None if due is None else _epoch_us(due)
+
+
+def _row_to_task(row: Sequence[Any]) -> Task:
+    progress = row[10]
+    error = row[12]
+    return Task(
+        row[0],
+        row[1],
+        row[2],
+        TaskStatus(row[3]),
+        json.loads(row[4]),
+        row[5],
+        datetime.fromisoformat(row[6]),
+        datetime.fromisoformat(row[7]),
+        datetime.fromisoformat(row[8]),
+        row[9],
+        None if progress is None else Progress.model_construct(**json.loads(progress)),
+        None if row[11] is None else json.loads(row[11]),
+        None if error is None else TaskError.model_construct(**json.loads(error)),
+        _time(row[13]),
+        _time(row[14]),
+        _time(row[15]),
+        row[16],
+        row[17],
+        row[18],
+    )
+
+
+def _task_params(task: Task) -> tuple[Any, ...]:
+    return (
+        task.id,
+        task.owner,
+        task.type,
+        task.status.value,
+        _dumps(task.input),
+        task.version,
+        format_time(task.created_at),
+        format_time(task.updated_at),
+        format_time(task.deadline_at),
+        task.heartbeat_seconds,
+        None if task.progress is None else task.progress.model_dump_json(),
+        None if task.result is None else _dumps(task.result),
+        None if task.error is None else task.error.model_dump_json(),
+        _text(task.started_at),
+        _text(task.finished_at),
+        _text(task.expires_at),
+        task.last_sequence,
+        task.idempotency_key,
+        task.request_fingerprint,
+        _epoch_us(task.deadline_at),
+        _due_us(task),
+    )
+
+
+_INSERT: Final = (
+    f"INSERT INTO tasks ({_COLUMNS}, deadline_us, due_us) "
+    f"VALUES ({', '.join('?' * 21)}) "
+    # The upsert replaces only an expired row (expires_at <= now); otherwise nothing changes.
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*_COLUMNS.split(", ")[1:], "deadline_us", "due_us"))
+    + " WHERE tasks.expires_at IS NOT NULL AND tasks.expires_at <= ? "
+    "RETURNING id"
+)
+_SELECT_ONE: Final = f"SELECT {_COLUMNS} FROM tasks WHERE id = ?"
+_INSERT_EVENT: Final = "INSERT INTO outbox (event_id, detail_type, detail) VALUES (?, ?, ?)"
+
+
+class _Connection:
+    """One thread's connection (a weak reference target; ``sqlite3.Connection`` is not)."""
+
+    __slots__ = ("__weakref__", "db")
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+
+class SQLiteTaskRepository:
+    """A :class:`~taskmanager.domain.ports.TaskRepository` and ``Outbox`` in one SQLite file.
+
+    Thread-safe: each thread gets its own connection to the file. Process-safe: SQLite's
+    file locks serialise writers; every write is one short ``BEGIN IMMEDIATE`` transaction.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
+        if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+            raise StorageError(
+                f"SQLite {sqlite3.sqlite_version} is too old; "
+                f"{'.'.join(map(str, MIN_SQLITE_VERSION))} or newer is needed (UPDATE ... "
+                "RETURNING)"
+            )
+        if synchronous.upper() not in {"NORMAL", "FULL", "EXTRA"}:
+            raise ValueError("synchronous must be NORMAL, FULL or EXTRA")
+        self.path = os.fspath(path)
+        self._synchronous = synchronous.upper()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        # Weak: a thread that ends drops its connection (SQLite closes it when collected).
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._closed = False
+        self._cursor_key = self._open_schema()
+
+    # -- connections and schema --------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            # Each connection is used by its own thread only; check_same_thread=False just
+            # lets close() shut them all from whichever thread closes the repository.
+            db = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False,
+            )
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        return db
+
+    def _db(self) -> sqlite3.Connection:
+        holder: _Connection | None = getattr(self._local, "holder", None)
+        if holder is None:
+            if self._closed:
+                raise StorageError("the SQLite repository is closed")
+            holder = _Connection(self._connect())
+            self._local.holder = holder
+            with self._lock:
+                self._connections.add(holder)
+        return holder.db
+
+    def _open_schema(self) -> bytes:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                row = db.execute("SELECT version FROM schema_version").fetchone()
+                found = 0 if row is None else int(row[0])
+                if found > SCHEMA_VERSION:
+                    raise StorageSchemaError(
+                        f"{self.path} has schema version {found}, but this taskmanager "
+                        f"understands up to version {SCHEMA_VERSION}; upgrade taskmanager "
+                        "or open another file",
+                        details={"path": self.path, "found": found, "supported": SCHEMA_VERSION},
+                    )
+                for migrate in MIGRATIONS[found:]:
+                    migrate(db)
+                if row is None:
+                    db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                elif found < SCHEMA_VERSION:
+                    db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+                key = db.execute("SELECT value FROM meta WHERE key = 'cursor_key'").fetchone()
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot prepare SQLite database {self.path}: {exc}") from exc
+        return bytes(key[0])
+
+    @property
+    def schema_version(self) -> int:
+        row = self._db().execute("SELECT version FROM schema_version").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        """Close every connection this repository opened (from any thread)."""
+        with self._lock:
+            self._closed = True
+            holders, self._connections = list(self._connections), weakref.WeakSet()
+        for holder in holders:
+            holder.db.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> SQLiteTaskRepository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes ------------------------------------------------------------------------------
+    def _write(self, step: Callable[[sqlite3.Connection], WriteResult]) -> WriteResult:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = step(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite write failed: {exc}") from exc
+        return result
+
+    @staticmethod
+    def _append_events(db: sqlite3.Connection, old: Task | None, new: Task) -> None:
+        events = events_for_change(old, new)
+        if events:
+            db.executemany(
+                _INSERT_EVENT,
+                [(e.event_id, e.DETAIL_TYPE, event_detail_json(e)) for e in events],
+            )
+
+    def create(self, task: Task, now: datetime) -> WriteResult:
+        params = (*_task_params(task), format_time(now))
+
+        def step(db: sqlite3.Connection) -> WriteResult:
+            if db.execute(_INSERT, params).fetchone() is None:
+                row = db.execute(_SELECT_ONE, (task.id,)).fetchone()
+                return WriteResult(False, _row_to_task(row))
+            self._append_events(db, None, task)
+            return WriteResult(True, task)
+
+        return self._write(step)
+
+    def apply(self, guard: Guard, change: Change) -> WriteResult:
+        sql, params = _update_statement(guard, change)
+
+        def step(db: sqlite3.Connection) -> WriteResult:
+            row = db.execute(sql, params).fetchone()
+            if row is None:
+                stored = db.execute(_SELECT_ONE, (guard.task_id,)).fetchone()
+                return WriteResult(False, None if stored is None else _row_to_task(stored))
+            new = _row_to_task(row)
+            # The guarded UPDATE moved the version by exactly one; the row before it is the
+            # new one at version - 1 as far as events_for_change is concerned.
+            self._append_events(db, new._replace(version=new.version - 1), new)
+            return WriteResult(True, new)
+
+        return self._write(step)
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, task_id: str) -> Task | None:
+        try:
+            row = self._db().execute(_SELECT_ONE, (task_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite read failed: {exc}") from exc
+        return None if row is None else _row_to_task(row)
+
+    def list_page(self, query: ListQuery, now: datetime) -> Page:
+        where = ["owner = ?", "(expires_at IS NULL OR expires_at > ?)"]
+        params: list[Any] = [query.owner, format_time(now)]
+        if query.status is not None:
+            where.append("status = ?")
+            params.append(query.status.value)
+        if query.type is not None:
+            where.append("type = ?")
+            params.append(query.type)
+        if query.cursor:
+            created, task_id = self._decode_cursor(query.cursor, query.owner)
+            where.append("(created_at, id) < (?, ?)")
+            params += [created, task_id]
+        params.append(query.limit + 1)
+        sql = (
+            f"SELECT {_COLUMNS} FROM tasks WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
+        try:
+            rows = self._db().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite read failed: {exc}") from exc
+        items = [_row_to_task(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        cursor = self._encode_cursor(items[-1], query.owner) if more else None
+        return Page(items=items, next_cursor=cursor)
+
+    def due(self, now: datetime, limit: int) -> list[Task]:
+        sql = (
+            f"SELECT {_COLUMNS} FROM tasks WHERE due_us IS NOT NULL AND due_us <= ? "
+            "ORDER BY due_us LIMIT ?"
+        )
+        try:
+            rows = self._db().execute(sql, (_epoch_us(now), limit)).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite read failed: {exc}") from exc
+        return [_row_to_task(row) for row in rows]
+
+    # -- cursors -----------------------------------------------------------------------------
+    def _signature(self, owner: str, created: str, task_id: str) -> bytes:
+        message = f"{owner}\x00{created}\x00{task_id}".encode()
+        return hmac.new(self._cursor_key, message, hashlib.sha256).digest()[:16]
+
+    def _encode_cursor(self, task: Task, owner: str) -> str:
+        created = format_time(task.created_at)
+        payload = _dumps([created, task.id]).encode()
+        sig = self._signature(owner, created, task.id)
+        return (
+            base64.urlsafe_b64encode(payload).decode().rstrip("=")
+            + "."
+            + base64.urlsafe_b64encode(sig).decode().rstrip("=")
+        )
+
+    def _decode_cursor(self, cursor: str, owner: str) -> tuple[str, str]:
+        try:
+            payload_b64, sig_b64 = cursor.split(".")
+            payload = base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4))
+            sig = base64.urlsafe_b64decode(sig_b64 + "=" * (-len(sig_b64) % 4))
+            created, task_id = json.loads(payload)
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise InvalidCursorError from exc
+        if not isinstance(created, str) or not isinstance(task_id, str):
+            raise InvalidCursorError
+        if not hmac.compare_digest(sig, self._signature(owner, created, task_id)):
+            raise InvalidCursorError
+        return created, task_id
+
+    # -- Outbox ------------------------------------------------------------------------------
+    def pending(self, limit: int) -> list[OutboxEntry]:
+        try:
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT position, detail_type, detail FROM outbox ORDER BY position LIMIT ?",
+                    (limit,),
+                )
+                .fetchall()
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite read failed: {exc}") from exc
+        return [
+            OutboxEntry(position, _DETAIL_CLASSES[detail_type].model_validate_json(detail))
+            for position, detail_type, detail in rows
+        ]
+
+    def mark_delivered(self, positions: Sequence[int]) -> None:
+        if not positions:
+            return
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("DELETE FROM outbox WHERE position = ?", [(p,) for p in positions])
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite write failed: {exc}") from exc
+
+    @property
+    def undelivered(self) -> list[OutboxEntry]:
+        """Every entry not yet delivered, oldest first."""
+        count = self._db().execute("SELECT count(*) FROM outbox").fetchone()[0]
+        return self.pending(int(count))
+
+
+# --- the guarded UPDATE ---------------------------------------------------------------------
+
+_TERMINAL_VALUES: Final = frozenset(s.value for s in TERMINAL_STATUSES)
+
+
+def _update_statement(guard: Guard, change: Change) -> tuple[str, list[Any]]:
+    """``UPDATE tasks SET <change> WHERE <guard> RETURNING <task>``, with its parameters."""
+    status = change.status
+    sets = ["status = ?", "version = version + 1", "updated_at = ?"]
+    params: list[Any] = [status.value, format_time(change.updated_at)]
+    if status is TaskStatus.RUNNING:
+        if change.progress is not None:
+            sets.append("progress = ?")
+            params.append(change.progress.model_dump_json())
+        updated_us = _epoch_us(change.updated_at)
+        sets.append(
+            "due_us = CASE WHEN heartbeat_seconds IS NULL THEN deadline_us "
+            "ELSE min(deadline_us, ? + heartbeat_seconds * 1000000) END"
+        )
+        params.append(updated_us)
+    else:
+        sets.append("progress = NULL")
+        sets.append("due_us = NULL" if status.value in _TERMINAL_VALUES else "due_us = deadline_us")
+    sets += ["result = ?", "error = ?", "finished_at = ?", "expires_at = ?"]
+    params += [
+        None if change.result is None else _dumps(change.result),
+        None if change.error is None else change.error.model_dump_json(),
+        _text(change.finished_at),
+        _text(change.expires_at),
+    ]
+    if change.started_at is not None:
+        sets.append("started_at = coalesce(started_at, ?)")
+        params.append(format_time(change.started_at))
+    if change.sequence is not None:
+        sets.append("last_sequence = ?")
+        params.append(change.sequence)
+
+    statuses = sorted(s.value for s in guard.statuses)
+    where = [f"id = ? AND status IN ({', '.join('?' * len(statuses))})"]
+    params += [guard.task_id, *statuses]
+    if guard.sequence is not None:
+        where.append("(last_sequence IS NULL OR last_sequence < ?)")
+        params.append(guard.sequence)
+    if guard.owner is not None:
+        where.append("owner = ?")
+        params.append(guard.owner)
+    if guard.version is not None:
+        where.append("version = ?")
+        params.append(guard.version)
+    sql = f"UPDATE tasks SET {', '.join(sets)} WHERE {' AND '.join(where)} RETURNING {_COLUMNS}"
+    return sql, params

@@ -1,0 +1,353 @@
+"""The client SDK: submit, get, list, cancel and wait for tasks over the HTTP API.
+
+    client = TaskClient("https://abc123.execute-api.eu-west-1.amazonaws.com",
+                        auth=SigV4Auth(region="eu-west-1"))
+    task = client.submit("report.render", {"rows": 10}, idempotency_key="order-42")
+    done = client.wait(task.id, timeout=600, on_progress=lambda t: print(t.progress))
+
+Standard library HTTP (``urllib``); botocore only for SigV4 signing. Errors mirror the API's
+error body: :class:`ApiError` carries ``status``, ``code``, ``message`` and ``details``, with
+one subclass per code the API documents.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from taskmanager.domain.events import TaskResource
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+#: HTTP statuses worth retrying for a request that is safe to repeat.
+_RETRYABLE: Final = frozenset({429, 502, 503, 504})
+
+
+class TaskPage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    items: list[TaskResource]
+    next_cursor: str | None = None
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """An error response of the API: ``{"error": {"code", "message", "details"}}``."""
+
+    code: ClassVar[str] = "API_ERROR"
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code  # type: ignore[misc]  # the code the server sent
+        self.message = message
+        self.details = details
+
+
+class InvalidRequestError(ApiError):
+    code = "INVALID_REQUEST"
+
+
+class PayloadTooLargeError(ApiError):
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaTypeError(ApiError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class UnauthenticatedError(ApiError):
+    code = "UNAUTHENTICATED"
+
+
+class TaskNotFoundError(ApiError):
+    code = "TASK_NOT_FOUND"
+
+
+class TaskAlreadyFinishedError(ApiError):
+    code = "TASK_ALREADY_FINISHED"
+
+
+class IdempotencyKeyReusedError(ApiError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class ServiceUnavailableError(ApiError):
+    code = "STORAGE_UNAVAILABLE"
+
+
+_ERRORS: Final[dict[str, type[ApiError]]] = {
+    cls.code: cls
+    for cls in (
+        InvalidRequestError,
+        PayloadTooLargeError,
+        UnsupportedMediaTypeError,
+        UnauthenticatedError,
+        TaskNotFoundError,
+        TaskAlreadyFinishedError,
+        IdempotencyKeyReusedError,
+        ServiceUnavailableError,
+    )
+}
+
+
+class WaitTimeoutError(TimeoutError):
+    """``wait`` gave up before the task finished; ``task`` is the last state seen."""
+
+    def __init__(self, task: TaskResource, timeout: float) -> None:
+        super().__init__(f"task {task.id} still {task.status} after {timeout} s")
+        self.task = task
+
+
+def _api_error(status: int, body: bytes) -> ApiError:
+    try:
+        error = json.loads(body)["error"]
+        code, message = str(error["code"]), str(error["message"])
+        details = error.get("details")
+    except (ValueError, KeyError, TypeError):
+        # Not our error body (a gateway's own 403, a proxy's 502).
+        text = body.decode("utf-8", "replace")[:500]
+        code, message, details = f"HTTP_{status}", text or f"HTTP {status}", None
+    return _ERRORS.get(code, ApiError)(status, code, message, details)
+
+
+# --- auth -----------------------------------------------------------------------------------
+
+
+class Auth(Protocol):
+    def headers(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> dict[str, str]:
+        """Headers to add to this request."""
+        ...
+
+
+class BearerAuth:
+    """``Authorization: Bearer <token>`` (an HTTP API with a JWT authorizer)."""
+
+    def __init__(self, token: str | Callable[[], str]) -> None:
+        self._token = token
+
+    def headers(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> dict[str, str]:
+        token = self._token() if callable(self._token) else self._token
+        return {"Authorization": f"Bearer {token}"}
+
+
+class SigV4Auth:
+    """Signs each request with AWS Signature Version 4 (an HTTP API with IAM
+    authorization), using botocore's signer and the default credential chain unless a
+    botocore/boto3 session is given."""
+
+    def __init__(
+        self, region: str | None = None, *, service: str = "execute-api", session: Any = None
+    ) -> None:
+        import botocore.session  # noqa: PLC0415 (only signed clients need botocore)
+
+        self._session = session or botocore.session.get_session()
+        self.region = region or self._session.get_config_variable("region")
+        if not self.region:
+            raise ValueError("SigV4Auth needs a region (argument or AWS configuration)")
+        self.service = service
+
+    def headers(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> dict[str, str]:
+        from botocore.auth import SigV4Auth as Signer  # noqa: PLC0415
+        from botocore.awsrequest import AWSRequest  # noqa: PLC0415
+
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise RuntimeError("no AWS credentials found to sign the request")
+        request = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
+        Signer(credentials.get_frozen_credentials(), self.service, self.region).add_auth(request)
+        return {k: v for k, v in request.headers.items() if k.lower() not in _lower(headers)}
+
+
+def _lower(headers: Mapping[str, str]) -> set[str]:
+    return {k.lower() for k in headers}
+
+
+# --- the client -----------------------------------------------------------------------------
+
+
+class Response:
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = {k.lower(): v for k, v in headers.items()}
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds from ``Retry-After`` (delta-seconds form), if given."""
+        value = self.headers.get("retry-after")
+        try:
+            return max(0.0, float(value)) if value is not None else None
+        except ValueError:
+            return None
+
+
+class TaskClient:
+    """A client of the task API at ``base_url``.
+
+    ``auth``: None (the local server), :class:`SigV4Auth` (IAM) or :class:`BearerAuth` (JWT).
+    Safe requests (reads, cancels, submits with an idempotency key) are retried on 429 and
+    5xx gateway errors, up to ``retries`` times with exponential backoff that honours
+    ``Retry-After``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: Auth | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.timeout = timeout
+        self.retries = retries
+        self._sleep = sleep
+        self._clock = clock
+
+    # -- operations --
+    def submit(
+        self,
+        type: str,
+        input: Any = None,
+        *,
+        timeout_seconds: int | None = None,
+        heartbeat_seconds: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> TaskResource:
+        """Submit a task; with ``idempotency_key`` a retry returns the same task."""
+        body: dict[str, Any] = {"type": type, "input": input}
+        if timeout_seconds is not None:
+            body["timeout_seconds"] = timeout_seconds
+        if heartbeat_seconds is not None:
+            body["heartbeat_seconds"] = heartbeat_seconds
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        response = self.request(
+            "POST", "/tasks", body, headers=headers, retry=idempotency_key is not None
+        )
+        return TaskResource.model_validate_json(response.body)
+
+    def get(self, task_id: str) -> TaskResource:
+        return TaskResource.model_validate_json(self._get_response(task_id).body)
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        type: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        """One page of the caller's tasks, newest first."""
+        query = {"status": status, "type": type, "limit": limit, "cursor": cursor}
+        params = {k: str(v) for k, v in query.items() if v is not None}
+        path = "/tasks" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        return TaskPage.model_validate_json(self.request("GET", path).body)
+
+    def cancel(self, task_id: str) -> TaskResource:
+        """Cancel an open task (it fails with ``CANCELLED``)."""
+        response = self.request("POST", f"/tasks/{_quote(task_id)}/cancel")
+        return TaskResource.model_validate_json(response.body)
+
+    def wait(
+        self,
+        task_id: str,
+        timeout: float | None = None,
+        *,
+        on_progress: Callable[[TaskResource], None] | None = None,
+        initial_interval: float = 0.2,
+        max_interval: float = 10.0,
+    ) -> TaskResource:
+        """Poll until the task is SUCCESSFUL or FAILED and return it.
+
+        Between polls it waits at least the server's ``Retry-After`` and backs off
+        exponentially from ``initial_interval`` to ``max_interval``. ``on_progress`` is
+        called with the task each time a poll shows a new version while it is open.
+        Raises :class:`WaitTimeoutError` after ``timeout`` seconds (None: no limit)."""
+        deadline = None if timeout is None else self._clock() + timeout
+        interval = initial_interval
+        seen_version = 0
+        while True:
+            response = self._get_response(task_id)
+            task = TaskResource.model_validate_json(response.body)
+            if task.status in ("SUCCESSFUL", "FAILED"):
+                return task
+            if on_progress is not None and task.version > seen_version:
+                on_progress(task)
+            seen_version = task.version
+            delay = max(interval, response.retry_after or 0.0)
+            interval = min(interval * 2, max_interval)
+            if deadline is not None:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    raise WaitTimeoutError(task, timeout or 0.0)
+                delay = min(delay, remaining)
+            self._sleep(delay)
+
+    # -- HTTP --
+    def _get_response(self, task_id: str) -> Response:
+        return self.request("GET", f"/tasks/{_quote(task_id)}")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        retry: bool | None = None,
+    ) -> Response:
+        """One API call; raises :class:`ApiError` (or a subclass) for an error response."""
+        retry = method in ("GET", "HEAD") or path.endswith("/cancel") if retry is None else retry
+        attempts = 1 + (self.retries if retry else 0)
+        backoff = 0.2
+        for attempt in range(attempts):
+            response = self._send(method, path, body, headers or {})
+            if response.status < 400:
+                return response
+            if attempt + 1 < attempts and response.status in _RETRYABLE:
+                self._sleep(max(backoff, response.retry_after or 0.0))
+                backoff *= 2
+                continue
+            raise _api_error(response.status, response.body)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, method: str, path: str, body: Any, extra: Mapping[str, str]) -> Response:
+        url = self.base_url + path
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Accept": "application/json", **extra}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self.auth is not None:
+            headers.update(self.auth.headers(method, url, headers, data))
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+                return Response(reply.status, dict(reply.headers), reply.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return Response(exc.code, dict(exc.headers), exc.read())
+
+
+def _quote(task_id: str) -> str:
+    return urllib.parse.quote(task_id, safe="")

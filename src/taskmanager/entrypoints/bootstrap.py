@@ -1,0 +1,130 @@
+"""The one place that chooses adapters.
+
+Settings come from environment variables whose names match the Terraform ones; the AWS
+dependencies (boto3 clients, the DynamoDB repository, the EventBridge publisher) are built on
+first use and cached for the life of the process, so warm Lambda invocations reuse them.
+Nothing here reads the environment or builds a client at import time.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from taskmanager.domain.model import (
+    DEFAULT_RETENTION_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_TIMEOUT_SECONDS,
+    MIN_TIMEOUT_SECONDS,
+)
+from taskmanager.domain.services import Policy
+
+if TYPE_CHECKING:
+    from taskmanager.domain.ports import Clock, EventPublisher, IdFactory, TaskRepository
+
+OwnerClaim = Literal["iam", "jwt_sub"]
+
+
+class Settings(BaseSettings):
+    """Deployment settings: ``TASKMANAGER_*`` environment variables (the Terraform names)."""
+
+    model_config = SettingsConfigDict(env_prefix="TASKMANAGER_", frozen=True, extra="ignore")
+
+    table_name: str = Field(min_length=3, max_length=255)
+    event_bus_name: str = "default"
+    event_source: str = Field("taskmanager", min_length=1, max_length=256)
+    default_timeout_seconds: int = Field(
+        DEFAULT_TIMEOUT_SECONDS, ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS
+    )
+    retention_seconds: int = Field(DEFAULT_RETENTION_SECONDS, ge=1)
+    owner_claim: OwnerClaim = "iam"
+    #: How many overdue tasks one sweeper invocation fails at most.
+    sweep_limit: int = Field(500, ge=1, le=10_000)
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(
+            default_timeout_seconds=self.default_timeout_seconds,
+            retention_seconds=self.retention_seconds,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    """What the use cases of one deployment need. The API and the handlers take it from a
+    provider (a zero-argument callable), so tests and the local server pass their own."""
+
+    repo: TaskRepository
+    clock: Clock
+    ids: IdFactory
+    policy: Policy = field(default_factory=Policy)
+    publisher: EventPublisher | None = None
+    event_source: str = "taskmanager"
+
+
+@functools.cache
+def settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()
+
+
+@functools.cache
+def _boto_session() -> Any:
+    import boto3  # noqa: PLC0415 (built on first use, never at import)
+
+    return boto3.session.Session()
+
+
+@functools.cache
+def client(service: str) -> Any:
+    """One boto3 client per service for the life of the process.
+
+    ``AWS_ENDPOINT_URL`` (boto3's own setting) points every client at another endpoint,
+    which is how the end-to-end tests reach moto server."""
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, tcp_keepalive=True)
+    return _boto_session().client(service, config=config)
+
+
+@functools.cache
+def repository() -> TaskRepository:
+    """The DynamoDB repository on ``TASKMANAGER_TABLE_NAME``."""
+    from taskmanager.adapters.dynamodb import DynamoDBTaskRepository  # noqa: PLC0415
+
+    return DynamoDBTaskRepository(client("dynamodb"), settings().table_name)
+
+
+@functools.cache
+def publisher() -> EventPublisher:
+    """The EventBridge publisher on ``TASKMANAGER_EVENT_BUS_NAME``."""
+    from taskmanager.adapters.eventbridge import EventBridgePublisher  # noqa: PLC0415
+
+    config = settings()
+    return EventBridgePublisher(client("events"), config.event_bus_name, config.event_source)
+
+
+@functools.cache
+def aws_dependencies() -> Dependencies:
+    """What the API, updates and sweeper handlers use in AWS. The publisher is left out:
+    only the stream handler publishes (it takes :func:`publisher`)."""
+    from taskmanager.adapters.memory import SystemClock, UuidIdFactory  # noqa: PLC0415
+
+    config = settings()
+    return Dependencies(
+        repo=repository(),
+        clock=SystemClock(),
+        ids=UuidIdFactory(),
+        policy=config.policy,
+        event_source=config.event_source,
+    )
+
+
+def reset() -> None:
+    """Forget the cached settings, clients and dependencies (tests change the environment)."""
+    for cached in (settings, _boto_session, client, repository, publisher, aws_dependencies):
+        cached.cache_clear()

@@ -1,0 +1,381 @@
+"""The processor SDK: turn a Python function into the processor of one task type.
+
+    processor = Processor("report.render", render)     # render(input, ctx) -> result
+    handler = processor.lambda_handler                  # an EventBridge target in AWS
+
+On a ``TaskCreated`` event the processor reads the task's status (skipping a task that is
+already finished: a redelivered event, a cancelled task), reports ``RUNNING``, runs the
+function (which may report progress through ``ctx``), then reports ``SUCCESSFUL`` with the
+return value or ``FAILED`` with the exception's code and message. Once the task is finished
+elsewhere (cancelled, timed out) ``ctx.cancelled`` turns true and nothing more is reported.
+
+Reports go through a :class:`Transport`: two methods, so the same processor object runs as a
+Lambda function (:class:`AwsTransport`: EventBridge ``PutEvents`` and a DynamoDB ``GetItem``
+of the status) and inside ``taskmanager serve`` (a transport calling the use case directly).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
+
+from pydantic import ValidationError
+
+from taskmanager.domain.errors import InvalidRequestError
+from taskmanager.domain.events import (
+    TaskCreated,
+    TaskCreatedEvent,
+    TaskUpdated,
+    event_detail_json,
+    parse_event,
+)
+from taskmanager.domain.model import (
+    ERROR_CODE_PATTERN,
+    MAX_ERROR_MESSAGE_BYTES,
+    MAX_PROGRESS_MESSAGE_BYTES,
+    MAX_SEQUENCE,
+    Progress,
+    TaskError,
+    TaskStatus,
+)
+from taskmanager.domain.services import DEFAULT_POLICY, UpdateOutcome, record_update
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from taskmanager.domain.ports import Clock, TaskRepository
+    from taskmanager.domain.services import Policy
+
+logger = logging.getLogger("taskmanager.processor")
+
+DEFAULT_ERROR_CODE: Final = "PROCESSOR_ERROR"
+INVALID_RESULT_CODE: Final = "INVALID_RESULT"
+#: ``ctx.cancelled`` asks the transport at most this often (seconds); the final check
+#: before the outcome is reported always asks.
+CANCEL_CHECK_INTERVAL: Final = 2.0
+_CODE_RE: Final = re.compile(ERROR_CODE_PATTERN)
+
+
+class ProcessorError(Exception):
+    """Raise it (or any exception with a ``code`` attribute) to fail the task with a code.
+
+    ``code`` must match ``^[A-Z][A-Z0-9_]{0,63}$``; another code becomes
+    ``PROCESSOR_ERROR``. The message is cut to 4 KiB."""
+
+    code: ClassVar[str] = DEFAULT_ERROR_CODE
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code  # type: ignore[misc]  # an instance may carry its own code
+        self.message = message
+
+
+class Transport(Protocol):
+    """How a processor reports and learns whether its task is still open."""
+
+    def send(self, update: TaskUpdated) -> None:
+        """Deliver one ``TaskUpdated`` (raise if it could not be delivered)."""
+        ...
+
+    def status(self, task_id: str) -> TaskStatus | None:
+        """The task's current status, or None if there is no such task."""
+        ...
+
+
+# --- the function's view --------------------------------------------------------------------
+
+
+def truncate_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode("utf-8", "ignore") + "..."
+
+
+class _Sequence:
+    """Per-attempt ``sequence`` numbers: microseconds since the epoch when the attempt
+    starts, then +1 per update. A redelivered ``TaskCreated`` that runs the task again thus
+    numbers its reports above those of the earlier attempt, which would otherwise make
+    every new report look stale."""
+
+    def __init__(self) -> None:
+        self._next = min(time.time_ns() // 1000, MAX_SEQUENCE // 2)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            value = self._next
+            self._next += 1
+            return value
+
+
+class ProcessorContext:
+    """What the function sees: its task, progress reports and whether it was cancelled."""
+
+    def __init__(
+        self, event: TaskCreated, transport: Transport, sequence: Callable[[], int]
+    ) -> None:
+        self.task_id: str = event.id
+        self.task_type: str = event.type
+        self.deadline_at = event.deadline_at
+        self.heartbeat_seconds = event.heartbeat_seconds
+        self._transport = transport
+        self._sequence = sequence
+        self._cancelled = False
+        self._checked_at = time.monotonic()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the task finished elsewhere (cancelled, timed out, deleted): stop
+        working; nothing more will be reported."""
+        if not self._cancelled and time.monotonic() - self._checked_at >= CANCEL_CHECK_INTERVAL:
+            self.refresh()
+        return self._cancelled
+
+    def refresh(self) -> bool:
+        """Ask the transport now whether the task is still open; returns ``cancelled``."""
+        if not self._cancelled:
+            status = self._transport.status(self.task_id)
+            self._checked_at = time.monotonic()
+            self._cancelled = status is None or status.is_terminal
+        return self._cancelled
+
+    def progress(self, percent: float, message: str | None = None) -> None:
+        """Report how far the task has come (0-100; a message of at most 1 KiB: longer
+        messages are cut). Also counts as a heartbeat. Does nothing once cancelled."""
+        if self.cancelled:
+            return
+        if message is not None:
+            message = truncate_utf8(message, MAX_PROGRESS_MESSAGE_BYTES)
+        progress = Progress(percent=percent, message=message)
+        self._send(progress)
+
+    def heartbeat(self) -> None:
+        """Tell the task manager the task is alive (for tasks with ``heartbeat_seconds``)."""
+        if not self.cancelled:
+            self._send()
+
+    def _send(self, progress: Progress | None = None) -> None:
+        """One RUNNING report (with progress, or a bare heartbeat)."""
+        update = TaskUpdated.model_construct(
+            task_id=self.task_id,
+            status=TaskStatus.RUNNING,
+            sequence=self._sequence(),
+            progress=progress,
+        )
+        self._transport.send(update)
+
+
+# --- the processor --------------------------------------------------------------------------
+
+
+def task_error(exc: BaseException) -> TaskError:
+    """The ``error`` a failed function reports: the exception's ``code`` if it is a valid
+    code (else ``PROCESSOR_ERROR``) and its message, cut to 4 KiB."""
+    code = getattr(exc, "code", None)
+    if not isinstance(code, str) or not _CODE_RE.match(code):
+        code = DEFAULT_ERROR_CODE
+    message = getattr(exc, "message", None)
+    if not isinstance(message, str) or not message:
+        message = str(exc) or type(exc).__name__
+    return TaskError(code=code, message=truncate_utf8(message, MAX_ERROR_MESSAGE_BYTES))
+
+
+def _wants_context(fn: Callable[..., Any]) -> bool:
+    """Functions of one parameter are called ``fn(input)``, others ``fn(input, ctx)``."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    variadic = any(p.kind is p.VAR_POSITIONAL for p in params)
+    return variadic or len(positional) >= 2
+
+
+class Processor:
+    """The processor of one task type: ``fn(input, ctx) -> result`` (or ``fn(input)``).
+
+    ``transport`` may be given later (``taskmanager serve`` passes its own to
+    :meth:`handle`); :meth:`lambda_handler` builds an :class:`AwsTransport` from the
+    environment on first use."""
+
+    def __init__(
+        self,
+        task_type: str,
+        fn: Callable[..., Any],
+        transport: Transport | None = None,
+    ) -> None:
+        self.task_type = task_type
+        self.fn = fn
+        self.transport = transport
+        self._with_context = _wants_context(fn)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Processor({self.task_type!r}, {getattr(self.fn, '__qualname__', self.fn)!r})"
+
+    # -- entry points --
+    def lambda_handler(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        """An EventBridge target: the event is the ``TaskCreated`` envelope."""
+        detail_type = event.get("detail-type")
+        if detail_type != TaskCreated.DETAIL_TYPE:
+            logger.warning("ignored a %s event", detail_type)
+            return {"task_id": None, "outcome": "ignored"}
+        parsed = parse_event(dict(event))
+        assert isinstance(parsed, TaskCreatedEvent)
+        outcome = self.handle(parsed.detail, self._aws_transport())
+        return {"task_id": parsed.detail.id, "outcome": outcome}
+
+    def handle(self, event: TaskCreated, transport: Transport | None = None) -> str:
+        """Run the task ``event`` announces; returns what happened: ``skipped``,
+        ``successful``, ``failed``, ``cancelled`` or ``ignored`` (another task type)."""
+        transport = transport or self.transport
+        if transport is None:
+            raise ValueError("Processor.handle needs a transport")
+        if event.type != self.task_type:
+            logger.warning("ignored task %s of type %s", event.id, event.type)
+            return "ignored"
+        status = transport.status(event.id)
+        if status is None or status.is_terminal:
+            logger.info("skipped task %s: status %s", event.id, status)
+            return "skipped"
+        sequence = _Sequence()
+        ctx = ProcessorContext(event, transport, sequence)
+        ctx._send()  # the context's own report path
+        try:
+            result = self.fn(event.input, ctx) if self._with_context else self.fn(event.input)
+        except Exception as exc:
+            logger.info("task %s failed", event.id, exc_info=exc)
+            final = TaskUpdated.model_construct(
+                task_id=event.id, status=TaskStatus.FAILED, sequence=0, error=task_error(exc)
+            )
+        else:
+            final = _successful(event.id, result)
+        if ctx.refresh():
+            logger.info("task %s finished elsewhere; its outcome is not reported", event.id)
+            return "cancelled"
+        transport.send(final.model_copy(update={"sequence": sequence()}))
+        return "successful" if final.status is TaskStatus.SUCCESSFUL else "failed"
+
+    # -- AWS --
+    def _aws_transport(self) -> Transport:
+        with self._lock:
+            if self.transport is None:
+                self.transport = AwsTransport.from_environment()
+            return self.transport
+
+
+def _successful(task_id: str, result: Any) -> TaskUpdated:
+    """SUCCESSFUL with ``result``, or FAILED ``INVALID_RESULT`` if the result is not JSON
+    or is over 128 KiB (the task manager would refuse it)."""
+    try:
+        return TaskUpdated(task_id=task_id, status=TaskStatus.SUCCESSFUL, sequence=1, result=result)
+    except (ValidationError, InvalidRequestError) as exc:
+        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else exc.message
+        message = truncate_utf8(f"the result was refused: {reason}", MAX_ERROR_MESSAGE_BYTES)
+        error = TaskError(code=INVALID_RESULT_CODE, message=message)
+        return TaskUpdated.model_construct(
+            task_id=task_id, status=TaskStatus.FAILED, sequence=1, error=error
+        )
+
+
+# --- transports -----------------------------------------------------------------------------
+
+
+class AwsTransport:
+    """Reports with EventBridge ``PutEvents``; reads status with a DynamoDB ``GetItem``.
+
+    Needs ``events:PutEvents`` on the bus and ``dynamodb:GetItem`` on the table (the
+    processor module of the Terraform code grants exactly these)."""
+
+    def __init__(
+        self,
+        *,
+        events_client: Any,
+        dynamodb_client: Any,
+        table_name: str,
+        bus_name: str = "default",
+        source: str = "taskmanager",
+    ) -> None:
+        self._events = events_client
+        self._dynamodb = dynamodb_client
+        self.table_name = table_name
+        self.bus_name = bus_name
+        self.source = source
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> AwsTransport:
+        """From ``TASKMANAGER_TABLE_NAME``, ``TASKMANAGER_EVENT_BUS_NAME`` and
+        ``TASKMANAGER_EVENT_SOURCE`` (the names the Terraform processor module sets)."""
+        import boto3  # noqa: PLC0415 (only Lambda processors need boto3, on first use)
+
+        env = os.environ if environ is None else environ
+        table = env.get("TASKMANAGER_TABLE_NAME")
+        if not table:
+            raise RuntimeError("TASKMANAGER_TABLE_NAME is not set")
+        return cls(
+            events_client=boto3.client("events"),
+            dynamodb_client=boto3.client("dynamodb"),
+            table_name=table,
+            bus_name=env.get("TASKMANAGER_EVENT_BUS_NAME") or "default",
+            source=env.get("TASKMANAGER_EVENT_SOURCE") or "taskmanager",
+        )
+
+    def send(self, update: TaskUpdated) -> None:
+        entry = {
+            "Source": self.source,
+            "DetailType": TaskUpdated.DETAIL_TYPE,
+            "Detail": event_detail_json(update),
+            "EventBusName": self.bus_name,
+            "Resources": [],
+        }
+        response = self._events.put_events(Entries=[entry])
+        if response.get("FailedEntryCount"):
+            failed = response["Entries"][0]
+            raise RuntimeError(
+                f"PutEvents refused TaskUpdated of task {update.task_id}: "
+                f"{failed.get('ErrorCode')} {failed.get('ErrorMessage')}"
+            )
+
+    def status(self, task_id: str) -> TaskStatus | None:
+        response = self._dynamodb.get_item(
+            TableName=self.table_name,
+            Key={"task_id": {"S": task_id}},
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={"#s": "status"},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if not item:
+            return None
+        return TaskStatus(item["status"]["S"])
+
+
+class DirectTransport:
+    """Reports straight to the ``record_update`` use case on a repository (embedding,
+    tests, a single process). Refused updates are logged, as the updates Lambda does."""
+
+    def __init__(self, repo: TaskRepository, clock: Clock, policy: Policy | None = None) -> None:
+        self._repo = repo
+        self._clock = clock
+        self._policy = policy or DEFAULT_POLICY
+
+    def send(self, update: TaskUpdated) -> None:
+        result = record_update(update, repo=self._repo, clock=self._clock, policy=self._policy)
+        if result.outcome is not UpdateOutcome.APPLIED:
+            logger.info(
+                "update of task %s: %s %s",
+                update.task_id,
+                result.outcome.value,
+                result.reason or result.detail or "",
+            )
+
+    def status(self, task_id: str) -> TaskStatus | None:
+        task = self._repo.get(task_id)
+        return None if task is None else task.status

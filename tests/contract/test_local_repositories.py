@@ -1,0 +1,85 @@
+"""The repository contract on the in-memory and SQLite adapters, and the outbox contract."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from taskmanager.adapters.memory import InMemoryEventBus, InMemoryTaskRepository
+from taskmanager.adapters.sqlite import SQLiteTaskRepository
+from taskmanager.domain.errors import PublishError
+from taskmanager.domain.services import dispatch_outbox
+from tests.contract.repository_contract import RepositoryContract, Store
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from taskmanager.adapters.memory import ManualClock
+    from taskmanager.domain.events import OutboundEvent
+
+
+class OutboxContract(RepositoryContract):
+    """Adapters that keep an outbox: committed events wait there until delivered."""
+
+    def test_dispatch_delivers_in_commit_order_and_empties_the_outbox(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        outbox = store.extra["outbox"]
+        first = self.submit(store.repo, clock)
+        second = self.submit(store.repo, clock)
+        bus = InMemoryEventBus()
+        assert dispatch_outbox(outbox, bus) == 2
+        assert [e.event_id for e in bus.published] == [f"{first.id}:1", f"{second.id}:1"]
+        assert outbox.pending(10) == []
+        assert dispatch_outbox(outbox, bus) == 0
+
+    def test_a_failed_delivery_stays_pending_and_is_delivered_again(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        outbox = store.extra["outbox"]
+        ok = self.submit(store.repo, clock, type="ok")
+        bad = self.submit(store.repo, clock, type="flaky")
+        bus = InMemoryEventBus()
+        failures = [1]
+
+        def flaky(event: OutboundEvent) -> None:
+            if failures:
+                failures.pop()
+                raise RuntimeError("subscriber down")
+
+        bus.subscribe(flaky, task_types=["flaky"])
+        with pytest.raises(PublishError) as raised:
+            dispatch_outbox(outbox, bus)
+        assert raised.value.failed_event_ids == [f"{bad.id}:1"]
+        assert [e.event.event_id for e in outbox.pending(10)] == [f"{bad.id}:1"]
+        assert dispatch_outbox(outbox, bus) == 1
+        assert [e.event_id for e in bus.published] == [
+            f"{ok.id}:1",
+            f"{bad.id}:1",
+            f"{bad.id}:1",
+        ]
+
+    def test_pending_respects_its_limit(self, store: Store, clock: ManualClock) -> None:
+        outbox = store.extra["outbox"]
+        for _ in range(3):
+            self.submit(store.repo, clock)
+        assert len(outbox.pending(2)) == 2
+        outbox.mark_delivered([])
+        assert len(outbox.pending(10)) == 3
+
+
+class TestInMemoryRepository(OutboxContract):
+    @pytest.fixture
+    def store(self) -> Store:
+        repo = InMemoryTaskRepository()
+        return Store(repo, lambda: [e.event for e in repo.undelivered], {"outbox": repo})
+
+
+class TestSQLiteRepository(OutboxContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Store]:
+        repo = SQLiteTaskRepository(tmp_path / "tasks.db")
+        yield Store(repo, lambda: [e.event for e in repo.undelivered], {"outbox": repo})
+        repo.close()

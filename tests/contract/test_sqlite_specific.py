@@ -1,0 +1,194 @@
+"""SQLite beyond the shared contract: several processes, crashes, schema versions."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sqlite3
+from collections import Counter
+from typing import TYPE_CHECKING, cast
+
+import pytest
+
+from taskmanager.adapters.memory import InMemoryEventBus, ManualClock, UuidIdFactory
+from taskmanager.adapters.sqlite import SCHEMA_VERSION, SQLiteTaskRepository
+from taskmanager.domain.errors import StorageError, StorageSchemaError
+from taskmanager.domain.model import SubmitTask, TaskStatus
+from taskmanager.domain.ports import ListQuery
+from taskmanager.domain.services import dispatch_outbox, submit_task
+from tests.contract import sqlite_workers
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SPAWN = multiprocessing.get_context("spawn")
+CHILD_TIMEOUT = 60
+
+
+def _submit(repo: SQLiteTaskRepository, clock: ManualClock) -> str:
+    command = SubmitTask(type="t", input=None)
+    return submit_task(command, owner="o", repo=repo, clock=clock, ids=UuidIdFactory()).task.id
+
+
+def test_four_processes_racing_terminal_updates_have_exactly_one_winner(tmp_path: Path) -> None:
+    path = str(tmp_path / "tasks.db")
+    repo = SQLiteTaskRepository(path)
+    task_id = _submit(repo, ManualClock())
+    processes, threads = 4, 4
+    barrier = SPAWN.Barrier(processes)
+    out: multiprocessing.Queue[object] = SPAWN.Queue()
+    children = [
+        SPAWN.Process(target=sqlite_workers.race, args=(path, task_id, n, threads, barrier, out))
+        for n in range(processes)
+    ]
+    for child in children:
+        child.start()
+    results: list[tuple[str, str, str | None]] = []
+    for _ in children:
+        results += cast("list[tuple[str, str, str | None]]", out.get(timeout=CHILD_TIMEOUT))
+    for child in children:
+        child.join(CHILD_TIMEOUT)
+        assert child.exitcode == 0
+    assert len(results) == processes * threads
+    outcomes = Counter(outcome for _, outcome, _ in results)
+    assert outcomes["applied"] == 1
+    final = repo.get(task_id)
+    assert final is not None
+    assert final.version == 2
+    for status, outcome, reason in results:
+        if outcome != "applied":
+            expected = "duplicate" if status == final.status else "rejected"
+            assert outcome == expected, (status, outcome, reason)
+    events = repo.undelivered
+    assert [e.event.event_id for e in events] == [f"{task_id}:1", f"{task_id}:2"]
+    assert events[-1].event.status is final.status
+    repo.close()
+
+
+def test_killed_after_commit_before_dispatch_loses_nothing(tmp_path: Path) -> None:
+    path = str(tmp_path / "tasks.db")
+    SQLiteTaskRepository(path).close()
+    out: multiprocessing.Queue[object] = SPAWN.Queue()
+    child = SPAWN.Process(target=sqlite_workers.commit_then_die, args=(path, 4, out))
+    child.start()
+    messages: dict[str, list[str]] = {}
+    while "publishing" not in messages:
+        kind, ids = cast("tuple[str, list[str]]", out.get(timeout=CHILD_TIMEOUT))
+        messages[kind] = ids
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(CHILD_TIMEOUT)
+    assert child.exitcode == -signal.SIGKILL
+
+    committed, delivered = messages["committed"], messages["delivered"]
+    assert len(committed) == 12
+    # The child was killed while publishing these, before it could mark them delivered.
+    assert messages["publishing"] == committed[3:8]
+
+    repo = SQLiteTaskRepository(path)
+    bus = InMemoryEventBus()
+    while dispatch_outbox(repo, bus):
+        pass
+    redelivered = [e.event_id for e in bus.published]
+    assert redelivered == [i for i in committed if i not in delivered]
+    assert repo.pending(100) == []
+    for event_id in committed[2::3]:
+        task = repo.get(event_id.split(":")[0])
+        assert task is not None
+        assert task.status is TaskStatus.SUCCESSFUL
+    repo.close()
+
+
+def test_a_new_file_gets_the_current_schema_version(tmp_path: Path) -> None:
+    with SQLiteTaskRepository(tmp_path / "tasks.db") as repo:
+        assert repo.schema_version == SCHEMA_VERSION
+    db = sqlite3.connect(tmp_path / "tasks.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+def test_an_older_file_is_migrated_and_keeps_its_tasks(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    with SQLiteTaskRepository(path) as repo:
+        task_id = _submit(repo, ManualClock())
+    # Make the file look like version 1: no cursor key table.
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE meta")
+    db.execute("UPDATE schema_version SET version = 1")
+    db.commit()
+    db.close()
+    with SQLiteTaskRepository(path) as repo:
+        assert repo.schema_version == SCHEMA_VERSION
+        assert repo.get(task_id) is not None
+        for _ in range(2):
+            _submit(repo, ManualClock())
+        page = repo.list_page(ListQuery(owner="o", limit=1), ManualClock().now())
+        assert page.next_cursor is not None
+        query = ListQuery(owner="o", limit=5, cursor=page.next_cursor)
+        assert len(repo.list_page(query, ManualClock().now()).items) == 2
+
+
+def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    SQLiteTaskRepository(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    db.commit()
+    db.close()
+    with pytest.raises(StorageSchemaError) as raised:
+        SQLiteTaskRepository(path)
+    assert f"schema version {SCHEMA_VERSION + 1}" in raised.value.message
+    assert raised.value.details["supported"] == SCHEMA_VERSION
+
+
+def test_sqlite_older_than_3_35_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    with pytest.raises(StorageError, match="too old"):
+        SQLiteTaskRepository(tmp_path / "tasks.db")
+
+
+def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StorageError):
+        SQLiteTaskRepository(path)
+
+
+def test_a_closed_repository_refuses_work(tmp_path: Path) -> None:
+    repo = SQLiteTaskRepository(tmp_path / "tasks.db")
+    repo.close()
+    with pytest.raises(StorageError, match="closed"):
+        repo.get("x")
+
+
+def test_cursor_of_another_owner_or_file_is_refused(tmp_path: Path) -> None:
+    from taskmanager.domain.errors import InvalidCursorError
+
+    clock = ManualClock()
+    with (
+        SQLiteTaskRepository(tmp_path / "a.db") as a,
+        SQLiteTaskRepository(tmp_path / "b.db") as b,
+    ):
+        for repo in (a, b):
+            for _ in range(2):
+                _submit(repo, clock)
+        cursor = a.list_page(ListQuery(owner="o", limit=1), clock.now()).next_cursor
+        assert cursor is not None
+        with pytest.raises(InvalidCursorError):
+            a.list_page(ListQuery(owner="mallory", limit=1, cursor=cursor), clock.now())
+        with pytest.raises(InvalidCursorError):
+            b.list_page(ListQuery(owner="o", limit=1, cursor=cursor), clock.now())
+
+
+def test_dispatch_across_two_handles_on_one_file(tmp_path: Path) -> None:
+    clock = ManualClock()
+    with (
+        SQLiteTaskRepository(tmp_path / "a.db") as writer,
+        SQLiteTaskRepository(tmp_path / "a.db") as dispatcher,
+    ):
+        task_id = _submit(writer, clock)
+        bus = InMemoryEventBus()
+        assert dispatch_outbox(dispatcher, bus) == 1
+        assert [e.event_id for e in bus.published] == [f"{task_id}:1"]
+        assert writer.pending(10) == []
