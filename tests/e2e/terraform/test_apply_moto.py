@@ -27,13 +27,11 @@ import boto3
 import pytest
 
 from taskmanager.build_lambda import build
-from tests.e2e.terraform.conftest import INFRA, Terraform
+from tests.e2e.terraform.conftest import REPO, Terraform
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-
-    from moto.server import ThreadedMotoServer
 
 pytestmark = pytest.mark.slow
 
@@ -98,9 +96,11 @@ def moto_endpoint() -> Iterator[str]:
     """A moto server of this module's own, so "destroy leaves nothing" means nothing."""
     from moto.server import ThreadedMotoServer
 
-    server: ThreadedMotoServer = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    host, port = server._server.server_address[:2]
+    wsgi = server._server  # moto exposes no getter for the bound port
+    assert wsgi is not None
+    host, port = str(wsgi.server_address[0]), int(wsgi.server_address[1])
     try:
         yield f"http://{host}:{port}"
     finally:
@@ -137,7 +137,7 @@ def deployment(
     build(
         arch="x86_64",
         output=processor_zip,
-        includes=(INFRA / EXAMPLE / "processor" / "word_count.py",),
+        includes=(REPO / "docs" / "examples" / "wordcount_processor.py",),
     )
     workdir = infra_copy.parent / "apply" / "terraform"
     shutil.copytree(infra_copy, workdir)
@@ -217,6 +217,39 @@ def test_table_expires_finished_tasks_and_keeps_backups(deployment: Deployment) 
     assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
 
 
+def _layout(ddb: Any, table_name: str) -> dict[str, Any]:
+    table = ddb.describe_table(TableName=table_name)["Table"]
+    ttl = ddb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+    return {
+        "keys": table["KeySchema"],
+        "attributes": sorted(
+            (a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]
+        ),
+        "indexes": sorted(
+            (g["IndexName"], str(g["KeySchema"]), str(g["Projection"]))
+            for g in table.get("GlobalSecondaryIndexes", [])
+        ),
+        "local_indexes": table.get("LocalSecondaryIndexes", []),
+        "stream": table["StreamSpecification"],
+        "billing": table["BillingModeSummary"]["BillingMode"],
+        "ttl": (ttl.get("AttributeName"), ttl["TimeToLiveStatus"]),
+    }
+
+
+def test_terraform_table_matches_the_adapters_create_table(deployment: Deployment) -> None:
+    from taskmanager.adapters.dynamodb import create_table
+
+    ddb = deployment.client("dynamodb")
+    create_table(ddb, "made-by-the-adapter")
+    try:
+        made_by_adapter = _layout(ddb, "made-by-the-adapter")
+        made_by_terraform = _layout(ddb, f"{NAME}-tasks")
+    finally:
+        ddb.delete_table(TableName="made-by-the-adapter")
+    assert made_by_terraform == made_by_adapter
+    assert len(made_by_terraform["indexes"]) == 3
+
+
 # --- events: bus, rules, patterns, targets -----------------------------------------------------
 
 
@@ -241,7 +274,7 @@ def test_processor_rule_matches_task_created_of_its_type_only(deployment: Deploy
     assert json.loads(rule["EventPattern"]) == {
         "detail-type": ["TaskCreated"],
         "source": ["taskmanager"],
-        "detail": {"type": ["example.word-count"]},
+        "detail": {"type": ["text.wordcount"]},
     }
     (target,) = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=NAME)["Targets"]
     assert target["Arn"].endswith(f":function:{NAME}-word-count")
@@ -356,12 +389,13 @@ def test_functions_run_the_named_handlers_with_the_settings(deployment: Deployme
             "TASKMANAGER_DEFAULT_TIMEOUT_SECONDS": "3600",
             "TASKMANAGER_RETENTION_SECONDS": "604800",
             "TASKMANAGER_OWNER_CLAIM": "iam",
+            "TASKMANAGER_TRACING": "true",
             "POWERTOOLS_LOG_LEVEL": "INFO",
-            "POWERTOOLS_METRICS_NAMESPACE": "TaskManager",
+            "POWERTOOLS_METRICS_NAMESPACE": "taskmanager",
             "POWERTOOLS_SERVICE_NAME": f"{NAME}-{role}",
         }
     processor = lam.get_function_configuration(FunctionName=f"{NAME}-word-count")
-    assert processor["Handler"] == "word_count.handler"
+    assert processor["Handler"] == "wordcount_processor.handler"
     logs = deployment.client("logs")
     groups = {
         g["logGroupName"]: g.get("retentionInDays") for g in logs.describe_log_groups()["logGroups"]

@@ -113,7 +113,7 @@ def test_cli_prints_path_and_size(
 
 def test_a_wrong_interpreter_or_input_is_refused(tmp_path: Path) -> None:
     if sys.version_info[:2] != (3, 12):
-        with pytest.raises(BuildError, match="no python3.12 interpreter"):
+        with pytest.raises(BuildError, match=r"no python3\.12 interpreter"):
             build(arch="x86_64", output=tmp_path / "x.zip", python=sys.executable)
     with pytest.raises(BuildError, match="unknown architecture"):
         build(arch="sparc", output=tmp_path / "x.zip")

@@ -79,6 +79,8 @@ def test_checkov_passes_with_every_skip_explained() -> None:
     skipped = [c for r in reports for c in r.get("results", {}).get("skipped_checks", [])]
     for check in skipped:
         reason = check.get("check_result", {}).get("suppress_comment", "")
-        assert len(reason) > 20, f"{check['check_id']} on {check['resource']} skipped without a reason"
+        assert len(reason) > 20, (
+            f"{check['check_id']} on {check['resource']} skipped without a reason"
+        )
     passed = sum(len(r.get("results", {}).get("passed_checks", [])) for r in reports)
     assert passed > 50

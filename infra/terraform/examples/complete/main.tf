@@ -1,4 +1,5 @@
-# The task manager plus one processor (word counting) built with taskmanager.processor.
+# The task manager plus one processor (word counting, docs/examples/wordcount_processor.py)
+# built with taskmanager.processor.
 
 module "task_manager" {
   source = "../../modules/task-manager"
@@ -34,7 +35,7 @@ module "word_count" {
   source = "../../modules/processor"
 
   name      = "${var.name}-word-count"
-  task_type = "example.word-count"
+  task_type = "text.wordcount"
   # Only what the processor uses, so it does not wait for the whole task manager.
   task_manager = {
     event_bus_name        = module.task_manager.event_bus_name
@@ -46,7 +47,7 @@ module "word_count" {
   powertools_layer_arn = var.powertools_layer_arn
   lambda_package = {
     path         = var.processor_zip
-    handler      = "word_count.handler"
+    handler      = "wordcount_processor.handler"
     architecture = var.architecture
   }
 

@@ -16,7 +16,7 @@ variable "lambda_zip" {
 }
 
 variable "processor_zip" {
-  description = "Processor zip from `python -m taskmanager.build_lambda --arch <architecture> --include examples/complete/processor/word_count.py`."
+  description = "Processor zip from `python -m taskmanager.build_lambda --arch <architecture> --include docs/examples/wordcount_processor.py`."
   type        = string
 }
 

@@ -194,6 +194,7 @@ resource "aws_lambda_function" "this" {
       TASKMANAGER_TABLE_NAME     = var.task_manager.table_name
       TASKMANAGER_EVENT_BUS_NAME = var.task_manager.event_bus_name
       TASKMANAGER_EVENT_SOURCE   = var.task_manager.event_source
+      TASKMANAGER_TRACING        = var.function.tracing ? "true" : "false"
       POWERTOOLS_SERVICE_NAME    = var.name
     })
   }

@@ -21,8 +21,9 @@ locals {
     TASKMANAGER_DEFAULT_TIMEOUT_SECONDS = tostring(var.settings.default_timeout_seconds)
     TASKMANAGER_RETENTION_SECONDS       = tostring(var.settings.retention_seconds)
     TASKMANAGER_OWNER_CLAIM             = local.owner_claim
+    TASKMANAGER_TRACING                 = var.lambda.tracing ? "true" : "false"
     POWERTOOLS_LOG_LEVEL                = var.lambda.log_level
-    POWERTOOLS_METRICS_NAMESPACE        = "TaskManager"
+    POWERTOOLS_METRICS_NAMESPACE        = "taskmanager"
   }
 
   # Event patterns live in JSON next to the module; tests check them against the contracts.
