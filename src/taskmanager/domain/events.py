@@ -228,22 +228,25 @@ def event_detail_json(detail: OutboundEvent | TaskUpdated) -> str:
 
 def task_resource(task: Task) -> TaskResource:
     """The API representation of ``task`` (trusted: built without re-validation)."""
-    return TaskResource.model_construct(
-        id=task.id,
-        type=task.type,
-        status=task.status,
-        input=task.input,
-        progress=task.progress,
-        result=task.result,
-        error=task.error,
-        version=task.version,
-        created_at=task.created_at,
-        updated_at=task.updated_at,
-        started_at=task.started_at,
-        finished_at=task.finished_at,
-        deadline_at=task.deadline_at,
-        heartbeat_seconds=task.heartbeat_seconds,
-        expires_at=task.expires_at,
+    return _trusted(
+        TaskResource,
+        {
+            "id": task.id,
+            "type": task.type,
+            "status": task.status,
+            "input": task.input,
+            "progress": task.progress,
+            "result": task.result,
+            "error": task.error,
+            "version": task.version,
+            "created_at": task.created_at,
+            "updated_at": task.updated_at,
+            "started_at": task.started_at,
+            "finished_at": task.finished_at,
+            "deadline_at": task.deadline_at,
+            "heartbeat_seconds": task.heartbeat_seconds,
+            "expires_at": task.expires_at,
+        },
     )
 
 
@@ -253,44 +256,73 @@ _FIELDS_SET: Final[dict[type[BaseModel], set[str]]] = {
 }
 
 
+_new_object = object.__new__
+_set_slot = object.__setattr__
+
+
 def _trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
     """Build a model from complete, already validated fields, skipping validation.
 
     ``model_construct`` does the same but walks every field's metadata on each call, which
     costs more than the rest of a state change; callers here always pass every field."""
-    obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", fields)
-    object.__setattr__(obj, "__pydantic_fields_set__", _FIELDS_SET[cls])
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    obj = _new_object(cls)
+    _set_slot(obj, "__dict__", fields)
+    _set_slot(obj, "__pydantic_fields_set__", _FIELDS_SET[cls])
+    _set_slot(obj, "__pydantic_extra__", None)
+    _set_slot(obj, "__pydantic_private__", None)
     return obj
 
 
 def event_for(task: Task) -> OutboundEvent:
     """The outbound event announcing ``task`` as it is now."""
-    cls = _DETAIL_BY_STATUS[task.status]
+    # Unpacked in field order (one step), then built like ``_trusted`` without the call.
+    (
+        task_id,
+        _owner,
+        type_,
+        status,
+        input_,
+        version,
+        created_at,
+        updated_at,
+        deadline_at,
+        heartbeat_seconds,
+        progress,
+        result,
+        error,
+        started_at,
+        finished_at,
+        expires_at,
+        *_,
+    ) = task
     fields: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "event_id": f"{task.id}:{task.version}",
-        "id": task.id,
-        "type": task.type,
-        "status": task.status,
-        "progress": task.progress,
-        "error": task.error,
-        "version": task.version,
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-        "started_at": task.started_at,
-        "finished_at": task.finished_at,
-        "deadline_at": task.deadline_at,
-        "heartbeat_seconds": task.heartbeat_seconds,
-        "expires_at": task.expires_at,
+        "event_id": f"{task_id}:{version}",
+        "id": task_id,
+        "type": type_,
+        "status": status,
+        "progress": progress,
+        "error": error,
+        "version": version,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "deadline_at": deadline_at,
+        "heartbeat_seconds": heartbeat_seconds,
+        "expires_at": expires_at,
     }
+    cls = _DETAIL_BY_STATUS[status]
     if cls is TaskCreated:
-        fields["input"] = task.input
+        fields["input"] = input_
     elif cls is TaskSuccessful:
-        fields["result"] = task.result
-    return _trusted(cls, fields)
+        fields["result"] = result
+    event = _new_object(cls)
+    _set_slot(event, "__dict__", fields)
+    _set_slot(event, "__pydantic_fields_set__", _FIELDS_SET[cls])
+    _set_slot(event, "__pydantic_extra__", None)
+    _set_slot(event, "__pydantic_private__", None)
+    return event
 
 
 def events_for_change(old: Task | None, new: Task) -> list[OutboundEvent]:
