@@ -1,0 +1,380 @@
+"""DynamoDB beyond the shared contract: calls per operation, retries, the table layout and
+the sparse index attributes, stream images, long filtered lists."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any, cast
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from moto import mock_aws
+
+from taskmanager.adapters.dynamodb import (
+    BY_DEADLINE,
+    BY_HEARTBEAT,
+    BY_OWNER,
+    NO_HEARTBEAT_SECONDS,
+    DynamoDBTaskRepository,
+    create_table,
+    task_from_image,
+    task_to_item,
+)
+from taskmanager.adapters.memory import ManualClock, UuidIdFactory
+from taskmanager.domain.errors import InvalidCursorError, StorageError, TaskAlreadyFinishedError
+from taskmanager.domain.events import TaskUpdated
+from taskmanager.domain.model import SubmitTask, TaskStatus
+from taskmanager.domain.ports import ListQuery
+from taskmanager.domain.services import (
+    UpdateOutcome,
+    cancel_task,
+    list_tasks,
+    record_update,
+    submit_task,
+)
+from tests.contract.dynamodb_support import stream_events, table_name
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+
+@pytest.fixture
+def client() -> Iterator[DynamoDBClient]:
+    with mock_aws():
+        yield boto3.client("dynamodb", region_name="us-east-1")
+
+
+@pytest.fixture
+def table(client: DynamoDBClient) -> str:
+    name = table_name()
+    create_table(client, name)
+    return name
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+def submit(repo: Any, clock: ManualClock, key: str | None = None, **body: Any) -> Any:
+    command = SubmitTask.model_validate({"type": "report", "input": {"n": 1}, **body})
+    return submit_task(
+        command, owner="alice", repo=repo, clock=clock, ids=UuidIdFactory(), idempotency_key=key
+    )
+
+
+def send(repo: Any, clock: ManualClock, task_id: str, status: str, **fields: Any) -> Any:
+    body = {"task_id": task_id, "status": status, **fields}
+    return record_update(TaskUpdated.model_validate(body), repo=repo, clock=clock)
+
+
+# --- AWS call accounting ------------------------------------------------------------------
+
+
+def test_each_write_is_exactly_one_request_and_the_write_path_never_reads(
+    client: DynamoDBClient, table: str, clock: ManualClock
+) -> None:
+    calls: Counter[str] = Counter()
+    client.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.update([model.name])
+    )
+    repo = DynamoDBTaskRepository(client, table)
+
+    def step(action: Any, expected: dict[str, int]) -> Any:
+        calls.clear()
+        result = action()
+        assert dict(calls) == expected
+        return result
+
+    task = step(lambda: submit(repo, clock, key="k").task, {"PutItem": 1})
+    replay = step(lambda: submit(repo, clock, key="k"), {"PutItem": 1})
+    assert replay.replayed
+    for status, fields, outcome in [
+        ("RUNNING", {"sequence": 1}, UpdateOutcome.APPLIED),
+        ("RUNNING", {"sequence": 2, "progress": {"percent": 50}}, UpdateOutcome.APPLIED),
+        ("RUNNING", {"sequence": 2, "progress": {"percent": 50}}, UpdateOutcome.DUPLICATE),
+        ("RUNNING", {"sequence": 1}, UpdateOutcome.STALE),
+        ("SUCCESSFUL", {"sequence": 3, "result": {"ok": True}}, UpdateOutcome.APPLIED),
+        ("SUCCESSFUL", {"sequence": 3, "result": {"ok": True}}, UpdateOutcome.DUPLICATE),
+        ("FAILED", {"error": {"code": "X", "message": "m"}}, UpdateOutcome.REJECTED),
+        ("RUNNING", {}, UpdateOutcome.STALE),
+    ]:
+        result = step(
+            lambda s=status, f=fields: send(repo, clock, task.id, s, **f), {"UpdateItem": 1}
+        )
+        assert result.outcome is outcome, (status, fields)
+    with pytest.raises(TaskAlreadyFinishedError):
+        step(lambda: cancel_task(task.id, owner="alice", repo=repo, clock=clock), {"UpdateItem": 1})
+    unknown = step(lambda: send(repo, clock, "no-such-task", "RUNNING"), {"UpdateItem": 1})
+    assert unknown.outcome is UpdateOutcome.REJECTED
+
+
+# --- retries and failures -----------------------------------------------------------------
+
+
+class FlakyDynamoDB:
+    """Wraps a real client. ``fail[op]`` errors are raised before the call reaches the table;
+    ``lose[op]`` responses are lost after the table applied the request."""
+
+    def __init__(
+        self,
+        real: DynamoDBClient,
+        fail: dict[str, list[Exception]] | None = None,
+        lose: dict[str, int] | None = None,
+    ) -> None:
+        self.real = real
+        self.fail = fail or {}
+        self.lose = Counter(lose or {})
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        operation = getattr(self.real, name)
+
+        def call(**kwargs: Any) -> Any:
+            self.calls[name] += 1
+            pending = self.fail.get(name)
+            if pending:
+                raise pending.pop(0)
+            response = operation(**kwargs)
+            if self.lose[name] > 0:
+                self.lose[name] -= 1
+                raise EndpointConnectionError(endpoint_url="http://lost")
+            return response
+
+        call.__name__ = name
+        return call
+
+
+def client_error(code: str, operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
+
+
+def flaky_repo(
+    real: DynamoDBClient, table: str, **faults: Any
+) -> tuple[DynamoDBTaskRepository, FlakyDynamoDB]:
+    flaky = FlakyDynamoDB(real, **faults)
+    sleeps: list[float] = []
+    repo = DynamoDBTaskRepository(
+        cast("DynamoDBClient", flaky), table, max_attempts=4, sleep=sleeps.append
+    )
+    return repo, flaky
+
+
+def test_throttled_writes_are_retried_then_succeed(
+    client: DynamoDBClient, table: str, clock: ManualClock
+) -> None:
+    repo, flaky = flaky_repo(
+        client,
+        table,
+        fail={
+            "put_item": [client_error("ProvisionedThroughputExceededException", "PutItem")] * 2,
+            "update_item": [client_error("InternalServerError", "UpdateItem")] * 3,
+        },
+    )
+    task = submit(repo, clock).task
+    assert send(repo, clock, task.id, "SUCCESSFUL").outcome is UpdateOutcome.APPLIED
+    assert flaky.calls == Counter({"put_item": 3, "update_item": 4})
+    stored = DynamoDBTaskRepository(client, table).get(task.id)
+    assert stored is not None
+    assert (stored.status, stored.version) == (TaskStatus.SUCCESSFUL, 2)
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "InternalServerError"])
+def test_exhausted_retries_raise_storage_error_and_change_nothing(
+    client: DynamoDBClient, table: str, clock: ManualClock, code: str
+) -> None:
+    plain = DynamoDBTaskRepository(client, table)
+    task = submit(plain, clock).task
+    repo, flaky = flaky_repo(
+        client, table, fail={"update_item": [client_error(code, "UpdateItem")] * 9}
+    )
+    with pytest.raises(StorageError) as raised:
+        send(repo, clock, task.id, "SUCCESSFUL")
+    assert isinstance(raised.value.__cause__, ClientError)
+    assert raised.value.details["attempts"] == 4
+    assert flaky.calls["update_item"] == 4
+    assert plain.get(task.id) == task
+
+
+def test_a_request_that_cannot_succeed_is_not_retried(
+    client: DynamoDBClient, clock: ManualClock
+) -> None:
+    repo, flaky = flaky_repo(client, "no-such-table")
+    with pytest.raises(StorageError) as raised:
+        submit(repo, clock)
+    assert raised.value.details["code"] == "ResourceNotFoundException"
+    assert flaky.calls["put_item"] == 1
+    with pytest.raises(StorageError):
+        repo.list_page(ListQuery(owner="alice", limit=5), clock.now())
+
+
+def test_a_lost_submit_response_is_recognised_as_our_own_write(
+    client: DynamoDBClient, table: str, clock: ManualClock
+) -> None:
+    repo, flaky = flaky_repo(client, table, lose={"put_item": 1})
+    submitted = submit(repo, clock)
+    assert not submitted.replayed
+    assert flaky.calls["put_item"] == 2
+    streams = boto3.client(
+        "dynamodbstreams",
+        region_name="us-east-1",
+        endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com",
+    )
+    assert [e.event_id for e in stream_events(client, streams, table)] == [f"{submitted.task.id}:1"]
+
+
+def test_a_lost_update_response_is_classified_duplicate_not_applied_twice(
+    client: DynamoDBClient, table: str, clock: ManualClock
+) -> None:
+    plain = DynamoDBTaskRepository(client, table)
+    task = submit(plain, clock).task
+    repo, _ = flaky_repo(client, table, lose={"update_item": 1})
+    result = send(repo, clock, task.id, "SUCCESSFUL")
+    assert result.outcome is UpdateOutcome.DUPLICATE
+    stored = plain.get(task.id)
+    assert stored is not None
+    assert (stored.status, stored.version) == (TaskStatus.SUCCESSFUL, 2)
+
+
+# --- layout -------------------------------------------------------------------------------
+
+
+def test_create_table_makes_the_documented_layout(client: DynamoDBClient, table: str) -> None:
+    description = client.describe_table(TableName=table)["Table"]
+    assert description["KeySchema"] == [{"AttributeName": "task_id", "KeyType": "HASH"}]
+    assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert description["StreamSpecification"] == {
+        "StreamEnabled": True,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    indexes = {
+        gsi["IndexName"]: (
+            [(k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]],
+            gsi["Projection"]["ProjectionType"],
+        )
+        for gsi in description["GlobalSecondaryIndexes"]
+    }
+    assert indexes == {
+        BY_OWNER: ([("owner", "HASH"), ("created_key", "RANGE")], "ALL"),
+        BY_DEADLINE: ([("open_shard", "HASH"), ("deadline_epoch", "RANGE")], "ALL"),
+        BY_HEARTBEAT: ([("hb_shard", "HASH"), ("heartbeat_due_epoch", "RANGE")], "ALL"),
+    }
+    types = {a["AttributeName"]: a["AttributeType"] for a in description["AttributeDefinitions"]}
+    assert types == {
+        "task_id": "S",
+        "owner": "S",
+        "created_key": "S",
+        "open_shard": "S",
+        "deadline_epoch": "N",
+        "hb_shard": "S",
+        "heartbeat_due_epoch": "N",
+    }
+    ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+
+
+def test_sparse_index_attributes_follow_the_status(
+    client: DynamoDBClient, table: str, clock: ManualClock
+) -> None:
+    repo = DynamoDBTaskRepository(client, table)
+
+    def raw(task_id: str) -> dict[str, Any]:
+        return dict(client.get_item(TableName=table, Key={"task_id": {"S": task_id}})["Item"])
+
+    beating = submit(repo, clock, heartbeat_seconds=30, timeout_seconds=600).task
+    plain = submit(repo, clock).task
+    item = raw(beating.id)
+    assert {"open_shard", "deadline_epoch"} <= item.keys()
+    assert not {"hb_shard", "heartbeat_due_epoch", "expires_at"} & item.keys()
+    assert float(item["deadline_epoch"]["N"]) == beating.deadline_at.timestamp()
+    assert item["created_key"]["S"].endswith(f"#{beating.id}")
+
+    clock.advance(5)
+    send(repo, clock, beating.id, "RUNNING")
+    send(repo, clock, plain.id, "RUNNING")
+    item = raw(beating.id)
+    assert {"open_shard", "deadline_epoch", "hb_shard", "heartbeat_due_epoch"} <= item.keys()
+    assert float(item["heartbeat_due_epoch"]["N"]) == clock.now().timestamp() + 30
+    assert float(raw(plain.id)["heartbeat_due_epoch"]["N"]) == pytest.approx(
+        clock.now().timestamp() + NO_HEARTBEAT_SECONDS
+    )
+
+    send(repo, clock, beating.id, "SUCCESSFUL")
+    item = raw(beating.id)
+    assert not {"open_shard", "deadline_epoch", "hb_shard", "heartbeat_due_epoch"} & item.keys()
+    stored = repo.get(beating.id)
+    assert stored is not None
+    assert stored.expires_at is not None
+    assert int(item["expires_at"]["N"]) == int(stored.expires_at.timestamp())
+    assert task_to_item(stored) == item
+
+
+def test_stream_images_decode_to_the_stored_task(
+    client: DynamoDBClient, table: str, clock: ManualClock
+) -> None:
+    repo = DynamoDBTaskRepository(client, table)
+    task = submit(repo, clock, heartbeat_seconds=10).task
+    send(repo, clock, task.id, "RUNNING", progress={"percent": 12.5, "message": "ü"}, sequence=4)
+    stored = repo.get(task.id)
+    assert stored is not None
+    assert task_from_image(task_to_item(stored)) == stored
+    with pytest.raises(StorageError):
+        task_from_image({"task_id": {"S": "x"}})
+    with pytest.raises(StorageError):
+        task_from_image({**task_to_item(stored), "status": {"S": "PAUSED"}})
+
+
+# --- lists and the due query at scale -----------------------------------------------------
+
+
+def test_filtered_list_pages_through_many_non_matching_items(
+    client: DynamoDBClient, table: str, clock: ManualClock
+) -> None:
+    repo = DynamoDBTaskRepository(client, table)
+    wanted = []
+    for n in range(70):
+        task = submit(repo, clock, type="rare" if n % 30 == 0 else "common").task
+        if task.type == "rare":
+            wanted.append(task.id)
+        clock.advance(1)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        page = list_tasks(
+            owner="alice", repo=repo, clock=clock, limit=2, type="rare", cursor=cursor
+        )
+        seen += [t.id for t in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == list(reversed(wanted))
+
+
+def test_a_cursor_is_bound_to_its_owner(
+    client: DynamoDBClient, table: str, clock: ManualClock
+) -> None:
+    repo = DynamoDBTaskRepository(client, table)
+    for _ in range(3):
+        submit(repo, clock)
+        clock.advance(1)
+    cursor = repo.list_page(ListQuery(owner="alice", limit=1), clock.now()).next_cursor
+    assert cursor is not None
+    with pytest.raises(InvalidCursorError):
+        repo.list_page(ListQuery(owner="mallory", limit=1, cursor=cursor), clock.now())
+    other_table = DynamoDBTaskRepository(client, "another-table")
+    with pytest.raises(InvalidCursorError):
+        other_table.list_page(ListQuery(owner="alice", limit=1, cursor=cursor), clock.now())
+
+
+def test_due_across_shards_returns_the_earliest_up_to_the_limit(
+    client: DynamoDBClient, table: str, clock: ManualClock
+) -> None:
+    repo = DynamoDBTaskRepository(client, table)
+    tasks = [submit(repo, clock, timeout_seconds=100 + n).task for n in range(12)]
+    clock.advance(200)
+    due = repo.due(clock.now(), 5)
+    assert [t.id for t in due] == [t.id for t in tasks[:5]]
+    assert len(repo.due(clock.now(), 50)) == 12
