@@ -123,3 +123,21 @@ def serve(app: Any, owner: str = ALICE) -> Iterator[_AppServer]:
 def base_url(server: _AppServer) -> str:
     host, port = server.server_address[:2]
     return f"http://{host!s}:{port}"
+
+
+class FakeLambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    function_name = "taskmanager-test"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:taskmanager-test"
+    memory_limit_in_mb = 256
+    aws_request_id = "52fdfc07-2182-454f-963f-5f0f9a621d72"
+    log_group_name = "/aws/lambda/taskmanager-test"
+    log_stream_name = "2026/03/10/[$LATEST]abc"
+
+    def __init__(self, remaining_ms: int = 300_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms

@@ -223,10 +223,12 @@ class Processor:
     # -- entry points --
     def lambda_handler(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         """An EventBridge target: the event is the ``TaskCreated`` envelope."""
-        parsed = parse_event(dict(event))
-        if not isinstance(parsed, TaskCreatedEvent):
-            logger.warning("ignored a %s event", parsed.detail_type)
+        detail_type = event.get("detail-type")
+        if detail_type != TaskCreated.DETAIL_TYPE:
+            logger.warning("ignored a %s event", detail_type)
             return {"task_id": None, "outcome": "ignored"}
+        parsed = parse_event(dict(event))
+        assert isinstance(parsed, TaskCreatedEvent)
         outcome = self.handle(parsed.detail, self._aws_transport())
         return {"task_id": parsed.detail.id, "outcome": outcome}
 

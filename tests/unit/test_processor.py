@@ -17,7 +17,7 @@ from taskmanager.domain.events import (
     events_for_change,
 )
 from taskmanager.domain.model import MAX_ERROR_MESSAGE_BYTES, SubmitTask, TaskStatus
-from taskmanager.domain.services import cancel_task, submit_task
+from taskmanager.domain.services import cancel_task, new_task, submit_task
 from taskmanager.processor import (
     AwsTransport,
     DirectTransport,
@@ -286,3 +286,29 @@ def test_from_environment_needs_the_table_name() -> None:
         {"TASKMANAGER_TABLE_NAME": "t", "TASKMANAGER_EVENT_SOURCE": "proc"}
     )
     assert (aws.table_name, aws.bus_name, aws.source) == ("t", "default", "proc")
+
+
+def test_lambda_handler_runs_the_fixture_task_created_event() -> None:
+    from tests.support import FakeLambdaContext, load_event
+
+    repo, clock = InMemoryTaskRepository(), ManualClock()
+    event = load_event("eventbridge_task_created.json")
+    detail = TaskCreated.model_validate(event["detail"])
+    task = new_task(
+        SubmitTask(type=detail.type, input=detail.input),
+        task_id=detail.id,
+        owner="o",
+        now=clock.now(),
+    )
+    repo.create(task, clock.now())
+    processor = Processor(
+        "report.render", lambda i: {"pages": i["rows"]}, DirectTransport(repo, clock)
+    )
+    out = processor.lambda_handler(event, FakeLambdaContext())
+    assert out == {"task_id": detail.id, "outcome": "successful"}
+    stored_task = repo.get(detail.id)
+    assert stored_task is not None
+    assert stored_task.result == {"pages": 10}
+    other = {**event, "detail-type": "TaskRunning", "detail": {**event["detail"]}}
+    other["detail"]["status"] = "RUNNING"
+    assert processor.lambda_handler(other, None)["outcome"] == "ignored"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 from http import HTTPStatus
@@ -445,3 +446,38 @@ def create_app(
         }
     )
     return app
+
+
+# --- Lambda ---------------------------------------------------------------------------------
+
+
+def _correlation(event: Mapping[str, Any]) -> str | None:
+    request_id = event["requestContext"]["requestId"]
+    return str(request_id) if request_id else None
+
+
+@functools.cache
+def _lambda_handler() -> Callable[[Any, Any], Any]:
+    from taskmanager.entrypoints import bootstrap, observability  # noqa: PLC0415
+
+    owner = OWNER_RESOLVERS[bootstrap.settings().owner_claim]
+    app = create_app(bootstrap.aws_dependencies, owner=owner)
+
+    def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        response = app.resolve(event, context)
+        headers = response.get("headers") or {}
+        if (
+            response["statusCode"] == 202
+            and event.get("rawPath") == "/tasks"
+            and "Idempotent-Replayed" not in headers
+        ):
+            observability.count(observability.TASKS_SUBMITTED)
+        return response
+
+    return observability.instrument(resolve, _correlation)
+
+
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The API Lambda: API Gateway HTTP API (payload v2) events."""
+    response: dict[str, Any] = _lambda_handler()(event, context)
+    return response

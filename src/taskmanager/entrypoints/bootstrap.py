@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,7 +72,59 @@ def settings() -> Settings:
     return Settings()
 
 
+@functools.cache
+def _boto_session() -> Any:
+    import boto3  # noqa: PLC0415 (built on first use, never at import)
+
+    return boto3.session.Session()
+
+
+@functools.cache
+def client(service: str) -> Any:
+    """One boto3 client per service for the life of the process.
+
+    ``AWS_ENDPOINT_URL`` (boto3's own setting) points every client at another endpoint,
+    which is how the end-to-end tests reach moto server."""
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, tcp_keepalive=True)
+    return _boto_session().client(service, config=config)
+
+
+@functools.cache
+def repository() -> TaskRepository:
+    """The DynamoDB repository on ``TASKMANAGER_TABLE_NAME``."""
+    from taskmanager.adapters.dynamodb import DynamoDBTaskRepository  # noqa: PLC0415
+
+    return DynamoDBTaskRepository(client("dynamodb"), settings().table_name)
+
+
+@functools.cache
+def publisher() -> EventPublisher:
+    """The EventBridge publisher on ``TASKMANAGER_EVENT_BUS_NAME``."""
+    from taskmanager.adapters.eventbridge import EventBridgePublisher  # noqa: PLC0415
+
+    config = settings()
+    return EventBridgePublisher(client("events"), config.event_bus_name, config.event_source)
+
+
+@functools.cache
+def aws_dependencies() -> Dependencies:
+    """What the API, updates and sweeper handlers use in AWS. The publisher is left out:
+    only the stream handler publishes (it takes :func:`publisher`)."""
+    from taskmanager.adapters.memory import SystemClock, UuidIdFactory  # noqa: PLC0415
+
+    config = settings()
+    return Dependencies(
+        repo=repository(),
+        clock=SystemClock(),
+        ids=UuidIdFactory(),
+        policy=config.policy,
+        event_source=config.event_source,
+    )
+
+
 def reset() -> None:
     """Forget the cached settings, clients and dependencies (tests change the environment)."""
-    for cached in (settings,):
+    for cached in (settings, _boto_session, client, repository, publisher, aws_dependencies):
         cached.cache_clear()

@@ -1,0 +1,118 @@
+"""Logs, metrics and traces of the Lambda handlers, on Powertools, in one place.
+
+- Logs: JSON lines from Powertools' ``Logger`` (service from ``POWERTOOLS_SERVICE_NAME``),
+  each with the Lambda context, a ``correlation_id`` (the API request id, the SQS message id,
+  the stream record id) and the ``task_id`` being worked on.
+- Metrics: CloudWatch EMF from Powertools' ``Metrics`` (namespace from
+  ``POWERTOOLS_METRICS_NAMESPACE``, default ``taskmanager``), flushed after each invocation.
+- Traces: X-Ray through Powertools' ``Tracer`` only when ``TASKMANAGER_TRACING`` is ``true``
+  (set by Terraform with active tracing). Otherwise ``aws_xray_sdk`` is never imported, which
+  keeps it out of every cold start.
+
+Everything is built on the first invocation and cached for the life of the process.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+
+DEFAULT_NAMESPACE: Final = "taskmanager"
+DEFAULT_SERVICE: Final = "taskmanager"
+
+# Metric names (CloudWatch, unit Count).
+TASKS_SUBMITTED: Final = "TasksSubmitted"
+UPDATES_APPLIED: Final = "UpdatesApplied"
+UPDATES_DUPLICATE: Final = "UpdatesDuplicate"
+UPDATES_STALE: Final = "UpdatesStale"
+UPDATES_REJECTED: Final = "UpdatesRejected"
+UPDATES_MALFORMED: Final = "UpdatesMalformed"
+EVENTS_PUBLISHED: Final = "EventsPublished"
+PUBLISH_FAILURES: Final = "PublishFailures"
+TASKS_TIMED_OUT: Final = "TasksTimedOut"
+TASKS_HEARTBEAT_TIMED_OUT: Final = "TasksHeartbeatTimedOut"
+
+
+def tracing_enabled() -> bool:
+    return os.environ.get("TASKMANAGER_TRACING", "").strip().lower() in {"1", "true", "active"}
+
+
+@functools.cache
+def logger() -> Logger:
+    from aws_lambda_powertools import Logger  # noqa: PLC0415 (built on first invocation)
+
+    return Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE)
+
+
+@functools.cache
+def metrics() -> Metrics:
+    from aws_lambda_powertools import Metrics  # noqa: PLC0415
+
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE
+    return Metrics(namespace=namespace)
+
+
+@functools.cache
+def tracer() -> Tracer | None:
+    if not tracing_enabled():
+        return None
+    from aws_lambda_powertools import Tracer  # noqa: PLC0415 (imports aws_xray_sdk)
+
+    return Tracer(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE)
+
+
+def count(name: str, value: int = 1) -> None:
+    """Add ``value`` to the metric ``name`` (unit Count) of this invocation."""
+    if value:
+        metrics().add_metric(name=name, unit="Count", value=value)
+
+
+def instrument(
+    handler: Callable[[Any, Any], Any], correlation_id: Callable[[Any], str | None]
+) -> Callable[[Any, Any], Any]:
+    """Wrap a Lambda handler: fresh log state with the Lambda context and correlation id,
+    metrics flushed at the end (even when the handler raises), a trace if tracing is on."""
+    log = logger()
+    traced = tracer()
+    inner = traced.capture_lambda_handler(handler) if traced is not None else handler
+
+    def wrapped(event: Any, context: Any) -> Any:
+        log.clear_state()
+        if context is not None and hasattr(context, "aws_request_id"):
+            log.append_keys(
+                function_request_id=context.aws_request_id,
+                function_name=getattr(context, "function_name", None),
+            )
+        log.set_correlation_id(_safe(correlation_id, event))
+        try:
+            return inner(event, context)
+        finally:
+            flush()
+
+    return wrapped
+
+
+def flush() -> None:
+    """Emit this invocation's metrics (nothing when there are none)."""
+    m = metrics()
+    if m.metric_set:
+        m.flush_metrics()
+
+
+def _safe(read: Callable[[Any], str | None], event: Any) -> str | None:
+    try:
+        return read(event)
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return None
+
+
+def task_keys(task_id: str | None) -> AbstractContextManager[None]:
+    """Context manager: log lines inside carry ``task_id``."""
+    return logger().append_context_keys(task_id=task_id)

@@ -1,0 +1,123 @@
+"""Processors' ``TaskUpdated`` events, delivered by an EventBridge rule into SQS -> the
+``record_update`` use case.
+
+Each SQS message body is the EventBridge event. Outcomes (DESIGN §3):
+- applied: the task changed (the stream publishes the outbound event);
+- duplicate, stale: acknowledged, logged and counted; nothing changed;
+- rejected (unknown task, a different outcome for a finished task, a reused sequence):
+  acknowledged, logged with the reason and counted; retrying cannot make it legal;
+- malformed (not JSON, not a ``TaskUpdated``, breaks the contract): the record fails, so SQS
+  redelivers it and finally moves it to the dead-letter queue for a human to look at.
+A storage failure also fails the record (SQS retries it). Partial batch failures mean only
+those records come back.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from pydantic import ValidationError
+
+from taskmanager.domain.errors import InvalidRequestError
+from taskmanager.domain.events import TaskUpdatedEvent, parse_event
+from taskmanager.domain.services import UpdateOutcome, record_update
+from taskmanager.entrypoints import observability as obs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from taskmanager.entrypoints.bootstrap import Dependencies
+
+_METRIC: Final = {
+    UpdateOutcome.APPLIED: obs.UPDATES_APPLIED,
+    UpdateOutcome.DUPLICATE: obs.UPDATES_DUPLICATE,
+    UpdateOutcome.STALE: obs.UPDATES_STALE,
+    UpdateOutcome.REJECTED: obs.UPDATES_REJECTED,
+}
+
+
+class MalformedUpdateError(ValueError):
+    """A message that is not a valid ``TaskUpdated`` event (it goes to the DLQ)."""
+
+
+def _parse(body: str) -> TaskUpdatedEvent:
+    try:
+        event = parse_event(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        raise MalformedUpdateError(f"not a TaskUpdated event: {errors[:3]}") from exc
+    except InvalidRequestError as exc:
+        raise MalformedUpdateError(exc.message) from exc
+    if not isinstance(event, TaskUpdatedEvent):
+        raise MalformedUpdateError(f"unexpected detail-type {event.detail_type}")
+    return event
+
+
+def create_handler(
+    deps_provider: Callable[[], Dependencies],
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """An SQS handler recording updates with ``deps_provider()``'s repository."""
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    log = obs.logger()
+
+    def record_handler(record: SQSRecord) -> str:
+        try:
+            update = _parse(record.body).detail
+        except MalformedUpdateError:
+            obs.count(obs.UPDATES_MALFORMED)
+            log.exception("malformed update message %s", record.message_id)
+            raise
+        deps = deps_provider()
+        with obs.task_keys(update.task_id):
+            result = record_update(update, repo=deps.repo, clock=deps.clock, policy=deps.policy)
+            obs.count(_METRIC[result.outcome])
+            extra = {
+                "outcome": result.outcome.value,
+                "status": update.status.value,
+                "sequence": update.sequence,
+                "message_id": record.message_id,
+            }
+            if result.outcome is UpdateOutcome.REJECTED:
+                reason = result.reason.value if result.reason else None
+                log.warning("update rejected: %s", result.detail, extra={**extra, "reason": reason})
+            elif result.outcome is UpdateOutcome.APPLIED:
+                log.info("update applied", extra=extra)
+            else:
+                log.info("update %s: %s", result.outcome.value, result.detail, extra=extra)
+        return result.outcome.value
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if not event.get("Records"):
+            return {"batchItemFailures": []}
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+        return cast("dict[str, Any]", response)
+
+    return handle
+
+
+def _correlation(event: Mapping[str, Any]) -> str | None:
+    records = event.get("Records") or []
+    return str(records[0].get("messageId")) if records else None
+
+
+@functools.cache
+def _lambda_handler() -> Callable[[Any, Any], Any]:
+    from taskmanager.entrypoints import bootstrap  # noqa: PLC0415
+
+    return obs.instrument(create_handler(bootstrap.aws_dependencies), _correlation)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The updates Lambda: SQS batches of EventBridge ``TaskUpdated`` events."""
+    result: dict[str, Any] = _lambda_handler()(event, context)
+    return result
