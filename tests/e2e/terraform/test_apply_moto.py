@@ -61,6 +61,7 @@ class Deployment:
     workdir: Path
     terraform: Terraform
     outputs: dict[str, Any]
+    layer_arn: str
     destroyed: bool = False
 
     def client(self, service: str) -> Any:
@@ -91,22 +92,6 @@ def _override(endpoint: str) -> str:
 """
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """A moto server of this module's own, so "destroy leaves nothing" means nothing."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    wsgi = server._server  # moto exposes no getter for the bound port
-    assert wsgi is not None
-    host, port = str(wsgi.server_address[0]), int(wsgi.server_address[1])
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 def _stand_in_layer(endpoint: str) -> str:
     """moto has no public layers: publish a stand-in for the Powertools layer."""
     content = io.BytesIO()
@@ -120,7 +105,7 @@ def _stand_in_layer(endpoint: str) -> str:
         aws_secret_access_key="test",
     )
     layer = client.publish_layer_version(
-        LayerName="powertools-stand-in", Content={"ZipFile": content.getvalue()}
+        LayerName=f"{NAME}-powertools-stand-in", Content={"ZipFile": content.getvalue()}
     )
     return layer["LayerVersionArn"]
 
@@ -130,7 +115,7 @@ def deployment(
     terraform: Terraform,
     infra_copy: Path,
     lambda_zip: Path,
-    moto_endpoint: str,
+    moto_server: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployment]:
     processor_zip = tmp_path_factory.mktemp("processor") / "word-count.zip"
@@ -140,9 +125,12 @@ def deployment(
         includes=(REPO / "docs" / "examples" / "wordcount_processor.py",),
     )
     workdir = infra_copy.parent / "apply" / "terraform"
-    shutil.copytree(infra_copy, workdir)
+    shutil.copytree(
+        infra_copy, workdir, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl")
+    )
     example = workdir / EXAMPLE
-    (example / "moto_override.tf").write_text(_override(moto_endpoint))
+    (example / "moto_override.tf").write_text(_override(moto_server))
+    layer_arn = _stand_in_layer(moto_server)
     (example / "moto.auto.tfvars.json").write_text(
         json.dumps(
             {
@@ -150,7 +138,7 @@ def deployment(
                 "name": NAME,
                 "lambda_zip": str(lambda_zip),
                 "processor_zip": str(processor_zip),
-                "powertools_layer_arn": _stand_in_layer(moto_endpoint),
+                "powertools_layer_arn": layer_arn,
             }
         )
     )
@@ -162,7 +150,7 @@ def deployment(
         key: value["value"]
         for key, value in json.loads(terraform.run(example, "output", "-json")).items()
     }
-    deployed = Deployment(moto_endpoint, example, terraform, outputs)
+    deployed = Deployment(moto_server, example, terraform, outputs, layer_arn)
     yield deployed
     if not deployed.destroyed:
         terraform.run(example, "destroy", "-auto-approve", "-input=false", "-parallelism=20")
@@ -240,12 +228,12 @@ def test_terraform_table_matches_the_adapters_create_table(deployment: Deploymen
     from taskmanager.adapters.dynamodb import create_table
 
     ddb = deployment.client("dynamodb")
-    create_table(ddb, "made-by-the-adapter")
+    create_table(ddb, f"{NAME}-made-by-the-adapter")
     try:
-        made_by_adapter = _layout(ddb, "made-by-the-adapter")
+        made_by_adapter = _layout(ddb, f"{NAME}-made-by-the-adapter")
         made_by_terraform = _layout(ddb, f"{NAME}-tasks")
     finally:
-        ddb.delete_table(TableName="made-by-the-adapter")
+        ddb.delete_table(TableName=f"{NAME}-made-by-the-adapter")
     assert made_by_terraform == made_by_adapter
     assert len(made_by_terraform["indexes"]) == 3
 
@@ -342,7 +330,8 @@ def test_updates_queue_redrives_to_its_dlq_and_admits_only_the_rule(
 def _mappings(deployment: Deployment) -> dict[str, dict[str, Any]]:
     # moto's FunctionName filter does not match mappings made with a function ARN: list all.
     found = deployment.client("lambda").list_event_source_mappings()["EventSourceMappings"]
-    return {m["FunctionArn"].rsplit(":", 1)[-1]: m for m in found}
+    mine = (m for m in found if f":function:{NAME}-" in m["FunctionArn"])
+    return {m["FunctionArn"].rsplit(":", 1)[-1]: m for m in mine}
 
 
 def test_stream_mapping_reports_partial_failures_and_gives_up_boundedly(
@@ -378,9 +367,7 @@ def test_functions_run_the_named_handlers_with_the_settings(deployment: Deployme
         assert config["Runtime"] == "python3.12"
         assert config["Architectures"] == ["x86_64"]
         assert config["TracingConfig"] == {"Mode": "Active"}
-        assert [layer["Arn"] for layer in config["Layers"]] == [
-            f"arn:aws:lambda:{REGION}:123456789012:layer:powertools-stand-in:1"
-        ]
+        assert [layer["Arn"] for layer in config["Layers"]] == [deployment.layer_arn]
         assert config["Role"].endswith(f":role/{NAME}-{role}")
         assert config["Environment"]["Variables"] == {
             "TASKMANAGER_TABLE_NAME": f"{NAME}-tasks",
@@ -541,15 +528,24 @@ def test_destroy_leaves_nothing(deployment: Deployment) -> None:
     )
     TIMINGS["destroy"] = time.monotonic() - started
     deployment.destroyed = True
+    # moto keeps one state per process, shared with other tests: look at this deployment's
+    # names (all start with NAME) only.
     c = deployment.client
-    assert c("dynamodb").list_tables()["TableNames"] == []
-    assert c("sqs").list_queues().get("QueueUrls", []) == []
-    assert c("lambda").list_functions()["Functions"] == []
-    assert c("lambda").list_event_source_mappings()["EventSourceMappings"] == []
-    assert [b["Name"] for b in c("events").list_event_buses()["EventBuses"]] == ["default"]
-    assert c("events").list_rules()["Rules"] == []
-    assert c("iam").list_roles()["Roles"] == []
-    assert c("apigatewayv2").get_apis()["Items"] == []
-    assert c("logs").describe_log_groups()["logGroups"] == []
-    assert c("cloudwatch").describe_alarms()["MetricAlarms"] == []
+
+    def ours(names: list[str]) -> list[str]:
+        return [n for n in names if NAME in n]
+
+    assert ours(c("dynamodb").list_tables()["TableNames"]) == []
+    assert ours(c("sqs").list_queues().get("QueueUrls", [])) == []
+    assert ours([f["FunctionName"] for f in c("lambda").list_functions()["Functions"]]) == []
+    mappings = c("lambda").list_event_source_mappings()["EventSourceMappings"]
+    assert ours([m["FunctionArn"] for m in mappings]) == []
+    assert ours([b["Name"] for b in c("events").list_event_buses()["EventBuses"]]) == []
+    assert ours([r["Name"] for r in c("events").list_rules()["Rules"]]) == []
+    assert ours([r["RoleName"] for r in c("iam").list_roles()["Roles"]]) == []
+    assert ours([a["Name"] for a in c("apigatewayv2").get_apis()["Items"]]) == []
+    groups = c("logs").describe_log_groups()["logGroups"]
+    assert ours([g["logGroupName"] for g in groups]) == []
+    alarms = c("cloudwatch").describe_alarms()["MetricAlarms"]
+    assert ours([a["AlarmName"] for a in alarms]) == []
     print(f"\nterraform apply {TIMINGS.get('apply', 0):.0f} s, destroy {TIMINGS['destroy']:.0f} s")
