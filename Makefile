@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev,aws]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,aws,server]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -42,8 +42,9 @@ test: install
 bench: install
 	@set -e; for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script; done
 
+## Run locally: the API, the web page (http://127.0.0.1:8000/) and the demo processors.
 run: install
-	$(PY) docs/examples/embedding.py
+	$(VENV)/bin/taskmanager serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

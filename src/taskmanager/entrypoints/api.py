@@ -477,7 +477,7 @@ def _lambda_handler() -> Callable[[Any, Any], Any]:
     return observability.instrument(resolve, _correlation)
 
 
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The API Lambda: API Gateway HTTP API (payload v2) events."""
     response: dict[str, Any] = _lambda_handler()(event, context)
     return response

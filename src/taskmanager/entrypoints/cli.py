@@ -1,0 +1,412 @@
+"""The `taskmanager` command: run the local server, or talk to any taskmanager HTTP API.
+
+    taskmanager serve [--host 127.0.0.1] [--port 8000] [--db PATH] [--processor MODULE:ATTR ...]
+    taskmanager submit TYPE [--input JSON|@file] [--idempotency-key K] [--wait]
+    taskmanager get ID | list [--status S] [--type T] | cancel ID | watch ID
+
+``--url`` (or ``TASKMANAGER_URL``) names the server, ``--json`` prints JSON. Exit codes:
+0 done (a waited or watched task SUCCESSFUL), 1 the task FAILED or the request failed,
+2 a usage error (bad arguments, input that is not JSON).
+
+Client commands use the standard library only, so they start fast and need no extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+DEFAULT_URL: Final = "http://127.0.0.1:8000"
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+STATUSES: Final = ("CREATED", "RUNNING", "SUCCESSFUL", "FAILED")
+TERMINAL: Final = frozenset({"SUCCESSFUL", "FAILED"})
+#: How long ``watch`` keeps reconnecting to a server that went away.
+RECONNECT_SECONDS: Final = 30.0
+
+
+class UsageError(Exception):
+    """Bad arguments the parser could not catch (exit 2)."""
+
+
+class ApiError(Exception):
+    """The server answered with an error body, or could not be reached (exit 1)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}" if status == 0 else f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    base_url: str
+    timeout: float = 30.0
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base_url.rstrip("/") + path, data=data, method=method)
+        request.add_header("Accept", "application/json")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise _api_error(exc.code, exc.read()) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ApiError(0, "UNREACHABLE", f"cannot reach {self.base_url}: {reason}") from None
+
+    def stream(self, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Server-sent events from ``path``: (event name, decoded data)."""
+        request = urllib.request.Request(
+            self.base_url.rstrip("/") + path, headers={"Accept": "text/event-stream"}
+        )
+        try:
+            response = urllib.request.urlopen(request, timeout=None)
+        except urllib.error.HTTPError as exc:
+            raise _api_error(exc.code, exc.read()) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ApiError(0, "UNREACHABLE", f"cannot reach {self.base_url}: {reason}") from None
+        with response:
+            name, data = "message", list[str]()
+            for raw in response:
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if not line:
+                    if data:
+                        yield name, json.loads("\n".join(data))
+                    name, data = "message", list[str]()
+                elif line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].removeprefix(" "))
+
+
+def _api_error(status: int, raw: bytes) -> ApiError:
+    try:
+        error = json.loads(raw)["error"]
+        return ApiError(status, str(error["code"]), str(error["message"]))
+    except (ValueError, KeyError, TypeError):
+        return ApiError(status, "HTTP_ERROR", raw.decode("utf-8", "replace")[:200] or "no body")
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _emit_json(value: Any, out: TextIO) -> None:
+    out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def _describe(task: dict[str, Any]) -> str:
+    lines = [f"{task['id']}  {task['type']}  {task['status']}"]
+    progress = task.get("progress")
+    if progress:
+        lines.append(f"  progress: {progress['percent']:.0f}% {progress.get('message') or ''}")
+    for field in ("input", "result"):
+        if task.get(field) is not None:
+            lines.append(f"  {field}: {json.dumps(task[field], ensure_ascii=False)}")
+    error = task.get("error")
+    if error:
+        lines.append(f"  error: {error['code']}: {error['message']}")
+    for field in ("created_at", "started_at", "finished_at", "deadline_at"):
+        if task.get(field):
+            lines.append(f"  {field}: {task[field]}")
+    return "\n".join(lines)
+
+
+def _exit_for(task: dict[str, Any]) -> int:
+    return EXIT_OK if task["status"] == "SUCCESSFUL" else EXIT_FAILED
+
+
+def _progress_line(task: dict[str, Any], width: int = 30) -> str:
+    status = task["status"]
+    progress = task.get("progress") or {}
+    percent = 100.0 if status == "SUCCESSFUL" else float(progress.get("percent") or 0.0)
+    filled = round(width * percent / 100)
+    bar = "#" * filled + "-" * (width - filled)
+    message = progress.get("message") or ""
+    return f"[{bar}] {percent:5.1f}%  {status:<10} {message}".rstrip()
+
+
+def _plain_line(task: dict[str, Any]) -> str:
+    progress = task.get("progress")
+    parts = [task["status"]]
+    if progress:
+        parts.append(f"{progress['percent']:g}%")
+        if progress.get("message"):
+            parts.append(str(progress["message"]))
+    if task.get("error"):
+        parts.append(f"{task['error']['code']}: {task['error']['message']}")
+    return " ".join(parts)
+
+
+def watch(api: Api, task_id: str, *, as_json: bool, out: TextIO) -> int:
+    """Follow a task until it is terminal; reconnects (the stream starts with the task)."""
+    tty = out.isatty() and not as_json
+    path = f"/tasks/{urllib.parse.quote(task_id, safe='')}/events"
+    last: dict[str, Any] | None = None
+    gave_up_at = time.monotonic() + RECONNECT_SECONDS
+    while True:
+        try:
+            for _, task in api.stream(path):
+                if last is not None and task["version"] <= last["version"]:
+                    continue
+                last = task
+                if as_json:
+                    out.write(json.dumps(task, ensure_ascii=False) + "\n")
+                elif tty:
+                    out.write("\r\x1b[2K" + _progress_line(task))
+                else:
+                    out.write(_plain_line(task) + "\n")
+                out.flush()
+                gave_up_at = time.monotonic() + RECONNECT_SECONDS
+        except ApiError as exc:
+            if exc.status != 0 or time.monotonic() > gave_up_at:
+                raise
+        if last is not None and last["status"] in TERMINAL:
+            break
+        time.sleep(0.5)  # the server closed the stream (restart): follow it again
+    if tty:
+        out.write("\n" + _describe(last) + "\n")
+    return _exit_for(last)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _read_input(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    text = raw
+    if raw.startswith("@"):
+        try:
+            with open(raw[1:], encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read {raw[1:]}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--input is not JSON: {exc}") from None
+
+
+def cmd_submit(api: Api, args: argparse.Namespace, out: TextIO) -> int:
+    body: dict[str, Any] = {"type": args.type, "input": _read_input(args.input)}
+    if args.timeout_seconds is not None:
+        body["timeout_seconds"] = args.timeout_seconds
+    if args.heartbeat_seconds is not None:
+        body["heartbeat_seconds"] = args.heartbeat_seconds
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
+    task = api.request("POST", "/tasks", body, headers)
+    if args.wait:
+        if not args.json:
+            out.write(f"submitted {task['id']}\n")
+            out.flush()
+        return watch(api, task["id"], as_json=args.json, out=out)
+    if args.json:
+        _emit_json(task, out)
+    else:
+        out.write(f"{task['id']}  {task['type']}  {task['status']}\n")
+    return EXIT_OK
+
+
+def cmd_get(api: Api, args: argparse.Namespace, out: TextIO) -> int:
+    task = api.request("GET", f"/tasks/{urllib.parse.quote(args.id, safe='')}")
+    if args.json:
+        _emit_json(task, out)
+    else:
+        out.write(_describe(task) + "\n")
+    return EXIT_OK
+
+
+def cmd_list(api: Api, args: argparse.Namespace, out: TextIO) -> int:
+    query = {"status": args.status, "type": args.type, "limit": args.limit, "cursor": args.cursor}
+    params = urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+    page = api.request("GET", "/tasks" + (f"?{params}" if params else ""))
+    if args.json:
+        _emit_json(page, out)
+        return EXIT_OK
+    for task in page["items"]:
+        progress = task.get("progress")
+        percent = f"{progress['percent']:.0f}%" if progress else ""
+        out.write(
+            f"{task['id']}  {task['status']:<10} {percent:>4}  {task['type']:<20} "
+            f"{task['created_at']}\n"
+        )
+    if page.get("next_cursor"):
+        out.write(f"more: --cursor {page['next_cursor']}\n")
+    return EXIT_OK
+
+
+def cmd_cancel(api: Api, args: argparse.Namespace, out: TextIO) -> int:
+    task = api.request("POST", f"/tasks/{urllib.parse.quote(args.id, safe='')}/cancel")
+    if args.json:
+        _emit_json(task, out)
+    else:
+        out.write(f"{task['id']}  {task['status']}  {task['error']['code']}\n")
+    return EXIT_OK
+
+
+def cmd_watch(api: Api, args: argparse.Namespace, out: TextIO) -> int:
+    return watch(api, args.id, as_json=args.json, out=out)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # Only `serve` needs uvicorn and the resolver; client commands start without them.
+    from taskmanager.entrypoints.local.server import ServeOptions, serve  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        processors=tuple(args.processor),
+        workers=args.workers,
+        grace_seconds=args.grace_seconds,
+        sweep_interval=args.sweep_interval,
+    )
+    return serve(options)
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be above 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,
+        help=f"the server (default: $TASKMANAGER_URL or {DEFAULT_URL})",
+    )
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON out")
+    parser = argparse.ArgumentParser(
+        prog="taskmanager",
+        description="Long-running tasks: run the local server, submit and follow tasks.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the API, the web page and the processors")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--db", default="taskmanager.db", help="SQLite file (default ./taskmanager.db)"
+    )
+    serve.add_argument(
+        "--processor",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="a processor to run (repeatable); demo.sleep, demo.echo, demo.fail are built in",
+    )
+    serve.add_argument("--workers", type=_positive, default=4, help="processor threads (4)")
+    serve.add_argument(
+        "--grace-seconds",
+        type=_seconds,
+        default=10.0,
+        help="on SIGINT/SIGTERM, how long running processors may finish (10)",
+    )
+    serve.add_argument(
+        "--sweep-interval", type=_seconds, default=1.0, help="timeout sweeper period (1 s)"
+    )
+
+    submit = commands.add_parser("submit", help="submit a task", parents=[common])
+    submit.add_argument("type", help="task type, e.g. demo.sleep")
+    submit.add_argument("--input", help="JSON input, or @file to read it from a file")
+    submit.add_argument("--idempotency-key", help="same key + same request = same task")
+    submit.add_argument("--timeout-seconds", type=_positive)
+    submit.add_argument("--heartbeat-seconds", type=_positive)
+    submit.add_argument("--wait", action="store_true", help="follow it; exit 0 if SUCCESSFUL")
+
+    get = commands.add_parser("get", help="show a task", parents=[common])
+    get.add_argument("id")
+
+    listing = commands.add_parser("list", help="recent tasks, newest first", parents=[common])
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--type")
+    listing.add_argument("--limit", type=_positive)
+    listing.add_argument("--cursor")
+
+    cancel = commands.add_parser("cancel", help="cancel an open task", parents=[common])
+    cancel.add_argument("id")
+
+    watch_cmd = commands.add_parser("watch", help="follow a task until it ends", parents=[common])
+    watch_cmd.add_argument("id")
+    return parser
+
+
+COMMANDS: Final = {
+    "submit": cmd_submit,
+    "get": cmd_get,
+    "list": cmd_list,
+    "cancel": cmd_cancel,
+    "watch": cmd_watch,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return cmd_serve(args)
+    args.json = getattr(args, "json", False)
+    url = getattr(args, "url", None) or os.environ.get("TASKMANAGER_URL") or DEFAULT_URL
+    api = Api(url)
+    try:
+        return COMMANDS[args.command](api, args, sys.stdout)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"taskmanager: error: {exc}\n")
+        return EXIT_USAGE
+    except ApiError as exc:
+        sys.stderr.write(f"taskmanager: {exc}\n")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

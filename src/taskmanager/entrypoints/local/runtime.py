@@ -1,0 +1,319 @@
+"""What runs beside the HTTP server in `taskmanager serve`.
+
+- the store, wrapped so that every committed write wakes the outbox dispatcher at once;
+- the outbox dispatcher thread: committed events -> the in-process bus (at least once);
+- the worker pool: processors run here when the bus hands them a ``TaskCreated``;
+- the sweeper thread: fails overdue tasks (``TIMEOUT``, ``HEARTBEAT_TIMEOUT``);
+- the change hub: every delivered event reaches the live streams (SSE) watching its task.
+
+Shutdown runs in two steps: ``begin_shutdown`` (on the signal: close live streams, refuse
+new work) and ``shutdown`` (once the HTTP server stopped accepting: let running processors
+finish up to the grace period, stop the sweeper, flush the outbox).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from taskmanager.adapters.memory import SystemClock, UuidIdFactory
+from taskmanager.domain.errors import PublishError, TaskManagerError
+from taskmanager.domain.events import TaskCreated
+from taskmanager.domain.services import DEFAULT_POLICY, Policy, dispatch_outbox, expire_overdue
+from taskmanager.entrypoints.bootstrap import Dependencies
+from taskmanager.entrypoints.local.bus import LocalBus
+from taskmanager.entrypoints.local.hub import ChangeHub
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from taskmanager.domain.events import OutboundEvent
+    from taskmanager.domain.model import Change, Guard, Task
+    from taskmanager.domain.ports import (
+        Clock,
+        IdFactory,
+        ListQuery,
+        OutboxEntry,
+        Page,
+        WriteResult,
+    )
+
+logger = logging.getLogger("taskmanager.local")
+
+#: The owner of every task on one machine (DESIGN §5: "locally the owner is `local`").
+LOCAL_OWNER = "local"
+
+#: Runs one delivered ``TaskCreated`` to the end (a processor bound to its transport).
+Job = Callable[[TaskCreated], None]
+
+
+class Store(Protocol):
+    """A task repository that keeps its own outbox (SQLite; memory in tests)."""
+
+    def create(self, task: Task, now: datetime) -> WriteResult: ...
+    def get(self, task_id: str) -> Task | None: ...
+    def apply(self, guard: Guard, change: Change) -> WriteResult: ...
+    def list_page(self, query: ListQuery, now: datetime) -> Page: ...
+    def due(self, now: datetime, limit: int) -> list[Task]: ...
+    def pending(self, limit: int) -> list[OutboxEntry]: ...
+    def mark_delivered(self, positions: Sequence[int]) -> None: ...
+
+
+class NotifyingStore:
+    """The store, plus a call to ``on_commit`` after every applied write.
+
+    The dispatcher then delivers a change within a millisecond instead of at its next poll.
+    Writes from this process's threads take turns on a lock: SQLite would otherwise answer
+    a second writer "busy" and make it sleep for milliseconds before trying again."""
+
+    def __init__(self, inner: Store, on_commit: Callable[[], None]) -> None:
+        self.inner = inner
+        self._on_commit = on_commit
+        self._writing = threading.Lock()
+
+    def create(self, task: Task, now: datetime) -> WriteResult:
+        with self._writing:
+            written = self.inner.create(task, now)
+        if written.applied:
+            self._on_commit()
+        return written
+
+    def get(self, task_id: str) -> Task | None:
+        return self.inner.get(task_id)
+
+    def apply(self, guard: Guard, change: Change) -> WriteResult:
+        with self._writing:
+            written = self.inner.apply(guard, change)
+        if written.applied:
+            self._on_commit()
+        return written
+
+    def list_page(self, query: ListQuery, now: datetime) -> Page:
+        return self.inner.list_page(query, now)
+
+    def due(self, now: datetime, limit: int) -> list[Task]:
+        return self.inner.due(now, limit)
+
+    def pending(self, limit: int) -> list[OutboxEntry]:
+        return self.inner.pending(limit)
+
+    def mark_delivered(self, positions: Sequence[int]) -> None:
+        with self._writing:
+            self.inner.mark_delivered(positions)
+
+
+class PoolClosedError(TaskManagerError):
+    """The worker pool is shutting down; the event stays in the outbox for the next start."""
+
+    code = "SHUTTING_DOWN"
+
+
+class WorkerPool:
+    """Daemon worker threads fed from one queue.
+
+    Daemon threads, so that a processor still running after the grace period does not keep
+    the process alive; its task stays RUNNING and the sweeper of the next start times it
+    out (after its deadline or heartbeat)."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("the worker pool needs at least one worker")
+        self.size = size
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._lock = threading.Lock()
+        self._active = 0
+
+    def start(self) -> None:
+        for number in range(self.size):
+            thread = threading.Thread(
+                target=self._work, name=f"taskmanager-worker-{number}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._closed:
+                raise PoolClosedError("the worker pool is shutting down")
+            self._jobs.put(job)
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            with self._lock:
+                if self._closed:  # queued but not started when shutdown began: left alone
+                    continue
+                self._active += 1
+            try:
+                job()
+            except Exception:
+                logger.exception("a processor raised outside its task")
+            finally:
+                with self._lock:
+                    self._active -= 1
+
+    def close(self, grace_seconds: float) -> int:
+        """Start no more jobs; wait up to ``grace_seconds`` for running ones.
+
+        Returns how many were still running when the grace period ended."""
+        with self._lock:
+            self._closed = True
+        for _ in self._threads:
+            self._jobs.put(None)
+        deadline = time.monotonic() + grace_seconds
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return sum(thread.is_alive() for thread in self._threads)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    workers: int = 4
+    grace_seconds: float = 10.0
+    sweep_interval: float = 1.0
+    #: The dispatcher is woken by each write; this poll only bounds the retry of a failed
+    #: delivery (and picks up writes made by another process on the same file).
+    dispatch_interval: float = 0.5
+    dispatch_batch: int = 100
+    policy: Policy = DEFAULT_POLICY
+    owner: str = LOCAL_OWNER
+
+
+@dataclass
+class _Loop:
+    """A background thread that calls ``step`` whenever woken or every ``interval``."""
+
+    name: str
+    step: Callable[[], Any]
+    interval: float
+    wake: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.wake.wait(self.interval)
+            self.wake.clear()
+            if self.stop.is_set():
+                return
+            try:
+                self.step()
+            except Exception:
+                logger.exception("%s failed; retrying in %.1f s", self.name, self.interval)
+
+    def halt(self, timeout: float) -> None:
+        self.stop.set()
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+
+class LocalRuntime:
+    """The store, the bus, the dispatcher, the worker pool, the sweeper and the hub."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: RuntimeConfig = RuntimeConfig(),
+        *,
+        clock: Clock | None = None,
+        ids: IdFactory | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.ids: IdFactory = ids or UuidIdFactory()
+        self.store = store
+        self.repo = NotifyingStore(store, self._wake_dispatcher)
+        self.bus = LocalBus()
+        self.hub = ChangeHub()
+        self.pool = WorkerPool(config.workers)
+        self.task_types: tuple[str, ...] = ()
+        self.stopping = threading.Event()
+        self._dispatcher = _Loop("taskmanager-dispatcher", self._dispatch, config.dispatch_interval)
+        self._sweeper = _Loop("taskmanager-sweeper", self._sweep, config.sweep_interval)
+        self.bus.subscribe(self.hub.deliver)
+        self._deps = Dependencies(self.repo, self.clock, self.ids, config.policy, self.bus)
+
+    def add_job(self, task_type: str, job: Job) -> None:
+        """Run ``job`` in the worker pool for each ``TaskCreated`` of ``task_type``."""
+
+        def enqueue(event: OutboundEvent) -> None:
+            if isinstance(event, TaskCreated):
+                self.pool.submit(lambda: job(event))
+
+        self.bus.subscribe(enqueue, detail_types=[TaskCreated.DETAIL_TYPE], task_types=[task_type])
+        self.task_types = tuple(sorted({*self.task_types, task_type}))
+
+    def deps(self) -> Dependencies:
+        """What the API routes need, for ``create_app``'s dependency provider."""
+        return self._deps
+
+    def _wake_dispatcher(self) -> None:
+        self._dispatcher.wake.set()
+
+    # -- background steps --
+    def _dispatch(self) -> int:
+        """Deliver everything pending; returns how many events were delivered."""
+        delivered = 0
+        while True:
+            try:
+                count = dispatch_outbox(self.repo, self.bus, limit=self.config.dispatch_batch)
+            except PublishError as exc:
+                logger.warning("outbox: %s; kept for the next round", exc.message)
+                return delivered
+            delivered += count
+            if count < self.config.dispatch_batch:
+                return delivered
+
+    def _sweep(self) -> None:
+        for task in expire_overdue(repo=self.repo, clock=self.clock, policy=self.config.policy):
+            logger.info("task %s failed: %s", task.id, task.error.code if task.error else "")
+
+    # -- lifecycle --
+    def start(self) -> None:
+        self.pool.start()
+        self._dispatcher.start()
+        self._sweeper.start()
+        self._wake_dispatcher()  # deliver what a previous run left undelivered
+
+    def begin_shutdown(self) -> None:
+        """On the signal: live streams end, no new processor job starts after shutdown."""
+        if not self.stopping.is_set():
+            self.stopping.set()
+            self.hub.close_all()
+
+    def shutdown(self) -> None:
+        """Let running processors finish (up to the grace period), then flush the outbox."""
+        self.begin_shutdown()
+        self._sweeper.halt(timeout=5)
+        running = self.pool.close(self.config.grace_seconds)
+        if running:
+            logger.warning(
+                "%d processor(s) still running after %.0f s; their tasks stay RUNNING until "
+                "their deadline or heartbeat passes",
+                running,
+                self.config.grace_seconds,
+            )
+        self._dispatcher.halt(timeout=5)
+        flushed = self._dispatch()
+        logger.info("outbox flushed (%d event(s) delivered at shutdown)", flushed)
+        close = getattr(self.store, "close", None)
+        if callable(close):
+            close()

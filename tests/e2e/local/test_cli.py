@@ -1,0 +1,186 @@
+"""The `taskmanager` command through subprocess: exit codes, --json, --wait, watch."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+import uuid
+from typing import TYPE_CHECKING
+
+from tests.e2e.local.harness import cli_env
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.e2e.local.harness import LocalServer
+
+
+def run(server: LocalServer | None, *args: str) -> subprocess.CompletedProcess[str]:
+    url = ["--url", server.url] if server is not None else []
+    return subprocess.run(
+        [sys.executable, "-m", "taskmanager.entrypoints.cli", *url, *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    )
+
+
+def test_submit_json_prints_the_task(server: LocalServer) -> None:
+    result = run(server, "--json", "submit", "no.processor", "--input", '{"a": 1}')
+    assert result.returncode == 0, result.stderr
+    task = json.loads(result.stdout)
+    assert task["status"] == "CREATED"
+    assert task["input"] == {"a": 1}
+    assert server.get(task["id"])["type"] == "no.processor"
+
+
+def test_json_flag_also_works_after_the_command(server: LocalServer) -> None:
+    result = run(server, "submit", "no.processor", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "CREATED"
+
+
+def test_submit_wait_exits_0_when_the_task_succeeds(server: LocalServer) -> None:
+    result = run(
+        server, "submit", "demo.sleep", "--input", '{"seconds": 0.4, "steps": 2}', "--wait"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("submitted ")
+    assert "RUNNING 50% step 1/2" in lines
+    assert lines[-1] == "SUCCESSFUL"
+
+
+def test_submit_wait_exits_1_when_the_task_fails(server: LocalServer) -> None:
+    result = run(server, "submit", "demo.fail", "--input", '{"code": "NOPE"}', "--wait")
+    assert result.returncode == 1
+    assert "FAILED NOPE" in result.stdout
+
+
+def test_submit_wait_json_prints_each_change_as_a_line(server: LocalServer) -> None:
+    result = run(server, "--json", "submit", "demo.echo", "--input", "[1, 2]", "--wait")
+    assert result.returncode == 0, result.stderr
+    changes = [json.loads(line) for line in result.stdout.splitlines()]
+    assert changes[-1]["status"] == "SUCCESSFUL"
+    assert changes[-1]["result"] == [1, 2]
+    versions = [c["version"] for c in changes]
+    assert versions == sorted(set(versions))
+
+
+def test_input_from_a_file(server: LocalServer, tmp_path: Path) -> None:
+    path = tmp_path / "input.json"
+    path.write_text('{"from": "file"}')
+    result = run(server, "--json", "submit", "demo.echo", "--input", f"@{path}", "--wait")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["result"] == {"from": "file"}
+
+
+def test_idempotency_key_gives_the_same_task(server: LocalServer) -> None:
+    key = f"cli-{uuid.uuid4()}"
+    first = run(server, "--json", "submit", "no.processor", "--idempotency-key", key)
+    again = run(server, "--json", "submit", "no.processor", "--idempotency-key", key)
+    assert json.loads(first.stdout)["id"] == json.loads(again.stdout)["id"]
+    other = run(server, "submit", "no.processor", "--input", "1", "--idempotency-key", key)
+    assert other.returncode == 1
+    assert "IDEMPOTENCY_KEY_REUSED" in other.stderr
+
+
+def test_get_list_and_cancel(server: LocalServer) -> None:
+    task_type = f"cli.{uuid.uuid4().hex[:8]}"
+    task_id = server.submit(task_type, {"k": "v"})["id"]
+    shown = run(server, "get", task_id)
+    assert shown.returncode == 0
+    assert task_id in shown.stdout
+    assert 'input: {"k": "v"}' in shown.stdout
+    listed = run(server, "--json", "list", "--type", task_type)
+    assert [t["id"] for t in json.loads(listed.stdout)["items"]] == [task_id]
+    cancelled = run(server, "cancel", task_id)
+    assert cancelled.returncode == 0
+    assert "FAILED  CANCELLED" in cancelled.stdout
+    failed = run(server, "list", "--type", task_type, "--status", "FAILED")
+    assert task_id in failed.stdout
+    again = run(server, "cancel", task_id)
+    assert again.returncode == 1
+    assert "409 TASK_ALREADY_FINISHED" in again.stderr
+
+
+def test_unknown_task_exits_1_with_the_error_code(server: LocalServer) -> None:
+    result = run(server, "get", str(uuid.uuid4()))
+    assert result.returncode == 1
+    assert "404 TASK_NOT_FOUND" in result.stderr
+
+
+def test_watch_plain_lines_when_not_a_terminal(server: LocalServer) -> None:
+    task_id = server.submit("demo.sleep", {"seconds": 0.3, "steps": 3})["id"]
+    result = run(server, "watch", task_id)
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[-1] == "SUCCESSFUL"
+    assert "\r" not in result.stdout
+
+
+def test_watch_draws_a_progress_bar_on_a_terminal(server: LocalServer) -> None:
+    task_id = server.submit("demo.sleep", {"seconds": 0.4, "steps": 4})["id"]
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "taskmanager.entrypoints.cli",
+            "--url",
+            server.url,
+            "watch",
+            task_id,
+        ],
+        stdout=follower,
+        stderr=follower,
+        env=cli_env(),
+    )
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    assert process.wait(30) == 0
+    text = output.decode()
+    assert "\r" in text
+    assert "[" + "#" * 30 + "] 100.0%  SUCCESSFUL" in text
+    assert " 50.0%  RUNNING    step 2/4" in text
+
+
+def test_usage_errors_exit_2(server: LocalServer) -> None:
+    assert run(server, "submit", "demo.echo", "--input", "{not json").returncode == 2
+    assert run(server, "submit", "demo.echo", "--input", "@/no/such/file").returncode == 2
+    assert run(server, "list", "--status", "DONE").returncode == 2
+    assert run(server, "frobnicate").returncode == 2
+    assert run(None).returncode == 2
+
+
+def test_unreachable_server_exits_1() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "taskmanager.entrypoints.cli",
+            "--url",
+            "http://127.0.0.1:9",
+            "list",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot reach" in result.stderr

@@ -1,0 +1,296 @@
+"""The whole AWS flow on moto server: API -> table -> stream -> bus -> processor -> updates.
+
+Our Lambda handlers run in-process through their module-level ``handler`` functions (so the
+real bootstrap builds the real DynamoDB repository and EventBridge publisher from the
+environment); :class:`~tests.e2e.pump.Pump` plays Lambda's pollers. Every scenario ends by
+checking the stored task and the exact sequence of outbound events that crossed the bus
+(an extra rule copies them to an audit queue).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+
+from taskmanager.adapters.dynamodb import create_table
+from taskmanager.entrypoints import api, bootstrap, stream, sweeper, updates
+from taskmanager.processor import Processor, ProcessorContext, ProcessorError
+from tests.e2e.pump import REGION, Pump
+from tests.support import ALICE, FakeLambdaContext, http_event, load_event
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+BOB = "arn:aws:sts::123456789012:assumed-role/supplier/bob"
+BUS = "taskmanager-e2e"
+SOURCE = "taskmanager.e2e"
+PROCESSOR_TYPES = ("e2e.render", "e2e.fail", "e2e.cancel")
+OUTBOUND = ["TaskCreated", "TaskRunning", "TaskSuccessful", "TaskFailed"]
+
+
+class World:
+    def __init__(self, pump: Pump, events: Any, sqs: Any) -> None:
+        self.pump, self.events, self.sqs = pump, events, sqs
+
+    def call(
+        self, method: str, path: str, body: Any = None, *, owner: str = ALICE, **kw: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        text = None if body is None else json.dumps(body)
+        response = api.handler(
+            http_event(method, path, text, owner=owner, **kw), FakeLambdaContext()
+        )
+        return response["statusCode"], response["headers"], json.loads(response["body"])
+
+    def submit(self, task_type: str, **fields: Any) -> dict[str, Any]:
+        status, _, task = self.call("POST", "/tasks", {"type": task_type, **fields})
+        assert status == 202, task
+        return dict(task)
+
+    def get(self, task_id: str) -> dict[str, Any]:
+        status, _, task = self.call("GET", f"/tasks/{task_id}")
+        assert status == 200, task
+        return dict(task)
+
+    def send_update(self, detail: dict[str, Any]) -> None:
+        """A processor's TaskUpdated, put on the bus as any processor would."""
+        answer = self.events.put_events(
+            Entries=[
+                {
+                    "Source": "e2e.processor",
+                    "DetailType": "TaskUpdated",
+                    "Detail": json.dumps(detail),
+                    "EventBusName": BUS,
+                }
+            ]
+        )
+        assert answer["FailedEntryCount"] == 0
+
+
+def _queue(sqs: Any, name: str) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return url, arn
+
+
+def _rule(events: Any, name: str, pattern: dict[str, Any], queue_arn: str) -> None:
+    events.put_rule(Name=name, EventBusName=BUS, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=name, EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
+
+
+def _render(task_input: Any, ctx: ProcessorContext) -> Any:
+    ctx.progress(50, "half way")
+    return {"pages": task_input["rows"] * 2}
+
+
+def _fail(task_input: Any, ctx: ProcessorContext) -> Any:
+    raise ProcessorError("BAD_INPUT", f"rows must be positive, got {task_input['rows']}")
+
+
+@pytest.fixture(scope="module")
+def world(moto_server: str) -> Iterator[World]:
+    suffix = uuid.uuid4().hex[:8]
+    table = f"tasks-{suffix}"
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_ENDPOINT_URL": moto_server,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "TASKMANAGER_TABLE_NAME": table,
+            "TASKMANAGER_EVENT_BUS_NAME": BUS,
+            "TASKMANAGER_EVENT_SOURCE": SOURCE,
+            "POWERTOOLS_SERVICE_NAME": "taskmanager-e2e",
+        }.items():
+            env.setenv(name, value)
+        _forget_handlers()
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        events = boto3.client("events", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        create_table(dynamodb, table)
+        events.create_event_bus(Name=BUS)
+        updates_url, updates_arn = _queue(sqs, f"updates-{suffix}")
+        audit_url, audit_arn = _queue(sqs, f"audit-{suffix}")
+        _rule(events, f"updates-{suffix}", {"detail-type": ["TaskUpdated"]}, updates_arn)
+        _rule(events, f"audit-{suffix}", {"source": [SOURCE], "detail-type": OUTBOUND}, audit_arn)
+        processor_queues = {}
+        for n, task_type in enumerate(PROCESSOR_TYPES):
+            url, arn = _queue(sqs, f"processor-{n}-{suffix}")
+            pattern = {"detail-type": ["TaskCreated"], "detail": {"type": [task_type]}}
+            _rule(events, f"processor-{n}-{suffix}", pattern, arn)
+            processor_queues[task_type] = url
+        processors = {
+            "e2e.render": Processor("e2e.render", _render),
+            "e2e.fail": Processor("e2e.fail", _fail),
+        }
+        pump = Pump(
+            dynamodb=dynamodb,
+            streams=boto3.client("dynamodbstreams", region_name=REGION),
+            sqs=sqs,
+            table_name=table,
+            updates_queue=updates_url,
+            audit_queue=audit_url,
+            processor_queues=processor_queues,
+            processors=processors,
+            stream_handler=stream.handler,
+            updates_handler=updates.handler,
+        )
+        world = World(pump, events, sqs)
+        processors["e2e.cancel"] = Processor("e2e.cancel", _cancelled_midway(world))
+        try:
+            yield world
+        finally:
+            _forget_handlers()
+
+
+def _forget_handlers() -> None:
+    bootstrap.reset()
+    for module in (api, stream, updates, sweeper):
+        module._lambda_handler.cache_clear()
+
+
+def _cancelled_midway(world: World) -> Any:
+    def job(task_input: Any, ctx: ProcessorContext) -> Any:
+        ctx.progress(10, "started")
+        world.pump.run()  # the RUNNING reports are applied and published meanwhile
+        status, _, cancelled = world.call("POST", f"/tasks/{ctx.task_id}/cancel")
+        assert (status, cancelled["status"]) == (202, "FAILED")
+        assert ctx.refresh()  # the processor learns of it ...
+        ctx.progress(90, "too late")  # ... and reports nothing more
+        return "never reported"
+
+    return job
+
+
+def test_success_with_progress(world: World) -> None:
+    task = world.submit("e2e.render", input={"rows": 6})
+    world.pump.run()
+    stored = world.get(task["id"])
+    assert (stored["status"], stored["result"], stored["version"]) == (
+        "SUCCESSFUL",
+        {"pages": 12},
+        4,
+    )
+    assert stored["progress"] is None
+    assert world.pump.events_of(task["id"]) == [
+        ("TaskCreated", 1, "CREATED"),
+        ("TaskRunning", 2, "RUNNING"),
+        ("TaskRunning", 3, "RUNNING"),
+        ("TaskSuccessful", 4, "SUCCESSFUL"),
+    ]
+    created, _, progress, done = [e for e in world.pump.outbound if e["detail"]["id"] == task["id"]]
+    assert created["source"] == SOURCE
+    assert created["detail"]["input"] == {"rows": 6}
+    assert progress["detail"]["progress"] == {"percent": 50.0, "message": "half way"}
+    assert done["detail"]["result"] == {"pages": 12}
+    assert [e["detail"]["event_id"] for e in (created, done)] == [
+        f"{task['id']}:1",
+        f"{task['id']}:4",
+    ]
+
+
+def test_processor_failure(world: World) -> None:
+    task = world.submit("e2e.fail", input={"rows": -1})
+    world.pump.run()
+    stored = world.get(task["id"])
+    assert stored["status"] == "FAILED"
+    assert stored["error"] == {"code": "BAD_INPUT", "message": "rows must be positive, got -1"}
+    assert world.pump.events_of(task["id"]) == [
+        ("TaskCreated", 1, "CREATED"),
+        ("TaskRunning", 2, "RUNNING"),
+        ("TaskFailed", 3, "FAILED"),
+    ]
+
+
+def test_duplicated_and_reordered_updates(world: World) -> None:
+    task = world.submit("e2e.manual")  # no processor: the test is the processor
+    world.pump.run()
+    task_id = task["id"]
+    half = {"task_id": task_id, "status": "RUNNING", "sequence": 2, "progress": {"percent": 50}}
+    done = {"task_id": task_id, "status": "SUCCESSFUL", "sequence": 3, "result": "ok"}
+    for detail in (
+        half,  # arrives before its predecessor
+        {"task_id": task_id, "status": "RUNNING", "sequence": 1},  # late: stale
+        half,  # again: duplicate
+        done,
+        done,  # again: duplicate
+        {**half, "sequence": 4},  # RUNNING after terminal: stale
+        {"task_id": task_id, "status": "FAILED", "error": {"code": "X", "message": "no"}},
+    ):
+        world.send_update(detail)
+    world.pump.run()
+    stored = world.get(task_id)
+    assert (stored["status"], stored["result"], stored["version"]) == ("SUCCESSFUL", "ok", 3)
+    assert world.pump.events_of(task_id) == [
+        ("TaskCreated", 1, "CREATED"),
+        ("TaskRunning", 2, "RUNNING"),
+        ("TaskSuccessful", 3, "SUCCESSFUL"),
+    ]
+    assert world.pump.update_failures == []  # all acknowledged, the rejected one included
+
+
+def test_cancel_while_running(world: World) -> None:
+    task = world.submit("e2e.cancel")
+    world.pump.run()
+    stored = world.get(task["id"])
+    assert stored["status"] == "FAILED"
+    assert stored["error"]["code"] == "CANCELLED"
+    assert world.pump.events_of(task["id"]) == [
+        ("TaskCreated", 1, "CREATED"),
+        ("TaskRunning", 2, "RUNNING"),
+        ("TaskRunning", 3, "RUNNING"),
+        ("TaskFailed", 4, "FAILED"),
+    ]
+
+
+def test_heartbeat_timeout_by_the_sweeper(world: World) -> None:
+    task = world.submit("e2e.quiet", heartbeat_seconds=1)
+    world.send_update({"task_id": task["id"], "status": "RUNNING", "sequence": 1})
+    world.pump.run()
+    assert world.get(task["id"])["status"] == "RUNNING"
+    time.sleep(1.2)  # quiet for longer than heartbeat_seconds
+    swept = sweeper.handler(load_event("scheduled_sweep.json"), FakeLambdaContext())
+    assert swept == {"timed_out": 0, "heartbeat_timed_out": 1}
+    world.pump.run()
+    stored = world.get(task["id"])
+    assert (stored["status"], stored["error"]["code"]) == ("FAILED", "HEARTBEAT_TIMEOUT")
+    assert world.pump.events_of(task["id"]) == [
+        ("TaskCreated", 1, "CREATED"),
+        ("TaskRunning", 2, "RUNNING"),
+        ("TaskFailed", 3, "FAILED"),
+    ]
+
+
+def test_idempotent_resubmit(world: World) -> None:
+    key = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
+    body = {"type": "e2e.once", "input": {"n": 1}}
+    status, _, first = world.call("POST", "/tasks", body, headers=key)
+    assert status == 202
+    status, headers, again = world.call("POST", "/tasks", body, headers=key)
+    assert (status, headers["Idempotent-Replayed"], again) == (202, "true", first)
+    status, _, refused = world.call("POST", "/tasks", {**body, "input": {"n": 2}}, headers=key)
+    assert (status, refused["error"]["code"]) == (422, "IDEMPOTENCY_KEY_REUSED")
+    world.pump.run()
+    assert world.get(first["id"])["version"] == 1
+    assert world.pump.events_of(first["id"]) == [("TaskCreated", 1, "CREATED")]
+
+
+def test_another_owner_gets_404(world: World) -> None:
+    task = world.submit("e2e.private")
+    for method, path in (("GET", f"/tasks/{task['id']}"), ("POST", f"/tasks/{task['id']}/cancel")):
+        status, _, body = world.call(method, path, owner=BOB)
+        assert (status, body["error"]["code"]) == (404, "TASK_NOT_FOUND")
+    status, _, page = world.call("GET", "/tasks", owner=BOB, query={"type": "e2e.private"})
+    assert (status, page["items"]) == (200, [])
+    status, _, mine = world.call("GET", "/tasks", query={"type": "e2e.private"})
+    assert [t["id"] for t in mine["items"]] == [task["id"]]
+    world.pump.run()
+    assert world.get(task["id"])["status"] == "CREATED"
+    assert world.pump.events_of(task["id"]) == [("TaskCreated", 1, "CREATED")]
