@@ -1,18 +1,15 @@
-"""Servers the reliability tests drive over real HTTP on loopback."""
+"""The server the reliability tests drive over real HTTP: ``taskmanager serve`` on loopback."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from taskmanager.adapters.memory import SystemClock, UuidIdFactory
-from taskmanager.adapters.sqlite import SQLiteTaskRepository
-from taskmanager.entrypoints.api import create_app, fixed_owner
-from taskmanager.entrypoints.bootstrap import Dependencies
-from tests.support import base_url, serve
+from tests.e2e.local.harness import LocalServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -21,22 +18,20 @@ if TYPE_CHECKING:
 
 @dataclass
 class FuzzTarget:
-    """The API routes over SQLite, as the local server wires them, behind loopback HTTP."""
+    """A ``taskmanager serve`` process (SQLite file, demo processors) on a free loopback port."""
 
     url: str
-    repo: SQLiteTaskRepository
+    server: LocalServer
 
     @classmethod
     @contextlib.contextmanager
-    def start(cls, directory: Path) -> Iterator[FuzzTarget]:
-        repo = SQLiteTaskRepository(directory / "fuzz.db")
-        deps = Dependencies(repo=repo, clock=SystemClock(), ids=UuidIdFactory())
-        app = create_app(lambda: deps, owner=fixed_owner("local"))
+    def start(cls, directory: Path, *args: str) -> Iterator[FuzzTarget]:
+        server = LocalServer(directory / "taskmanager.db", ("--grace-seconds", "1", *args))
+        server.start()
         try:
-            with serve(app, owner="local") as server:
-                yield cls(base_url(server), repo)
+            yield cls(server.url, server)
         finally:
-            repo.close()
+            server.stop()
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -53,8 +48,11 @@ class FuzzTarget:
             return error.code, json.loads(error.read())
 
     def assert_healthy(self) -> None:
-        """After the fuzzing the server still takes and serves a plain request."""
+        """After the abuse the server is still up and serves a plain request."""
+        assert self.server.process is not None
+        assert self.server.process.poll() is None, self.server.log()
         status, task = self.request("POST", "/tasks", {"type": "after.fuzz"})
         assert status == 202, task
         status, got = self.request("GET", f"/tasks/{task['id']}")
         assert (status, got["id"]) == (200, task["id"])
+        assert "Traceback" not in self.server.log()
