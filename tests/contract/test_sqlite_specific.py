@@ -7,14 +7,17 @@ import os
 import signal
 import sqlite3
 from collections import Counter
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, cast
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taskmanager.adapters.memory import InMemoryEventBus, ManualClock, UuidIdFactory
-from taskmanager.adapters.sqlite import SCHEMA_VERSION, SQLiteTaskRepository
+from taskmanager.adapters.sqlite import SCHEMA_VERSION, SQLiteTaskRepository, _stamp
 from taskmanager.domain.errors import StorageError, StorageSchemaError
-from taskmanager.domain.model import SubmitTask, TaskStatus
+from taskmanager.domain.model import SubmitTask, TaskStatus, format_time
 from taskmanager.domain.ports import ListQuery
 from taskmanager.domain.services import dispatch_outbox, submit_task
 from tests.contract import sqlite_workers
@@ -192,3 +195,15 @@ def test_dispatch_across_two_handles_on_one_file(tmp_path: Path) -> None:
         assert dispatch_outbox(dispatcher, bus) == 1
         assert [e.event_id for e in bus.published] == [f"{task_id}:1"]
         assert writer.pending(10) == []
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1000, 1, 1),
+        max_value=datetime(9998, 12, 31),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
+    )
+)
+@settings(max_examples=200)
+def test_row_timestamps_are_exactly_format_time(value: datetime) -> None:
+    assert _stamp(value) == format_time(value)

@@ -54,7 +54,6 @@ from taskmanager.domain.model import (
     Task,
     TaskError,
     TaskStatus,
-    format_time,
 )
 from taskmanager.domain.ports import OutboxEntry, Page, WriteResult
 
@@ -70,6 +69,10 @@ MIN_SQLITE_VERSION: Final = (3, 35, 0)
 #: The schema this code writes. Older files are migrated on open; newer ones are refused.
 SCHEMA_VERSION: Final = 2
 BUSY_TIMEOUT_MS: Final = 30_000
+#: Checkpoint the WAL into the database every this many pages (about 40 MB) instead of
+#: SQLite's 1000: each checkpoint syncs the file, and at 1000 pages it cost a quarter of the
+#: write throughput (benchmarks/adapters.py).
+WAL_AUTOCHECKPOINT_PAGES: Final = 10_000
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _DETAIL_CLASSES: Final[dict[str, type[OutboundEvent]]] = {
@@ -150,8 +153,16 @@ def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+def _stamp(value: datetime) -> str:
+    """``format_time(value)`` (fixed-width RFC 3339, UTC, microseconds, ``Z``) without
+    ``strftime``, which costs more than the rest of building a row."""
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
 def _text(value: datetime | None) -> str | None:
-    return None if value is None else format_time(value)
+    return None if value is None else _stamp(value)
 
 
 def _dumps(value: Any) -> str:
@@ -197,9 +208,9 @@ def _task_params(task: Task) -> tuple[Any, ...]:
         task.status.value,
         _dumps(task.input),
         task.version,
-        format_time(task.created_at),
-        format_time(task.updated_at),
-        format_time(task.deadline_at),
+        _stamp(task.created_at),
+        _stamp(task.updated_at),
+        _stamp(task.deadline_at),
         task.heartbeat_seconds,
         None if task.progress is None else task.progress.model_dump_json(),
         None if task.result is None else _dumps(task.result),
@@ -276,6 +287,7 @@ class SQLiteTaskRepository:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
+            db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
         return db
@@ -359,15 +371,11 @@ class SQLiteTaskRepository:
 
     @staticmethod
     def _append_events(db: sqlite3.Connection, old: Task | None, new: Task) -> None:
-        events = events_for_change(old, new)
-        if events:
-            db.executemany(
-                _INSERT_EVENT,
-                [(e.event_id, e.DETAIL_TYPE, event_detail_json(e)) for e in events],
-            )
+        for event in events_for_change(old, new):
+            db.execute(_INSERT_EVENT, (event.event_id, event.DETAIL_TYPE, event_detail_json(event)))
 
     def create(self, task: Task, now: datetime) -> WriteResult:
-        params = (*_task_params(task), format_time(now))
+        params = (*_task_params(task), _stamp(now))
 
         def step(db: sqlite3.Connection) -> WriteResult:
             if db.execute(_INSERT, params).fetchone() is None:
@@ -404,7 +412,7 @@ class SQLiteTaskRepository:
 
     def list_page(self, query: ListQuery, now: datetime) -> Page:
         where = ["owner = ?", "(expires_at IS NULL OR expires_at > ?)"]
-        params: list[Any] = [query.owner, format_time(now)]
+        params: list[Any] = [query.owner, _stamp(now)]
         if query.status is not None:
             where.append("status = ?")
             params.append(query.status.value)
@@ -448,7 +456,7 @@ class SQLiteTaskRepository:
         return hmac.new(self._cursor_key, message, hashlib.sha256).digest()[:16]
 
     def _encode_cursor(self, task: Task, owner: str) -> str:
-        created = format_time(task.created_at)
+        created = _stamp(task.created_at)
         payload = _dumps([created, task.id]).encode()
         sig = self._signature(owner, created, task.id)
         return (
@@ -520,22 +528,26 @@ _TERMINAL_VALUES: Final = frozenset(s.value for s in TERMINAL_STATUSES)
 def _update_statement(guard: Guard, change: Change) -> tuple[str, list[Any]]:
     """``UPDATE tasks SET <change> WHERE <guard> RETURNING <task>``, with its parameters."""
     status = change.status
-    sets = ["status = ?", "version = version + 1", "updated_at = ?"]
-    params: list[Any] = [status.value, format_time(change.updated_at)]
-    if status is TaskStatus.RUNNING:
+    running = status is TaskStatus.RUNNING
+    statuses = tuple(sorted(s.value for s in guard.statuses))
+    shape = (
+        status.value,
+        running and change.progress is not None,
+        change.started_at is not None,
+        change.sequence is not None,
+        statuses,
+        guard.sequence is not None,
+        guard.owner is not None,
+        guard.version is not None,
+    )
+    sql = _UPDATE_SQL.get(shape)
+    if sql is None:
+        sql = _UPDATE_SQL[shape] = _update_sql(*shape)
+    params: list[Any] = [status.value, _stamp(change.updated_at)]
+    if running:
         if change.progress is not None:
-            sets.append("progress = ?")
             params.append(change.progress.model_dump_json())
-        updated_us = _epoch_us(change.updated_at)
-        sets.append(
-            "due_us = CASE WHEN heartbeat_seconds IS NULL THEN deadline_us "
-            "ELSE min(deadline_us, ? + heartbeat_seconds * 1000000) END"
-        )
-        params.append(updated_us)
-    else:
-        sets.append("progress = NULL")
-        sets.append("due_us = NULL" if status.value in _TERMINAL_VALUES else "due_us = deadline_us")
-    sets += ["result = ?", "error = ?", "finished_at = ?", "expires_at = ?"]
+        params.append(_epoch_us(change.updated_at))
     params += [
         None if change.result is None else _dumps(change.result),
         None if change.error is None else change.error.model_dump_json(),
@@ -543,23 +555,54 @@ def _update_statement(guard: Guard, change: Change) -> tuple[str, list[Any]]:
         _text(change.expires_at),
     ]
     if change.started_at is not None:
-        sets.append("started_at = coalesce(started_at, ?)")
-        params.append(format_time(change.started_at))
+        params.append(_stamp(change.started_at))
     if change.sequence is not None:
-        sets.append("last_sequence = ?")
         params.append(change.sequence)
-
-    statuses = sorted(s.value for s in guard.statuses)
-    where = [f"id = ? AND status IN ({', '.join('?' * len(statuses))})"]
     params += [guard.task_id, *statuses]
     if guard.sequence is not None:
-        where.append("(last_sequence IS NULL OR last_sequence < ?)")
         params.append(guard.sequence)
     if guard.owner is not None:
-        where.append("owner = ?")
         params.append(guard.owner)
     if guard.version is not None:
-        where.append("version = ?")
         params.append(guard.version)
-    sql = f"UPDATE tasks SET {', '.join(sets)} WHERE {' AND '.join(where)} RETURNING {_COLUMNS}"
     return sql, params
+
+
+#: UPDATE statements by shape (which optional parts are present): built once each.
+_UPDATE_SQL: dict[tuple[Any, ...], str] = {}
+
+
+def _update_sql(  # noqa: PLR0917 (the fields of one shape key, in order)
+    status: str,
+    with_progress: bool,
+    with_started: bool,
+    with_sequence: bool,
+    statuses: tuple[str, ...],
+    guard_sequence: bool,
+    guard_owner: bool,
+    guard_version: bool,
+) -> str:
+    sets = ["status = ?", "version = version + 1", "updated_at = ?"]
+    if status == TaskStatus.RUNNING.value:
+        if with_progress:
+            sets.append("progress = ?")
+        sets.append(
+            "due_us = CASE WHEN heartbeat_seconds IS NULL THEN deadline_us "
+            "ELSE min(deadline_us, ? + heartbeat_seconds * 1000000) END"
+        )
+    else:
+        sets.append("progress = NULL")
+        sets.append("due_us = NULL" if status in _TERMINAL_VALUES else "due_us = deadline_us")
+    sets += ["result = ?", "error = ?", "finished_at = ?", "expires_at = ?"]
+    if with_started:
+        sets.append("started_at = coalesce(started_at, ?)")
+    if with_sequence:
+        sets.append("last_sequence = ?")
+    where = [f"id = ? AND status IN ({', '.join('?' * len(statuses))})"]
+    if guard_sequence:
+        where.append("(last_sequence IS NULL OR last_sequence < ?)")
+    if guard_owner:
+        where.append("owner = ?")
+    if guard_version:
+        where.append("version = ?")
+    return f"UPDATE tasks SET {', '.join(sets)} WHERE {' AND '.join(where)} RETURNING {_COLUMNS}"

@@ -124,18 +124,11 @@ def test_watch_plain_lines_when_not_a_terminal(server: LocalServer) -> None:
 
 
 def test_watch_draws_a_progress_bar_on_a_terminal(server: LocalServer) -> None:
-    task_id = server.submit("demo.sleep", {"seconds": 0.4, "steps": 4})["id"]
+    # submit --wait follows the task from its submission, so no step is missed
+    command = ["submit", "demo.sleep", "--input", '{"seconds": 2, "steps": 4}', "--wait"]
     leader, follower = pty.openpty()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "taskmanager.entrypoints.cli",
-            "--url",
-            server.url,
-            "watch",
-            task_id,
-        ],
+        [sys.executable, "-m", "taskmanager.entrypoints.cli", "--url", server.url, *command],
         stdout=follower,
         stderr=follower,
         env=cli_env(),

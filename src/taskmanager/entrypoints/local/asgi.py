@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import itertools
 import json
 import logging
 import re
@@ -84,6 +86,10 @@ class LocalLambdaContext:
         return 30_000
 
 
+#: One context for every request (the request id is in the event's ``requestContext``).
+_CONTEXT: Final = LocalLambdaContext("taskmanager-local")
+
+
 def load_static() -> dict[str, bytes]:
     """The web page's files, read once from the package."""
     files: dict[str, bytes] = {}
@@ -97,6 +103,26 @@ def load_static() -> dict[str, bytes]:
 def error_body(code: str, message: str, details: Any = None) -> bytes:
     body = {"error": {"code": code, "message": message, "details": details}}
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+class _RequestIds:
+    """Unique request ids without a system call each: a random prefix and a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = uuid.uuid4().hex[:20]
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):012x}"
+
+
+_request_ids = _RequestIds()
+
+
+@functools.lru_cache(maxsize=4)
+def _request_time(epoch_seconds: int) -> str:
+    """API Gateway's ``requestContext.time`` (CLF format), formatted once per second."""
+    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(epoch_seconds))
 
 
 def api_event(scope: Scope, body: bytes) -> dict[str, Any]:
@@ -131,7 +157,6 @@ def api_event(scope: Scope, body: bytes) -> dict[str, Any]:
     now = time.time()
     method = scope["method"]
     path = scope["path"]
-    request_id = str(uuid.uuid4())
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": "$default",
@@ -150,10 +175,10 @@ def api_event(scope: Scope, body: bytes) -> dict[str, Any]:
                 "sourceIp": client[0],
                 "userAgent": headers.get("user-agent", ""),
             },
-            "requestId": request_id,
+            "requestId": _request_ids.next(),
             "routeKey": "$default",
             "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "time": _request_time(int(now)),
             "timeEpoch": int(now * 1000),
         },
         "isBase64Encoded": encoded,
@@ -256,9 +281,8 @@ class LocalApp:
             )
             return
         event = api_event(scope, body)
-        context = LocalLambdaContext(event["requestContext"]["requestId"])
         try:
-            response = self.resolver.resolve(event, context)
+            response = self.resolver.resolve(event, _CONTEXT)
         except Exception:  # the resolver maps every known error; anything else is ours
             logger.exception("request %s failed", event["requestContext"]["requestId"])
             body = error_body("INTERNAL_ERROR", "the server failed; see its log", None)

@@ -188,6 +188,8 @@ class RuntimeConfig:
     #: delivery (and picks up writes made by another process on the same file).
     dispatch_interval: float = 0.5
     dispatch_batch: int = 100
+    #: Under load, how long the dispatcher lets writes gather into one round (seconds).
+    dispatch_gather: float = 0.002
     policy: Policy = DEFAULT_POLICY
     owner: str = LOCAL_OWNER
 
@@ -246,7 +248,10 @@ class LocalRuntime:
         self.pool = WorkerPool(config.workers)
         self.task_types: tuple[str, ...] = ()
         self.stopping = threading.Event()
-        self._dispatcher = _Loop("taskmanager-dispatcher", self._dispatch, config.dispatch_interval)
+        self._busy = False
+        self._dispatcher = _Loop(
+            "taskmanager-dispatcher", self._dispatch_when_woken, config.dispatch_interval
+        )
         self._sweeper = _Loop("taskmanager-sweeper", self._sweep, config.sweep_interval)
         self.bus.subscribe(self.hub.deliver)
         self._deps = Dependencies(self.repo, self.clock, self.ids, config.policy, self.bus)
@@ -269,6 +274,16 @@ class LocalRuntime:
         self._dispatcher.wake.set()
 
     # -- background steps --
+    def _dispatch_when_woken(self) -> int:
+        """One dispatcher round. When the last round found more than one event the server is
+        busy: wait a moment first, so that one round (one read, one write) carries many
+        events instead of one round per write competing with the requests."""
+        if self._busy and self.config.dispatch_gather > 0:
+            time.sleep(self.config.dispatch_gather)
+        delivered = self._dispatch()
+        self._busy = delivered > 1
+        return delivered
+
     def _dispatch(self) -> int:
         """Deliver everything pending; returns how many events were delivered."""
         delivered = 0
