@@ -112,9 +112,7 @@ def _check_utf8_bytes(value: str, limit: int, field: str) -> str:
 
 TaskType = Annotated[str, Field(min_length=1, max_length=TYPE_MAX_LENGTH, pattern=TYPE_PATTERN)]
 # Strict: JSON ``true`` or ``"5"`` is not a number of seconds (lax mode would read 1 and 5).
-TimeoutSeconds = Annotated[
-    int, Field(ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS, strict=True)
-]
+TimeoutSeconds = Annotated[int, Field(ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS, strict=True)]
 SequenceNumber = Annotated[int, Field(ge=1, le=MAX_SEQUENCE, strict=True)]
 
 
