@@ -33,6 +33,7 @@ from taskmanager.domain.model import (
     Progress,
     SubmitTask,
     TaskError,
+    TaskStatus,
     json_size,
     validate_idempotency_key,
 )
@@ -330,3 +331,42 @@ def test_an_idempotency_key_is_accepted_exactly_when_printable_ascii_up_to_255(k
         assert not fits
     else:
         assert fits
+
+
+_ABSENT = object()
+
+
+@given(
+    status=st.sampled_from(["RUNNING", "SUCCESSFUL", "FAILED", "CREATED", "running", ""]),
+    progress=st.sampled_from([_ABSENT, None, {"percent": 5}]),
+    result=st.sampled_from([_ABSENT, None, 0, "", {"a": 1}, [None]]),
+    error=st.sampled_from([_ABSENT, None, {"code": "E", "message": "m"}]),
+    as_json=st.booleans(),
+)
+def test_status_and_fields_are_accepted_exactly_by_the_rules_of_design_4(
+    status: str, progress: Any, result: Any, error: Any, as_json: bool
+) -> None:
+    """RUNNING may carry progress, SUCCESSFUL a result, FAILED must carry an error; any of
+    the three may otherwise only be absent or null."""
+    body: dict[str, Any] = {"task_id": "t", "status": status}
+    for name, value in (("progress", progress), ("result", result), ("error", error)):
+        if value is not _ABSENT:
+            body[name] = value
+    present = {name for name in ("progress", "result", "error") if body.get(name) is not None}
+    allowed = {"RUNNING": {"progress"}, "SUCCESSFUL": {"result"}, "FAILED": {"error"}}
+    legal = (
+        status in allowed
+        and present <= allowed[status]
+        and (status != "FAILED" or "error" in present)
+    )
+    try:
+        if as_json:
+            update = TaskUpdated.model_validate_json(json.dumps(body))
+        else:
+            update = TaskUpdated.model_validate(body)
+    except ValidationError:
+        assert not legal
+    else:
+        assert legal
+        assert update.status == status
+        assert update.status is TaskStatus(status)

@@ -21,13 +21,24 @@ from typing import TYPE_CHECKING
 
 from taskmanager.domain.errors import InvalidCursorError, PublishError
 from taskmanager.domain.events import events_for_change
-from taskmanager.domain.model import Task, apply_change, format_time, guard_holds, parse_time
+from taskmanager.domain.model import (
+    Task,
+    apply_change,
+    format_time,
+    guard_holds,
+    parse_time,
+    record_builder,
+)
 from taskmanager.domain.ports import OutboxEntry, Page, WriteResult
 
 if TYPE_CHECKING:
     from taskmanager.domain.events import OutboundEvent
     from taskmanager.domain.model import Change, Guard
     from taskmanager.domain.ports import ListQuery
+
+
+_write_result = record_builder(WriteResult)
+_outbox_entry = record_builder(OutboxEntry)
 
 
 class SystemClock:
@@ -50,27 +61,42 @@ class ManualClock:
 
 
 class UuidIdFactory:
-    """Random (version 4) UUIDs from the OS's CSPRNG, read 4 KiB at a time.
+    """Random (version 4) UUIDs from the OS's CSPRNG, made 256 at a time.
 
     ``str(uuid.uuid4())`` makes one system call and builds a ``UUID`` object per id, which
-    costs more than a whole state change; this yields the same format and randomness."""
+    costs more than a whole state change; this yields the same format and randomness. Ids
+    are handed out by ``list.pop``, which is atomic; the lock only guards a refill."""
 
     _BATCH = 256
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._hex = ""
-        self._at = 0
+        self._ids: list[str] = []
 
     def new_id(self) -> str:
+        ids = self._ids
+        if ids:
+            try:
+                return ids.pop()
+            except IndexError:  # another thread took the last one meanwhile
+                pass
         with self._lock:
-            if self._at >= len(self._hex):
-                self._hex = os.urandom(16 * self._BATCH).hex()
-                self._at = 0
-            h = self._hex[self._at : self._at + 32]
-            self._at += 32
-        variant = "89ab"[int(h[16], 16) & 3]
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+            if not self._ids:
+                self._ids = _random_uuids(self._BATCH)
+            return self._ids.pop()
+
+
+def _random_uuids(count: int) -> list[str]:
+    raw = bytearray(os.urandom(16 * count))
+    for at in range(0, 16 * count, 16):
+        raw[at + 6] = (raw[at + 6] & 0x0F) | 0x40  # version 4
+        raw[at + 8] = (raw[at + 8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return [
+        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-"
+        f"{h[i + 16 : i + 20]}-{h[i + 20 : i + 32]}"
+        for i in range(0, 32 * count, 32)
+    ]
 
 
 def _sort_key(task: Task) -> tuple[str, str]:
@@ -117,10 +143,12 @@ class InMemoryTaskRepository:
         with self._lock:
             existing = self._tasks.get(task.id)
             if existing is not None and not existing.is_expired(now):
-                return WriteResult(False, existing)
+                return _write_result((False, existing))
             self._tasks[task.id] = task
-            self._append(None, task)
-            return WriteResult(True, task)
+            for event in events_for_change(None, task):
+                self._outbox[self._next_position] = _outbox_entry((self._next_position, event))
+                self._next_position += 1
+            return _write_result((True, task))
 
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
@@ -129,11 +157,13 @@ class InMemoryTaskRepository:
         with self._lock:
             current = self._tasks.get(guard.task_id)
             if current is None or not guard_holds(current, guard):
-                return WriteResult(False, current)
+                return _write_result((False, current))
             new = apply_change(current, change)
             self._tasks[new.id] = new
-            self._append(current, new)
-            return WriteResult(True, new)
+            for event in events_for_change(current, new):
+                self._outbox[self._next_position] = _outbox_entry((self._next_position, event))
+                self._next_position += 1
+            return _write_result((True, new))
 
     def list_page(self, query: ListQuery, now: datetime) -> Page:
         after = decode_cursor(query.cursor) if query.cursor else None
@@ -160,12 +190,6 @@ class InMemoryTaskRepository:
         return due[:limit]
 
     # -- Outbox --
-    def _append(self, old: Task | None, new: Task) -> None:
-        for event in events_for_change(old, new):
-            position = self._next_position
-            self._outbox[position] = OutboxEntry(position, event)
-            self._next_position = position + 1
-
     def pending(self, limit: int) -> list[OutboxEntry]:
         with self._lock:
             return list(islice(self._outbox.values(), limit))

@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime  # noqa: TC003 (pydantic resolves field types at runtime)
 from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
+from pydantic_core import CoreSchema, core_schema
 
 from taskmanager.domain.model import (
     JsonAny,
@@ -121,6 +121,83 @@ _DETAIL_BY_STATUS: Final[dict[TaskStatus, type[OutboundEvent]]] = {
 }
 
 
+_PROGRESS_NOT_RUNNING = ("progress_not_running", "progress is allowed only with status RUNNING")
+_RESULT_NOT_SUCCESSFUL = ("result_not_successful", "result is allowed only with status SUCCESSFUL")
+_ERROR_NOT_FAILED = ("error_with_failed", "error is required with status FAILED and only then")
+
+
+def _only_null(refusal: tuple[str, str]) -> CoreSchema:
+    """A field that must be absent or null, refused with ``refusal`` (type, message)."""
+    kind, message = refusal
+    return core_schema.with_default_schema(
+        core_schema.custom_error_schema(
+            core_schema.none_schema(), custom_error_type=kind, custom_error_message=message
+        ),
+        default=None,
+    )
+
+
+def _result_size(value: Any) -> Any:
+    return check_payload_size(value, "result")
+
+
+def _fields_by_status(model: CoreSchema) -> CoreSchema:
+    """``TaskUpdated``'s rules between fields, checked by pydantic-core rather than Python.
+
+    The model's fields become a union tagged by ``status`` with one variant per status:
+    RUNNING may carry ``progress``; SUCCESSFUL may carry ``result`` (at most 128 KiB); FAILED
+    must carry ``error``; any other of the three must be absent or null. The JSON Schema is
+    still generated from the plain fields, as before."""
+    if model["type"] != "model" or model["schema"]["type"] != "model-fields":
+        return model  # a reference to the model, or the model already built (as a field)
+    fields_schema = model["schema"]
+    fields = fields_schema["fields"]
+    error_schema = fields["error"]["schema"]
+    if error_schema["type"] != "default" or error_schema["schema"]["type"] != "nullable":
+        raise TypeError("TaskUpdated.error must be an optional TaskError")
+
+    def variant(status: TaskStatus, **schemas: CoreSchema) -> CoreSchema:
+        chosen = {
+            **fields,
+            "status": {**fields["status"], "schema": core_schema.literal_schema([status])},
+        }
+        for name, schema in schemas.items():
+            chosen[name] = {**fields[name], "schema": schema}
+        return {**fields_schema, "fields": chosen}
+
+    union = core_schema.tagged_union_schema(
+        {
+            TaskStatus.RUNNING.value: variant(
+                TaskStatus.RUNNING,
+                result=_only_null(_RESULT_NOT_SUCCESSFUL),
+                error=_only_null(_ERROR_NOT_FAILED),
+            ),
+            TaskStatus.SUCCESSFUL.value: variant(
+                TaskStatus.SUCCESSFUL,
+                progress=_only_null(_PROGRESS_NOT_RUNNING),
+                result=core_schema.with_default_schema(
+                    core_schema.no_info_after_validator_function(
+                        _result_size, core_schema.any_schema()
+                    ),
+                    default=None,
+                ),
+                error=_only_null(_ERROR_NOT_FAILED),
+            ),
+            TaskStatus.FAILED.value: variant(
+                TaskStatus.FAILED,
+                progress=_only_null(_PROGRESS_NOT_RUNNING),
+                result=_only_null(_RESULT_NOT_SUCCESSFUL),
+                error=error_schema["schema"]["schema"],  # required, not null
+            ),
+        },
+        discriminator="status",
+        custom_error_type="invalid_status",
+        custom_error_message="status must be one of RUNNING, SUCCESSFUL, FAILED",
+        metadata={"pydantic_js_functions": [lambda _schema, handler: handler(fields_schema)]},
+    )
+    return {**model, "schema": union}
+
+
 class TaskUpdated(BaseModel):
     """A processor's report about one task (inbound; unknown fields are ignored)."""
 
@@ -134,23 +211,11 @@ class TaskUpdated(BaseModel):
     result: JsonAny = None
     error: TaskError | None = None
 
-    @model_validator(mode="after")
-    def _fields_match_status(self) -> TaskUpdated:
-        if self.progress is not None and self.status is not TaskStatus.RUNNING:
-            raise PydanticCustomError(
-                "progress_not_running", "progress is allowed only with status RUNNING"
-            )
-        if self.result is not None:
-            if self.status is not TaskStatus.SUCCESSFUL:
-                raise PydanticCustomError(
-                    "result_not_successful", "result is allowed only with status SUCCESSFUL"
-                )
-            check_payload_size(self.result, "result")
-        if (self.error is not None) != (self.status is TaskStatus.FAILED):
-            raise PydanticCustomError(
-                "error_with_failed", "error is required with status FAILED and only then"
-            )
-        return self
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[BaseModel], handler: GetCoreSchemaHandler, /
+    ) -> CoreSchema:
+        return _fields_by_status(handler(source))
 
 
 # --- Envelopes: the EventBridge shape (``source``, ``detail-type``, ``detail``). ------------
@@ -228,22 +293,25 @@ def event_detail_json(detail: OutboundEvent | TaskUpdated) -> str:
 
 def task_resource(task: Task) -> TaskResource:
     """The API representation of ``task`` (trusted: built without re-validation)."""
-    return TaskResource.model_construct(
-        id=task.id,
-        type=task.type,
-        status=task.status,
-        input=task.input,
-        progress=task.progress,
-        result=task.result,
-        error=task.error,
-        version=task.version,
-        created_at=task.created_at,
-        updated_at=task.updated_at,
-        started_at=task.started_at,
-        finished_at=task.finished_at,
-        deadline_at=task.deadline_at,
-        heartbeat_seconds=task.heartbeat_seconds,
-        expires_at=task.expires_at,
+    return _trusted(
+        TaskResource,
+        {
+            "id": task.id,
+            "type": task.type,
+            "status": task.status,
+            "input": task.input,
+            "progress": task.progress,
+            "result": task.result,
+            "error": task.error,
+            "version": task.version,
+            "created_at": task.created_at,
+            "updated_at": task.updated_at,
+            "started_at": task.started_at,
+            "finished_at": task.finished_at,
+            "deadline_at": task.deadline_at,
+            "heartbeat_seconds": task.heartbeat_seconds,
+            "expires_at": task.expires_at,
+        },
     )
 
 
@@ -253,44 +321,73 @@ _FIELDS_SET: Final[dict[type[BaseModel], set[str]]] = {
 }
 
 
+_new_object = object.__new__
+_set_slot = object.__setattr__
+
+
 def _trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
     """Build a model from complete, already validated fields, skipping validation.
 
     ``model_construct`` does the same but walks every field's metadata on each call, which
     costs more than the rest of a state change; callers here always pass every field."""
-    obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", fields)
-    object.__setattr__(obj, "__pydantic_fields_set__", _FIELDS_SET[cls])
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    obj = _new_object(cls)
+    _set_slot(obj, "__dict__", fields)
+    _set_slot(obj, "__pydantic_fields_set__", _FIELDS_SET[cls])
+    _set_slot(obj, "__pydantic_extra__", None)
+    _set_slot(obj, "__pydantic_private__", None)
     return obj
 
 
 def event_for(task: Task) -> OutboundEvent:
     """The outbound event announcing ``task`` as it is now."""
-    cls = _DETAIL_BY_STATUS[task.status]
+    # Unpacked in field order (one step), then built like ``_trusted`` without the call.
+    (
+        task_id,
+        _owner,
+        type_,
+        status,
+        input_,
+        version,
+        created_at,
+        updated_at,
+        deadline_at,
+        heartbeat_seconds,
+        progress,
+        result,
+        error,
+        started_at,
+        finished_at,
+        expires_at,
+        *_,
+    ) = task
     fields: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "event_id": f"{task.id}:{task.version}",
-        "id": task.id,
-        "type": task.type,
-        "status": task.status,
-        "progress": task.progress,
-        "error": task.error,
-        "version": task.version,
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-        "started_at": task.started_at,
-        "finished_at": task.finished_at,
-        "deadline_at": task.deadline_at,
-        "heartbeat_seconds": task.heartbeat_seconds,
-        "expires_at": task.expires_at,
+        "event_id": f"{task_id}:{version}",
+        "id": task_id,
+        "type": type_,
+        "status": status,
+        "progress": progress,
+        "error": error,
+        "version": version,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "deadline_at": deadline_at,
+        "heartbeat_seconds": heartbeat_seconds,
+        "expires_at": expires_at,
     }
+    cls = _DETAIL_BY_STATUS[status]
     if cls is TaskCreated:
-        fields["input"] = task.input
+        fields["input"] = input_
     elif cls is TaskSuccessful:
-        fields["result"] = task.result
-    return _trusted(cls, fields)
+        fields["result"] = result
+    event = _new_object(cls)
+    _set_slot(event, "__dict__", fields)
+    _set_slot(event, "__pydantic_fields_set__", _FIELDS_SET[cls])
+    _set_slot(event, "__pydantic_extra__", None)
+    _set_slot(event, "__pydantic_private__", None)
+    return event
 
 
 def events_for_change(old: Task | None, new: Task) -> list[OutboundEvent]:

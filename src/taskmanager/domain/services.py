@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from taskmanager.domain.errors import (
@@ -39,6 +40,7 @@ from taskmanager.domain.model import (
     TaskError,
     TaskStatus,
     ensure_payload_size,
+    record_builder,
     validate_idempotency_key,
 )
 from taskmanager.domain.ports import ListQuery, Page
@@ -57,16 +59,15 @@ class Policy:
 
     default_timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     retention_seconds: int = DEFAULT_RETENTION_SECONDS
+    #: ``retention_seconds`` as a timedelta, computed once (every finish adds it).
+    retention: timedelta = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not MIN_TIMEOUT_SECONDS <= self.default_timeout_seconds <= MAX_TIMEOUT_SECONDS:
             raise ValueError("default_timeout_seconds must be within 1..604800")
         if self.retention_seconds < 1:
             raise ValueError("retention_seconds must be at least 1")
-
-    @property
-    def retention(self) -> timedelta:
-        return timedelta(seconds=self.retention_seconds)
+        object.__setattr__(self, "retention", timedelta(seconds=self.retention_seconds))
 
 
 DEFAULT_POLICY: Final = Policy()
@@ -97,6 +98,13 @@ class UpdateResult(NamedTuple):
     detail: str | None = None
 
 
+_task = record_builder(Task)
+_guard = record_builder(Guard)
+_change = record_builder(Change)
+_submit_result = record_builder(SubmitResult)
+_update_result = record_builder(UpdateResult)
+
+
 # --- submit ---------------------------------------------------------------------------------
 
 
@@ -122,28 +130,43 @@ def new_task(
     idempotency_key: str | None = None,
     fingerprint: str | None = None,
 ) -> Task:
-    ensure_payload_size(command.input, "input")
+    input_, heartbeat = command.input, command.heartbeat_seconds
+    ensure_payload_size(input_, "input")
     timeout = command.timeout_seconds or policy.default_timeout_seconds
-    heartbeat = command.heartbeat_seconds
     if heartbeat is not None and heartbeat > timeout:
         raise InvalidRequestError(
             f"heartbeat_seconds ({heartbeat}) may not exceed timeout_seconds ({timeout})",
             details={"field": "heartbeat_seconds"},
         )
-    return Task(
-        id=task_id,
-        owner=owner,
-        type=command.type,
-        status=TaskStatus.CREATED,
-        input=command.input,
-        version=1,
-        created_at=now,
-        updated_at=now,
-        deadline_at=now + timedelta(seconds=timeout),
-        heartbeat_seconds=heartbeat,
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint,
+    return _task(
+        (
+            task_id,
+            owner,
+            command.type,
+            TaskStatus.CREATED,
+            input_,
+            1,
+            now,
+            now,
+            now + _seconds(timeout),
+            heartbeat,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            idempotency_key,
+            fingerprint,
+        )
     )
+
+
+@lru_cache(maxsize=1024)
+def _seconds(seconds: int) -> timedelta:
+    """Timeouts repeat (most tasks of a type share one): build each timedelta once."""
+    return timedelta(seconds=seconds)
 
 
 def submit_task(
@@ -173,10 +196,9 @@ def submit_task(
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
     )
-    written = repo.create(task, now)
-    if written.applied and written.task is not None:
-        return SubmitResult(written.task, replayed=False)
-    existing = written.task
+    applied, existing = repo.create(task, now)
+    if applied and existing is not None:
+        return _submit_result((existing, False))
     if existing is None:
         raise StorageError(f"store refused task {task_id} without returning the existing one")
     if (
@@ -229,20 +251,22 @@ def plan_update(
     """The guarded change an update asks for. It applies iff the task is still open and the
     update's sequence (if any) is above the last one recorded."""
     status, sequence = update.status, update.sequence
-    guard = Guard(update.task_id, OPEN_STATUSES, sequence)
+    guard = _guard((update.task_id, OPEN_STATUSES, sequence, None, None))
     if status is TaskStatus.RUNNING:
-        change = Change(status, now, update.progress, None, None, now, None, None, sequence)
+        change = _change((status, now, update.progress, None, None, now, None, None, sequence))
     else:
-        change = Change(
-            status,
-            now,
-            None,
-            update.result,
-            update.error,
-            now,
-            now,
-            now + policy.retention,
-            sequence,
+        change = _change(
+            (
+                status,
+                now,
+                None,
+                update.result,
+                update.error,
+                now,
+                now,
+                now + policy.retention,
+                sequence,
+            )
         )
     return guard, change
 
@@ -286,10 +310,10 @@ def record_update(
     """Apply a processor's update: applied, duplicate, stale or rejected; never raises for
     an update that is merely late, repeated or illegal."""
     guard, change = plan_update(update, clock.now(), policy)
-    written = repo.apply(guard, change)
-    if written.applied:
-        return UpdateResult(UpdateOutcome.APPLIED, written.task)
-    return classify_refusal(written.task, update)
+    applied, task = repo.apply(guard, change)
+    if applied:
+        return _update_result((UpdateOutcome.APPLIED, task, None, None))
+    return classify_refusal(task, update)
 
 
 # --- cancel and timeouts --------------------------------------------------------------------
