@@ -156,9 +156,9 @@ def _time(value: str | None) -> datetime | None:
 def _stamp(value: datetime) -> str:
     """``format_time(value)`` (fixed-width RFC 3339, UTC, microseconds, ``Z``) without
     ``strftime``, which costs more than the rest of building a row."""
-    if value.utcoffset():
+    if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _text(value: datetime | None) -> str | None:
@@ -529,7 +529,9 @@ def _update_statement(guard: Guard, change: Change) -> tuple[str, list[Any]]:
     """``UPDATE tasks SET <change> WHERE <guard> RETURNING <task>``, with its parameters."""
     status = change.status
     running = status is TaskStatus.RUNNING
-    statuses = tuple(sorted(s.value for s in guard.statuses))
+    statuses = _STATUS_VALUES.get(guard.statuses)
+    if statuses is None:
+        statuses = _STATUS_VALUES[guard.statuses] = tuple(sorted(s.value for s in guard.statuses))
     shape = (
         status.value,
         running and change.progress is not None,
@@ -568,6 +570,8 @@ def _update_statement(guard: Guard, change: Change) -> tuple[str, list[Any]]:
     return sql, params
 
 
+#: Sorted status values of each guard's status set (a handful of distinct sets).
+_STATUS_VALUES: dict[frozenset[TaskStatus], tuple[str, ...]] = {}
 #: UPDATE statements by shape (which optional parts are present): built once each.
 _UPDATE_SQL: dict[tuple[Any, ...], str] = {}
 

@@ -8,7 +8,8 @@
 0 done (a waited or watched task SUCCESSFUL), 1 the task FAILED or the request failed,
 2 a usage error (bad arguments, input that is not JSON).
 
-Client commands use the standard library only, so they start fast and need no extra.
+Client commands use the project's client (``taskmanager.client.TaskClient``), which needs no
+extra; only ``serve`` needs the ``server`` extra.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from taskmanager.client import ApiError as ClientApiError
+from taskmanager.client import TaskClient
+
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
+
+    from pydantic import BaseModel
 
 DEFAULT_URL: Final = "http://127.0.0.1:8000"
 EXIT_OK: Final = 0
@@ -51,46 +56,35 @@ class ApiError(Exception):
         self.code = code
 
 
-@dataclass(frozen=True, slots=True)
 class Api:
-    base_url: str
-    timeout: float = 30.0
+    """The project's HTTP client (``taskmanager.client.TaskClient``) plus the event stream
+    of a task, which only the local server offers."""
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base_url.rstrip("/") + path, data=data, method=method)
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client = TaskClient(self.base_url)
+
+    def call(self, operation: Callable[..., BaseModel], *args: Any, **kwargs: Any) -> Any:
+        """Run a client operation; its result as plain JSON data."""
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            raise _api_error(exc.code, exc.read()) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ApiError(0, "UNREACHABLE", f"cannot reach {self.base_url}: {reason}") from None
+            return operation(*args, **kwargs).model_dump(mode="json")
+        except ClientApiError as exc:
+            raise ApiError(exc.status, str(exc.code), exc.message) from None
+        except OSError as exc:
+            raise _unreachable(self.base_url, exc) from None
 
     def stream(self, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """Server-sent events from ``path``: (event name, decoded data)."""
         request = urllib.request.Request(
-            self.base_url.rstrip("/") + path, headers={"Accept": "text/event-stream"}
+            self.base_url + path, headers={"Accept": "text/event-stream"}
         )
         try:
             response = urllib.request.urlopen(request, timeout=None)
         except urllib.error.HTTPError as exc:
-            raise _api_error(exc.code, exc.read()) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ApiError(0, "UNREACHABLE", f"cannot reach {self.base_url}: {reason}") from None
+            with exc:
+                raise _stream_error(exc.code, exc.read()) from None
+        except OSError as exc:
+            raise _unreachable(self.base_url, exc) from None
         with response:
             name, data = "message", list[str]()
             for raw in response:
@@ -105,7 +99,12 @@ class Api:
                     data.append(line[5:].removeprefix(" "))
 
 
-def _api_error(status: int, raw: bytes) -> ApiError:
+def _unreachable(base_url: str, exc: OSError) -> ApiError:
+    reason = getattr(exc, "reason", exc)
+    return ApiError(0, "UNREACHABLE", f"cannot reach {base_url}: {reason}")
+
+
+def _stream_error(status: int, raw: bytes) -> ApiError:
     try:
         error = json.loads(raw)["error"]
         return ApiError(status, str(error["code"]), str(error["message"]))
@@ -214,13 +213,14 @@ def _read_input(raw: str | None) -> Any:
 
 
 def cmd_submit(api: Api, args: argparse.Namespace, out: TextIO) -> int:
-    body: dict[str, Any] = {"type": args.type, "input": _read_input(args.input)}
-    if args.timeout_seconds is not None:
-        body["timeout_seconds"] = args.timeout_seconds
-    if args.heartbeat_seconds is not None:
-        body["heartbeat_seconds"] = args.heartbeat_seconds
-    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
-    task = api.request("POST", "/tasks", body, headers)
+    task = api.call(
+        api.client.submit,
+        args.type,
+        _read_input(args.input),
+        timeout_seconds=args.timeout_seconds,
+        heartbeat_seconds=args.heartbeat_seconds,
+        idempotency_key=args.idempotency_key,
+    )
     if args.wait:
         if not args.json:
             out.write(f"submitted {task['id']}\n")
@@ -234,7 +234,7 @@ def cmd_submit(api: Api, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_get(api: Api, args: argparse.Namespace, out: TextIO) -> int:
-    task = api.request("GET", f"/tasks/{urllib.parse.quote(args.id, safe='')}")
+    task = api.call(api.client.get, args.id)
     if args.json:
         _emit_json(task, out)
     else:
@@ -243,9 +243,9 @@ def cmd_get(api: Api, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_list(api: Api, args: argparse.Namespace, out: TextIO) -> int:
-    query = {"status": args.status, "type": args.type, "limit": args.limit, "cursor": args.cursor}
-    params = urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-    page = api.request("GET", "/tasks" + (f"?{params}" if params else ""))
+    page = api.call(
+        api.client.list, status=args.status, type=args.type, limit=args.limit, cursor=args.cursor
+    )
     if args.json:
         _emit_json(page, out)
         return EXIT_OK
@@ -262,7 +262,7 @@ def cmd_list(api: Api, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_cancel(api: Api, args: argparse.Namespace, out: TextIO) -> int:
-    task = api.request("POST", f"/tasks/{urllib.parse.quote(args.id, safe='')}/cancel")
+    task = api.call(api.client.cancel, args.id)
     if args.json:
         _emit_json(task, out)
     else:
