@@ -322,15 +322,18 @@ class AwsTransport:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> AwsTransport:
         """From ``TASKMANAGER_TABLE_NAME``, ``TASKMANAGER_EVENT_BUS_NAME`` and
         ``TASKMANAGER_EVENT_SOURCE`` (the names the Terraform processor module sets)."""
-        import boto3  # noqa: PLC0415 (only Lambda processors need boto3, on first use)
+        # botocore without boto3 (whose import adds s3transfer and multiprocessing): only
+        # Lambda processors need it, on first use.
+        import botocore.session  # noqa: PLC0415
 
         env = os.environ if environ is None else environ
         table = env.get("TASKMANAGER_TABLE_NAME")
         if not table:
             raise RuntimeError("TASKMANAGER_TABLE_NAME is not set")
+        session = botocore.session.get_session()
         return cls(
-            events_client=boto3.client("events"),
-            dynamodb_client=boto3.client("dynamodb"),
+            events_client=session.create_client("events"),
+            dynamodb_client=session.create_client("dynamodb"),
             table_name=table,
             bus_name=env.get("TASKMANAGER_EVENT_BUS_NAME") or "default",
             source=env.get("TASKMANAGER_EVENT_SOURCE") or "taskmanager",

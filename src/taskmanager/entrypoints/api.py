@@ -77,7 +77,7 @@ _SUBMIT_FIELDS: Final = frozenset(SubmitTask.model_fields)
 
 
 class ErrorBody(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     code: str
     message: str
@@ -87,7 +87,7 @@ class ErrorBody(BaseModel):
 class ErrorResponse(BaseModel):
     """Every error response has this body."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     error: ErrorBody
 
@@ -95,7 +95,7 @@ class ErrorResponse(BaseModel):
 class TaskPage(BaseModel):
     """One page of ``GET /tasks``: newest first; pass ``next_cursor`` back for the next."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     items: list[TaskResource]
     next_cursor: str | None

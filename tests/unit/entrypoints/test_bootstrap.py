@@ -1,0 +1,54 @@
+"""Settings come from the TASKMANAGER_* environment variables Terraform sets."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from taskmanager.entrypoints import bootstrap
+from taskmanager.entrypoints.bootstrap import Settings
+
+
+def test_settings_read_the_terraform_names_and_default_the_rest() -> None:
+    settings = Settings.from_environ(
+        {
+            "TASKMANAGER_TABLE_NAME": "tasks",
+            "TASKMANAGER_EVENT_BUS_NAME": "bus",
+            "TASKMANAGER_DEFAULT_TIMEOUT_SECONDS": "60",
+            "TASKMANAGER_OWNER_CLAIM": "jwt_sub",
+            "OTHER": "ignored",
+        }
+    )
+    assert (settings.table_name, settings.event_bus_name, settings.event_source) == (
+        "tasks",
+        "bus",
+        "taskmanager",
+    )
+    assert (settings.owner_claim, settings.retention_seconds) == ("jwt_sub", 604800)
+    assert settings.policy.default_timeout_seconds == 60
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"TASKMANAGER_TABLE_NAME": "t"},
+        {"TASKMANAGER_TABLE_NAME": "tasks", "TASKMANAGER_OWNER_CLAIM": "cookie"},
+        {"TASKMANAGER_TABLE_NAME": "tasks", "TASKMANAGER_DEFAULT_TIMEOUT_SECONDS": "604801"},
+        {"TASKMANAGER_TABLE_NAME": "tasks", "TASKMANAGER_RETENTION_SECONDS": "0"},
+    ],
+)
+def test_missing_or_invalid_settings_are_refused(environ: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        Settings.from_environ(environ)
+
+
+def test_settings_are_read_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKMANAGER_TABLE_NAME", "first")
+    bootstrap.reset()
+    assert bootstrap.settings().table_name == "first"
+    monkeypatch.setenv("TASKMANAGER_TABLE_NAME", "second")
+    assert bootstrap.settings().table_name == "first"
+    bootstrap.reset()
+    assert bootstrap.settings().table_name == "second"
+    bootstrap.reset()
