@@ -50,6 +50,7 @@ def check_error_body(status: int, content_type: str, text: str) -> None:
     assert isinstance(body["error"]["message"], str)
 
 
+@pytest.mark.timeout(900)  # 1,200 requests; generous for a loaded CI machine
 def test_every_operation_survives_generated_requests(target: FuzzTarget) -> None:
     schema = schemathesis.openapi.from_url(f"{target.url}/openapi.json")
     results = list(schema.get_all_operations())

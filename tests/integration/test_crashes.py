@@ -16,6 +16,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+import pytest
+
 from taskmanager.adapters.sqlite import SQLiteTaskRepository
 from tests.e2e.local.harness import LocalServer
 
@@ -100,6 +102,7 @@ def all_tasks(server: LocalServer) -> list[dict[str, Any]]:
             return tasks
 
 
+@pytest.mark.timeout(900)
 def test_kill_9_under_load_loses_nothing_and_everything_finishes(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     db = tmp_path / "taskmanager.db"
