@@ -92,8 +92,11 @@ class _Stub(BaseHTTPRequestHandler):
 
 
 # Each child: time from its first statement to the end of the first invocation.
-_PRELUDE = "import time\n_t0 = time.perf_counter()\nimport json\n"
-_EPILOGUE = "\nprint(json.dumps({'seconds': time.perf_counter() - _t0, 'result': str(_r)[:200]}))\n"
+_PRELUDE = "import time\n_t0, _c0 = time.perf_counter(), time.process_time()\nimport json\n"
+_EPILOGUE = (
+    "\nprint(json.dumps({'seconds': time.perf_counter() - _t0, "
+    "'cpu': time.process_time() - _c0, 'result': str(_r)[:200]}))\n"
+)
 
 CHILDREN: Final[dict[str, str]] = {
     "baseline": (
@@ -156,7 +159,8 @@ def _child_env(endpoint: str) -> dict[str, str]:
     return env
 
 
-def _run_child(code: str, env: dict[str, str]) -> float:
+def _run_child(code: str, env: dict[str, str]) -> tuple[float, float]:
+    """(wall, cpu) seconds of the child from its first statement to its first answer."""
     out = subprocess.run(
         [sys.executable, "-c", _PRELUDE + code + _EPILOGUE],
         env=env,
@@ -167,21 +171,26 @@ def _run_child(code: str, env: dict[str, str]) -> float:
     )
     if out.returncode != 0:
         raise RuntimeError(f"child failed:\n{out.stderr[-3000:]}")
-    seconds: float = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
-    return seconds
+    measured = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(measured["seconds"]), float(measured["cpu"])
 
 
-def cold_starts(endpoint: str) -> dict[str, float]:
-    """Median seconds per child, runs interleaved; one unmeasured warm-up of each first
-    (it fills the OS file cache, as a provisioned Lambda image would be)."""
+def cold_starts(endpoint: str) -> dict[str, tuple[float, float]]:
+    """Median (wall, cpu) seconds per child, runs interleaved; one unmeasured warm-up of
+    each first (it fills the OS file cache, as a provisioned Lambda image would be)."""
     env = _child_env(endpoint)
     for code in CHILDREN.values():
         _run_child(code, env)
-    times: dict[str, list[float]] = {name: [] for name in CHILDREN}
+    walls: dict[str, list[float]] = {name: [] for name in CHILDREN}
+    cpus: dict[str, list[float]] = {name: [] for name in CHILDREN}
     for _ in range(ROUNDS):
         for name, code in CHILDREN.items():
-            times[name].append(_run_child(code, env))
-    return {name: statistics.median(values) for name, values in times.items()}
+            wall, cpu = _run_child(code, env)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    return {
+        name: (statistics.median(walls[name]), statistics.median(cpus[name])) for name in CHILDREN
+    }
 
 
 def _same(value: Any) -> Any:
@@ -221,14 +230,18 @@ def main() -> None:
     finally:
         server.shutdown()
         server.server_close()
-    baseline = cold.pop("baseline")
-    print(f"{'handler':<12}{'cold ms':>10}{'ratio':>8}")
-    print(f"{'baseline':<12}{baseline * 1000:>10.0f}{1:>8.2f}")
-    for name, seconds in cold.items():
-        print(f"{name:<12}{seconds * 1000:>10.0f}{seconds / baseline:>8.2f}")
+    base_wall, base_cpu = cold.pop("baseline")
+    print(f"{'handler':<12}{'wall ms':>10}{'ratio':>8}{'cpu ms':>10}{'ratio':>8}")
+    print(f"{'baseline':<12}{base_wall * 1000:>10.0f}{1:>8.2f}{base_cpu * 1000:>10.0f}{1:>8.2f}")
+    for name, (wall, cpu) in cold.items():
+        print(
+            f"{name:<12}{wall * 1000:>10.0f}{wall / base_wall:>8.2f}"
+            f"{cpu * 1000:>10.0f}{cpu / base_cpu:>8.2f}"
+        )
     print(f"AWS calls answered by the stub: {dict(sorted(_Stub.calls.items()))}")
-    for name, seconds in cold.items():
-        print(f"ratio cold/{name}: {seconds / baseline:.2f}")
+    print("(cpu: the children's own CPU time, steadier than wall time on a busy machine)")
+    for name, (wall, _cpu) in cold.items():
+        print(f"ratio cold/{name}: {wall / base_wall:.2f}")
     print(f"warm api post µs: {warm_api_post_us():.0f}")
 
 

@@ -100,10 +100,10 @@ def instrument(
 
 
 def flush() -> None:
-    """Emit this invocation's metrics (nothing when there are none)."""
-    m = metrics()
-    if m.metric_set:
-        m.flush_metrics()
+    """Emit this invocation's metrics (nothing when there are none; Powertools' Metrics is
+    not even imported until a first metric is counted)."""
+    if metrics.cache_info().currsize and metrics().metric_set:
+        metrics().flush_metrics()
 
 
 def _safe(read: Callable[[Any], str | None], event: Any) -> str | None:
