@@ -45,7 +45,10 @@ class FuzzTarget:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
+            try:
+                return error.code, json.loads(error.read())
+            finally:
+                error.close()
 
     def assert_healthy(self) -> None:
         """After the abuse the server is still up and serves a plain request."""

@@ -71,17 +71,18 @@ class Load:
                 }
             with self.lock:
                 self.attempts += 1
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
                 connection.request(
                     "POST", "/tasks", json.dumps(body), {"Content-Type": "application/json"}
                 )
                 response = connection.getresponse()
                 payload = response.read()
-                connection.close()
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 time.sleep(0.01)  # the server is gone: the answer is lost, not a 202
                 continue
+            finally:
+                connection.close()
             if response.status == 202:
                 with self.lock:
                     self.accepted.append(json.loads(payload)["id"])
