@@ -34,6 +34,8 @@ OUTBOUND = ["TaskCreated", "TaskRunning", "TaskSuccessful", "TaskFailed"]
 
 
 class World:
+    dlq_url: str
+
     def __init__(self, pump: Pump, events: Any, sqs: Any) -> None:
         self.pump, self.events, self.sqs = pump, events, sqs
 
@@ -71,8 +73,8 @@ class World:
         assert answer["FailedEntryCount"] == 0
 
 
-def _queue(sqs: Any, name: str) -> tuple[str, str]:
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+def _queue(sqs: Any, name: str, **attributes: str) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
@@ -116,7 +118,13 @@ def world(moto_server: str) -> Iterator[World]:
         sqs = boto3.client("sqs", region_name=REGION)
         create_table(dynamodb, table)
         events.create_event_bus(Name=BUS)
-        updates_url, updates_arn = _queue(sqs, f"updates-{suffix}")
+        dlq_url, dlq_arn = _queue(sqs, f"updates-dlq-{suffix}")
+        # As Terraform makes it, but a failed message is visible again at once (moto would
+        # otherwise hold it for the default 30 s) and moves to the DLQ after 2 receives.
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
+        updates_url, updates_arn = _queue(
+            sqs, f"updates-{suffix}", VisibilityTimeout="0", RedrivePolicy=redrive
+        )
         audit_url, audit_arn = _queue(sqs, f"audit-{suffix}")
         _rule(events, f"updates-{suffix}", {"detail-type": ["TaskUpdated"]}, updates_arn)
         _rule(events, f"audit-{suffix}", {"source": [SOURCE], "detail-type": OUTBOUND}, audit_arn)
@@ -143,6 +151,7 @@ def world(moto_server: str) -> Iterator[World]:
             updates_handler=updates.handler,
         )
         world = World(pump, events, sqs)
+        world.dlq_url = dlq_url
         processors["e2e.cancel"] = Processor("e2e.cancel", _cancelled_midway(world))
         try:
             yield world
@@ -212,6 +221,7 @@ def test_processor_failure(world: World) -> None:
 def test_duplicated_and_reordered_updates(world: World) -> None:
     task = world.submit("e2e.manual")  # no processor: the test is the processor
     world.pump.run()
+    failures = len(world.pump.update_failures)
     task_id = task["id"]
     half = {"task_id": task_id, "status": "RUNNING", "sequence": 2, "progress": {"percent": 50}}
     done = {"task_id": task_id, "status": "SUCCESSFUL", "sequence": 3, "result": "ok"}
@@ -233,7 +243,7 @@ def test_duplicated_and_reordered_updates(world: World) -> None:
         ("TaskRunning", 2, "RUNNING"),
         ("TaskSuccessful", 3, "SUCCESSFUL"),
     ]
-    assert world.pump.update_failures == []  # all acknowledged, the rejected one included
+    assert len(world.pump.update_failures) == failures  # all acknowledged, even the rejected
 
 
 def test_cancel_while_running(world: World) -> None:
@@ -293,4 +303,19 @@ def test_another_owner_gets_404(world: World) -> None:
     assert [t["id"] for t in mine["items"]] == [task["id"]]
     world.pump.run()
     assert world.get(task["id"])["status"] == "CREATED"
+    assert world.pump.events_of(task["id"]) == [("TaskCreated", 1, "CREATED")]
+
+
+def test_a_malformed_update_ends_in_the_dead_letter_queue(world: World) -> None:
+    task = world.submit("e2e.manual")
+    world.pump.run()
+    failures = len(world.pump.update_failures)
+    world.send_update({"task_id": task["id"], "status": "FAILED"})  # FAILED without an error
+    world.pump.run()
+    assert len(world.pump.update_failures) - failures == 2  # tried twice, reported each time
+    moved = world.sqs.receive_message(QueueUrl=world.dlq_url, MaxNumberOfMessages=10)
+    (message,) = moved["Messages"]
+    assert json.loads(message["Body"])["detail"] == {"task_id": task["id"], "status": "FAILED"}
+    stored = world.get(task["id"])
+    assert (stored["status"], stored["version"]) == ("CREATED", 1)
     assert world.pump.events_of(task["id"]) == [("TaskCreated", 1, "CREATED")]
