@@ -17,6 +17,7 @@ of the status) and inside ``taskmanager serve`` (a transport calling the use cas
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
 import re
@@ -275,9 +276,17 @@ def _successful(task_id: str, result: Any) -> TaskUpdated:
     """SUCCESSFUL with ``result``, or FAILED ``INVALID_RESULT`` if the result is not JSON
     or is over 128 KiB (the task manager would refuse it)."""
     try:
+        # Plain JSON only: a set or bytes would pass the size check (pydantic serialises them)
+        # and then fail in the store, leaving the task RUNNING until its deadline.
+        json.dumps(result, allow_nan=False)
         return TaskUpdated(task_id=task_id, status=TaskStatus.SUCCESSFUL, sequence=1, result=result)
-    except (ValidationError, InvalidRequestError) as exc:
-        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else exc.message
+    except (TypeError, ValueError, InvalidRequestError) as exc:
+        if isinstance(exc, ValidationError):
+            reason = exc.errors()[0]["msg"]
+        elif isinstance(exc, InvalidRequestError):
+            reason = exc.message
+        else:
+            reason = f"not JSON: {exc}"
         message = truncate_utf8(f"the result was refused: {reason}", MAX_ERROR_MESSAGE_BYTES)
         error = TaskError(code=INVALID_RESULT_CODE, message=message)
         return TaskUpdated.model_construct(

@@ -451,7 +451,9 @@ class SQLiteTaskRepository:
 
     # -- cursors -----------------------------------------------------------------------------
     def _signature(self, owner: str, created: str, task_id: str) -> bytes:
-        message = f"{owner}\x00{created}\x00{task_id}".encode()
+        # surrogatepass: a tampered cursor may decode to a lone surrogate; it must fail the
+        # comparison (400), not the encoding (500).
+        message = f"{owner}\x00{created}\x00{task_id}".encode("utf-8", "surrogatepass")
         return hmac.new(self._cursor_key, message, hashlib.sha256).digest()[:16]
 
     def _encode_cursor(self, task: Task, owner: str) -> str:

@@ -115,8 +115,9 @@ def _check_utf8_bytes(value: str, limit: int, field: str) -> str:
 
 
 TaskType = Annotated[str, Field(min_length=1, max_length=TYPE_MAX_LENGTH, pattern=TYPE_PATTERN)]
-TimeoutSeconds = Annotated[int, Field(ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS)]
-SequenceNumber = Annotated[int, Field(ge=1, le=MAX_SEQUENCE)]
+# Strict: JSON ``true`` or ``"5"`` is not a number of seconds (lax mode would read 1 and 5).
+TimeoutSeconds = Annotated[int, Field(ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS, strict=True)]
+SequenceNumber = Annotated[int, Field(ge=1, le=MAX_SEQUENCE, strict=True)]
 
 
 class Progress(BaseModel):
@@ -124,7 +125,7 @@ class Progress(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    percent: float = Field(ge=0, le=100, allow_inf_nan=False)
+    percent: float = Field(ge=0, le=100, allow_inf_nan=False, strict=True)
     message: str | None = None
 
     @field_validator("message")

@@ -447,6 +447,8 @@ class LocalApp:
                     if event.version <= last_version:  # a redelivery, or older than the snapshot
                         continue
                     last_version = event.version
+                elif not await self._owned(event.id):
+                    continue
                 resource = task_resource_from_event(event, input_value)
                 chunk = _sse(event.DETAIL_TYPE, resource.model_dump_json(), event.version)
                 terminal = task_id is not None and event.status.is_terminal
@@ -456,6 +458,13 @@ class LocalApp:
             await send({"type": "http.response.body", "body": b""})
         finally:
             disconnected.cancel()
+
+    async def _owned(self, task_id: str) -> bool:
+        """The all-tasks stream carries only the local owner's tasks: the file may hold
+        another owner's (a shared or embedded store), and their changes are not ours to see."""
+        runtime = self.runtime
+        task = await asyncio.to_thread(runtime.repo.get, task_id)
+        return task is not None and task.owner == runtime.config.owner
 
 
 async def _wait_disconnect(receive: Receive) -> None:

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from taskmanager.adapters.memory import SystemClock, UuidIdFactory
 from taskmanager.domain.errors import PublishError, TaskManagerError
-from taskmanager.domain.events import TaskCreated
+from taskmanager.domain.events import TaskCreated, event_for
+from taskmanager.domain.model import TaskStatus
+from taskmanager.domain.ports import ListQuery
 from taskmanager.domain.services import DEFAULT_POLICY, Policy, dispatch_outbox, expire_overdue
 from taskmanager.entrypoints.bootstrap import Dependencies
 from taskmanager.entrypoints.local.bus import LocalBus
@@ -37,13 +39,15 @@ if TYPE_CHECKING:
     from taskmanager.domain.ports import (
         Clock,
         IdFactory,
-        ListQuery,
         OutboxEntry,
         Page,
         WriteResult,
     )
 
 logger = logging.getLogger("taskmanager.local")
+
+#: At start, how many pending outbox entries and CREATED tasks the recovery looks at.
+_RECOVERY_SCAN_LIMIT = 100_000
 
 #: The owner of every task on one machine (DESIGN §5: "locally the owner is `local`").
 LOCAL_OWNER = "local"
@@ -304,9 +308,45 @@ class LocalRuntime:
     # -- lifecycle --
     def start(self) -> None:
         self.pool.start()
+        recovered = self._redeliver_created()
+        if recovered:
+            logger.info("handed %d task(s) still CREATED to their processors again", recovered)
         self._dispatcher.start()
         self._sweeper.start()
         self._wake_dispatcher()  # deliver what a previous run left undelivered
+
+    def _redeliver_created(self) -> int:
+        """Hand every task still CREATED whose ``TaskCreated`` counts as delivered to its
+        processors again.
+
+        Delivering a ``TaskCreated`` locally means queueing a job in memory; a crash
+        (``kill -9``, power loss) empties that queue after the outbox marked the event
+        delivered, and the task would wait for its deadline. At start, such tasks are the
+        CREATED ones with no pending ``TaskCreated`` (those the dispatcher delivers anyway).
+        At least once, as in AWS: the processor SDK skips a task that has moved on."""
+        if not self.task_types:
+            return 0
+        pending = {entry.event.event_id for entry in self.store.pending(_RECOVERY_SCAN_LIMIT)}
+        now, cursor, count = self.clock.now(), None, 0
+        for _ in range(_RECOVERY_SCAN_LIMIT // 100):
+            page = self.store.list_page(
+                ListQuery(
+                    owner=self.config.owner, limit=100, status=TaskStatus.CREATED, cursor=cursor
+                ),
+                now,
+            )
+            created = [
+                event_for(task)
+                for task in page.items
+                if task.type in self.task_types and f"{task.id}:{task.version}" not in pending
+            ]
+            if created:
+                self.bus.publish(created)
+                count += len(created)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return count
 
     def begin_shutdown(self) -> None:
         """On the signal: live streams end, no new processor job starts after shutdown."""
