@@ -1,0 +1,188 @@
+"""Least privilege in the Terraform: every IAM policy document statement, parsed from HCL.
+
+The checker runs on every ``*.tf`` under ``infra/terraform`` and, so that it is known to bite,
+on a small policy file written here with one good and several bad statements.
+
+No action may carry a wildcard (``dynamodb:*``, ``*``). A resource may be ``*`` only for the
+actions AWS offers without resource-level permissions; otherwise it names the resource
+(a Terraform reference, maybe with a documented suffix such as ``:*`` for a log group's
+streams or ``/stream/*`` for a table's streams), never a bare or account-wide wildcard.
+No principal is ``*``, and no AWS-managed admin or full-access policy is attached.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Final
+
+import hcl2
+
+TERRAFORM: Final = Path(__file__).resolve().parents[2] / "infra" / "terraform"
+
+#: Actions IAM evaluates only against "*" (no resource-level permissions), per the AWS
+#: Service Authorization Reference.
+ONLY_STAR_RESOURCE: Final = frozenset(
+    {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        "cloudwatch:PutMetricData",
+        "logs:CreateLogGroup",
+        "sts:GetCallerIdentity",
+    }
+)
+_INTERPOLATION: Final = re.compile(r"\$\{[^}]*\}")
+
+
+def _plain(value: Any) -> Any:
+    """python-hcl2 keeps string literals quoted; unquote them."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    found = list(document.get("statement", []))
+    for dynamic in document.get("dynamic", []):
+        for name, block in dynamic.items():
+            if _plain(name) == "statement":
+                found += block.get("content", [])
+    return found
+
+
+def policy_statements(root: Path = TERRAFORM) -> list[tuple[str, dict[str, Any]]]:
+    """(where, statement) for every statement of every ``aws_iam_policy_document``."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for path in sorted(root.rglob("*.tf")):
+        if ".terraform" in path.parts:
+            continue
+        with path.open() as handle:
+            parsed = hcl2.load(handle)
+        for data in parsed.get("data", []):
+            for kind, documents in data.items():
+                if _plain(kind) != "aws_iam_policy_document":
+                    continue
+                for name, document in documents.items():
+                    for statement in _statements(document):
+                        where = f"{path.relative_to(root)}:{_plain(name)}"
+                        sid = _plain(statement.get("sid", ""))
+                        out.append((f"{where}:{sid}" if sid else where, statement))
+    return out
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return [str(_plain(value))]
+
+
+def resource_is_specific(resource: str) -> bool:
+    """Names a resource: a Terraform reference (with at most a suffix wildcard) or an ARN
+    whose resource part has no wildcard."""
+    literal = _INTERPOLATION.sub("X", resource)
+    if "*" not in literal:
+        return True
+    if resource == "*" or not _INTERPOLATION.search(resource):
+        return False
+    # "${arn}:*" (a log group's streams) or "${table_arn}/stream/*": the prefix is specific.
+    return literal.startswith("X") and "*" not in literal.rstrip("*").rstrip(":/").split("/")[0]
+
+
+def wildcard_actions(statements: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str]]:
+    return [
+        (where, action)
+        for where, statement in statements
+        for action in _strings(statement.get("actions", []))
+        if "*" in action
+    ]
+
+
+def wildcard_resources(statements: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any]]:
+    offenders: list[tuple[str, Any]] = []
+    for where, statement in statements:
+        actions = set(_strings(statement.get("actions", [])))
+        for resource in _strings(statement.get("resources", [])):
+            if resource == "*":
+                if not actions <= ONLY_STAR_RESOURCE:
+                    offenders.append((where, sorted(actions - ONLY_STAR_RESOURCE)))
+            elif not resource_is_specific(resource):
+                offenders.append((where, resource))
+    return offenders
+
+
+def open_principals(statements: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    return [
+        where
+        for where, statement in statements
+        for principal in statement.get("principals", [])
+        if "*" in _strings(principal.get("identifiers", []))
+    ]
+
+
+SAMPLE: Final = """
+data "aws_iam_policy_document" "sample" {
+  statement {
+    sid       = "Good"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.this.arn, "${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+  statement {
+    sid       = "Traces"
+    actions   = ["xray:PutTraceSegments"]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "AnyAction"
+    actions   = ["dynamodb:*"]
+    resources = [aws_dynamodb_table.this.arn]
+  }
+  statement {
+    sid       = "AnyTable"
+    actions   = ["dynamodb:Query"]
+    resources = ["*"]
+  }
+  dynamic "statement" {
+    for_each = [1]
+    content {
+      sid       = "AnyQueue"
+      actions   = ["sqs:SendMessage"]
+      resources = ["arn:aws:sqs:*:*:*"]
+    }
+  }
+  statement {
+    sid     = "Everyone"
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+  }
+}
+"""
+
+
+def test_the_checker_finds_each_kind_of_wildcard(tmp_path: Path) -> None:
+    (tmp_path / "sample.tf").write_text(SAMPLE)
+    statements = policy_statements(tmp_path)
+    assert len(statements) == 6
+    assert [w.rsplit(":", 1)[1] for w, _ in wildcard_actions(statements)] == ["AnyAction"]
+    assert [w.rsplit(":", 1)[1] for w, _ in wildcard_resources(statements)] == [
+        "AnyTable",
+        "AnyQueue",
+    ]
+    assert [w.rsplit(":", 1)[1] for w in open_principals(statements)] == ["Everyone"]
+    assert resource_is_specific("${aws_dynamodb_table.this.arn}/stream/*")
+    assert not resource_is_specific("arn:${data.aws_partition.current.partition}:sqs:*:*:*")
+
+
+def test_the_projects_terraform_policies_have_no_needless_wildcard() -> None:
+    """Every policy document under infra/terraform (all of them, as the Terraform grows)."""
+    statements = policy_statements()
+    assert wildcard_actions(statements) == []
+    assert wildcard_resources(statements) == []
+    assert open_principals(statements) == []
+    text = "\n".join(p.read_text() for p in TERRAFORM.rglob("*.tf")) if TERRAFORM.exists() else ""
+    assert "AdministratorAccess" not in text
+    assert not re.search(r"arn:aws:iam::aws:policy/\S*FullAccess", text)
