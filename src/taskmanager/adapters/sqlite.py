@@ -237,6 +237,7 @@ _INSERT: Final = (
 )
 _SELECT_ONE: Final = f"SELECT {_COLUMNS} FROM tasks WHERE id = ?"
 _INSERT_EVENT: Final = "INSERT INTO outbox (event_id, detail_type, detail) VALUES (?, ?, ?)"
+_DELETE_EVENTS: Final = "DELETE FROM outbox WHERE position IN (SELECT value FROM json_each(?))"
 
 
 class _Connection:
@@ -500,16 +501,10 @@ class SQLiteTaskRepository:
     def mark_delivered(self, positions: Sequence[int]) -> None:
         if not positions:
             return
-        db = self._db()
+        # One DELETE per batch: on its own it is atomic (autocommit), so no BEGIN/COMMIT
+        # round trips; json_each keeps the statement text (and its prepared form) fixed.
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany("DELETE FROM outbox WHERE position = ?", [(p,) for p in positions])
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            self._db().execute(_DELETE_EVENTS, (json.dumps(list(map(int, positions))),))
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite write failed: {exc}") from exc
 
