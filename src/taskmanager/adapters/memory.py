@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 _write_result = record_builder(WriteResult)
 _outbox_entry = record_builder(OutboxEntry)
+
+logger = logging.getLogger("taskmanager.bus")
 
 
 class SystemClock:
@@ -212,7 +215,7 @@ class InMemoryTaskRepository:
 Handler = Callable[["OutboundEvent"], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Subscription:
     handler: Handler
     detail_types: frozenset[str] | None
@@ -228,11 +231,14 @@ class InMemoryEventBus:
     """An event publisher that calls subscribers synchronously, like a rule with targets.
 
     A subscriber that raises makes ``publish`` raise ``PublishError`` naming that event, so
-    the outbox keeps it and delivers it again (at least once)."""
+    the outbox keeps it and delivers it again (at least once). With ``record=True`` (tests,
+    embedding) every published event is also kept in ``published``; a long-running server
+    passes ``record=False`` so that nothing is kept after delivery."""
 
-    def __init__(self) -> None:
-        self._subscriptions: list[Subscription] = []
+    def __init__(self, *, record: bool = True) -> None:
+        self._subscriptions: tuple[Subscription, ...] = ()
         self._lock = threading.Lock()
+        self._record = record
         self.published: list[OutboundEvent] = []
 
     def subscribe(
@@ -248,25 +254,26 @@ class InMemoryEventBus:
             frozenset(task_types) if task_types is not None else None,
         )
         with self._lock:
-            self._subscriptions.append(sub)
+            self._subscriptions = (*self._subscriptions, sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
-            self._subscriptions.remove(sub)
+            self._subscriptions = tuple(s for s in self._subscriptions if s is not sub)
 
     def publish(self, events: Sequence[OutboundEvent]) -> None:
-        with self._lock:
-            subs = list(self._subscriptions)
+        subs = self._subscriptions  # an immutable snapshot: subscribing never blocks delivery
         failed: list[str] = []
         errors: list[str] = []
         for event in events:
-            self.published.append(event)
+            if self._record:
+                self.published.append(event)
             for sub in subs:
                 if sub.matches(event):
                     try:
                         sub.handler(event)
                     except Exception as exc:
+                        logger.warning("delivery of %s failed: %r", event.event_id, exc)
                         failed.append(event.event_id)
                         errors.append(f"{event.event_id}: {exc!r}")
                         break

@@ -21,14 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from taskmanager.adapters.memory import SystemClock, UuidIdFactory
+from taskmanager.adapters.memory import InMemoryEventBus, SystemClock, UuidIdFactory
 from taskmanager.domain.errors import PublishError, TaskManagerError
 from taskmanager.domain.events import TaskCreated, event_for
 from taskmanager.domain.model import TaskStatus
 from taskmanager.domain.ports import ListQuery
 from taskmanager.domain.services import DEFAULT_POLICY, Policy, dispatch_outbox, expire_overdue
 from taskmanager.entrypoints.bootstrap import Dependencies
-from taskmanager.entrypoints.local.bus import LocalBus
 from taskmanager.entrypoints.local.hub import ChangeHub
 
 if TYPE_CHECKING:
@@ -247,7 +246,7 @@ class LocalRuntime:
         self.ids: IdFactory = ids or UuidIdFactory()
         self.store = store
         self.repo = NotifyingStore(store, self._wake_dispatcher)
-        self.bus = LocalBus()
+        self.bus = InMemoryEventBus(record=False)
         self.hub = ChangeHub()
         self.pool = WorkerPool(config.workers)
         self.task_types: tuple[str, ...] = ()
