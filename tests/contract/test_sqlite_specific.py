@@ -207,3 +207,47 @@ def test_dispatch_across_two_handles_on_one_file(tmp_path: Path) -> None:
 @settings(max_examples=200)
 def test_row_timestamps_are_exactly_format_time(value: datetime) -> None:
     assert _stamp(value) == format_time(value)
+
+
+def test_events_handed_out_by_their_writer_equal_the_rows_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer hands out the event objects it committed; another handle parses the rows.
+    Both see the same events, and the writer forgets what is delivered (and, past a bound,
+    everything)."""
+    from taskmanager.adapters import sqlite as sqlite_module
+    from taskmanager.domain.events import TaskUpdated
+    from taskmanager.domain.services import record_update
+
+    monkeypatch.setattr(sqlite_module, "_RECENT_EVENTS_MAX", 3)
+    clock = ManualClock()
+    with (
+        SQLiteTaskRepository(tmp_path / "a.db") as writer,
+        SQLiteTaskRepository(tmp_path / "a.db") as reader,
+    ):
+        task_id = _submit(writer, clock)
+        for sequence, status in enumerate(("RUNNING", "RUNNING", "SUCCESSFUL"), start=1):
+            update = TaskUpdated.model_validate(
+                {"task_id": task_id, "status": status, "sequence": sequence, "result": None}
+            )
+            assert record_update(update, repo=writer, clock=clock).outcome == "applied"
+        remembered = writer.pending(10)
+        parsed = reader.pending(10)
+        assert [entry.position for entry in remembered] == [entry.position for entry in parsed]
+        assert [entry.event for entry in remembered] == [entry.event for entry in parsed]
+        assert [entry.event.model_dump(mode="json") for entry in remembered] == [
+            entry.event.model_dump(mode="json") for entry in parsed
+        ]
+        assert [entry.event.event_id for entry in parsed] == [
+            f"{task_id}:{version}" for version in range(1, 5)
+        ]
+        # Past the bound the writer forgot the oldest events; it still delivers them all.
+        assert len(writer._recent_events) <= 3
+        writer.mark_delivered([entry.position for entry in remembered[:2]])
+        assert [e.event.event_id for e in reader.pending(10)] == [
+            f"{task_id}:3",
+            f"{task_id}:4",
+        ]
+        writer.mark_delivered([entry.position for entry in remembered[2:]])
+        assert writer._recent_events == {}
+        assert reader.pending(10) == []
