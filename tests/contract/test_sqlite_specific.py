@@ -251,3 +251,36 @@ def test_events_handed_out_by_their_writer_equal_the_rows_parsed(
         writer.mark_delivered([entry.position for entry in remembered[2:]])
         assert writer._recent_events == {}
         assert reader.pending(10) == []
+
+
+def test_a_version_2_file_is_migrated_to_the_split_due_indexes(tmp_path: Path) -> None:
+    from taskmanager.domain.events import TaskUpdated
+    from taskmanager.domain.services import record_update
+
+    path = tmp_path / "tasks.db"
+    clock = ManualClock()
+    with SQLiteTaskRepository(path) as repo:
+        command = SubmitTask(type="t", timeout_seconds=600, heartbeat_seconds=30)
+        beating = submit_task(command, owner="o", repo=repo, clock=clock, ids=UuidIdFactory())
+        running = TaskUpdated(task_id=beating.task.id, status=TaskStatus.RUNNING)
+        record_update(running, repo=repo, clock=clock)
+        waiting = _submit(repo, clock)  # CREATED, default timeout (3600 s)
+    # Version 2 had one due_us column (the earlier of deadline and heartbeat), one index.
+    db = sqlite3.connect(path)
+    db.execute("UPDATE tasks SET due_us = heartbeat_due_us WHERE heartbeat_due_us IS NOT NULL")
+    db.execute("DROP INDEX tasks_by_heartbeat")
+    db.execute("ALTER TABLE tasks DROP COLUMN heartbeat_due_us")
+    db.execute("UPDATE schema_version SET version = 2")
+    db.commit()
+    db.close()
+    with SQLiteTaskRepository(path) as repo:
+        assert repo.schema_version == SCHEMA_VERSION
+        assert repo.due(clock.now() + timedelta(seconds=29), 10) == []
+        due = repo.due(clock.now() + timedelta(seconds=30), 10)
+        assert [t.id for t in due] == [beating.task.id]
+        later = repo.due(clock.now() + timedelta(hours=1), 10)
+        assert [t.id for t in later] == [beating.task.id, waiting]
+    db = sqlite3.connect(path)
+    indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    db.close()
+    assert {"tasks_by_due", "tasks_by_heartbeat"} <= indexes

@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 #: ``UPDATE ... RETURNING`` arrived in SQLite 3.35.0.
 MIN_SQLITE_VERSION: Final = (3, 35, 0)
 #: The schema this code writes. Older files are migrated on open; newer ones are refused.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 BUSY_TIMEOUT_MS: Final = 30_000
 #: Checkpoint the WAL into the database every this many pages (about 40 MB) instead of
 #: SQLite's 1000: each checkpoint syncs the file, and at 1000 pages it cost a quarter of the
@@ -142,10 +142,40 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO meta (key, value) VALUES ('cursor_key', ?)", (os.urandom(32),))
 
 
+def _migrate_to_3(db: sqlite3.Connection) -> None:
+    """The sweeper's index split in two, as DynamoDB's ``by-deadline`` and ``by-heartbeat``:
+    ``due_us`` becomes the deadline of an open task (NULL once terminal) and the new
+    ``heartbeat_due_us`` the heartbeat due time of a RUNNING task that has one.
+
+    A progress update or heartbeat of a task without a heartbeat period then changes no
+    indexed column, so its transaction writes one page fewer (the old ``due_us`` was
+    rewritten, with its index entry, on every update)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
+    if "heartbeat_due_us" not in columns:
+        db.execute("ALTER TABLE tasks ADD COLUMN heartbeat_due_us INTEGER")
+    running = db.execute(
+        "SELECT id, updated_at, heartbeat_seconds FROM tasks "
+        "WHERE status = 'RUNNING' AND heartbeat_seconds IS NOT NULL"
+    ).fetchall()
+    db.executemany(
+        "UPDATE tasks SET heartbeat_due_us = ? WHERE id = ?",
+        [
+            (_epoch_us(datetime.fromisoformat(updated)) + seconds * 1_000_000, task_id)
+            for task_id, updated, seconds in running
+        ],
+    )
+    db.execute("UPDATE tasks SET due_us = deadline_us WHERE due_us IS NOT NULL")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS tasks_by_heartbeat ON tasks (heartbeat_due_us) "
+        "WHERE heartbeat_due_us IS NOT NULL"
+    )
+
+
 #: ``MIGRATIONS[n]`` takes a file from version n to n + 1.
 MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
     _migrate_to_1,
     _migrate_to_2,
+    _migrate_to_3,
 )
 
 
@@ -183,8 +213,13 @@ _progress_from_json: Final = Progress.__pydantic_validator__.validate_json
 _error_from_json: Final = TaskError.__pydantic_validator__.validate_json
 
 
-def _due_us(task: Task) -> int | None:
-    due = task.due_at
+def _open_deadline_us(task: Task) -> int | None:
+    """The ``due_us`` column: the deadline while the task is open."""
+    return None if task.is_terminal else _epoch_us(task.deadline_at)
+
+
+def _heartbeat_due_us(task: Task) -> int | None:
+    due = task.heartbeat_due_at
     return None if due is None else _epoch_us(due)
 
 
@@ -266,20 +301,31 @@ def _task_params(task: Task) -> tuple[Any, ...]:
         task.idempotency_key,
         task.request_fingerprint,
         _epoch_us(task.deadline_at),
-        _due_us(task),
+        _open_deadline_us(task),
+        _heartbeat_due_us(task),
     )
 
 
 _INSERT: Final = (
-    f"INSERT INTO tasks ({_COLUMNS}, deadline_us, due_us) "
-    f"VALUES ({', '.join('?' * 21)}) "
+    f"INSERT INTO tasks ({_COLUMNS}, deadline_us, due_us, heartbeat_due_us) "
+    f"VALUES ({', '.join('?' * 22)}) "
     # The upsert replaces only an expired row (expires_at <= now); otherwise nothing changes.
     "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*_COLUMNS.split(", ")[1:], "deadline_us", "due_us"))
+    + ", ".join(
+        f"{c} = excluded.{c}"
+        for c in (*_COLUMNS.split(", ")[1:], "deadline_us", "due_us", "heartbeat_due_us")
+    )
     + " WHERE tasks.expires_at IS NOT NULL AND tasks.expires_at <= ? "
     "RETURNING id"
 )
 _SELECT_ONE: Final = f"SELECT {_COLUMNS} FROM tasks WHERE id = ?"
+_DUE_BY_DEADLINE: Final = (
+    f"SELECT {_COLUMNS} FROM tasks WHERE due_us IS NOT NULL AND due_us <= ? ORDER BY due_us LIMIT ?"
+)
+_DUE_BY_HEARTBEAT: Final = (
+    f"SELECT {_COLUMNS} FROM tasks WHERE heartbeat_due_us IS NOT NULL AND heartbeat_due_us <= ? "
+    "ORDER BY heartbeat_due_us LIMIT ?"
+)
 _INSERT_EVENT: Final = "INSERT INTO outbox (event_id, detail_type, detail) VALUES (?, ?, ?)"
 _DELETE_EVENTS: Final = "DELETE FROM outbox WHERE position IN (SELECT value FROM json_each(?))"
 _SELECT_PENDING: Final = (
@@ -509,15 +555,17 @@ class SQLiteTaskRepository:
         return Page(items=items, next_cursor=cursor)
 
     def due(self, now: datetime, limit: int) -> list[Task]:
-        sql = (
-            f"SELECT {_COLUMNS} FROM tasks WHERE due_us IS NOT NULL AND due_us <= ? "
-            "ORDER BY due_us LIMIT ?"
-        )
+        # Each index gives its earliest `limit` due tasks; a task among the `limit` earliest
+        # overall is among the earliest of the index holding its own earlier due time.
+        now_us = _epoch_us(now)
         try:
-            rows = self._db().execute(sql, (_epoch_us(now), limit)).fetchall()
+            db = self._db()
+            rows = db.execute(_DUE_BY_DEADLINE, (now_us, limit)).fetchall()
+            rows += db.execute(_DUE_BY_HEARTBEAT, (now_us, limit)).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
-        return [_row_to_task(row) for row in rows]
+        tasks = {task.id: task for task in map(_row_to_task, rows)}
+        return sorted(tasks.values(), key=lambda task: task.due_at or now)[:limit]
 
     # -- cursors -----------------------------------------------------------------------------
     def _signature(self, owner: str, created: str, task_id: str) -> bytes:
@@ -662,12 +710,15 @@ def _update_sql(  # noqa: PLR0917 (the fields of one shape key, in order)
     if status == TaskStatus.RUNNING.value:
         if with_progress:
             sets.append("progress = ?")
+        # due_us (the open deadline) stays; a task without a heartbeat period keeps NULL
+        # here, so its update touches neither index.
         sets.append(
-            "due_us = CASE WHEN heartbeat_seconds IS NULL THEN deadline_us "
-            "ELSE min(deadline_us, ? + heartbeat_seconds * 1000000) END"
+            "heartbeat_due_us = CASE WHEN heartbeat_seconds IS NULL THEN NULL "
+            "ELSE ? + heartbeat_seconds * 1000000 END"
         )
     else:
         sets.append("progress = NULL")
+        sets.append("heartbeat_due_us = NULL")
         sets.append("due_us = NULL" if status in _TERMINAL_VALUES else "due_us = deadline_us")
     sets += ["result = ?", "error = ?", "finished_at = ?", "expires_at = ?"]
     if with_started:
