@@ -8,7 +8,7 @@ import signal
 import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NoReturn, cast
 
 import pytest
 from hypothesis import given, settings
@@ -284,3 +284,28 @@ def test_a_version_2_file_is_migrated_to_the_split_due_indexes(tmp_path: Path) -
     indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     db.close()
     assert {"tasks_by_due", "tasks_by_heartbeat"} <= indexes
+
+
+def test_a_batch_commits_its_writes_together_and_a_failed_write_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "tasks.db")
+    repo, other = SQLiteTaskRepository(path), SQLiteTaskRepository(path)
+    clock = ManualClock()
+    repo.begin_batch()
+    first, second = _submit(repo, clock), _submit(repo, clock)
+    assert other.get(first) is None  # nothing is visible (or durable) before the commit
+
+    def fails_half_way(db: sqlite3.Connection) -> NoReturn:
+        db.execute("INSERT INTO outbox (event_id, detail_type, detail) VALUES ('x', 'y', '{}')")
+        raise sqlite3.IntegrityError("after a first statement")
+
+    with pytest.raises(StorageError):  # a write that fails part way rolls back alone
+        repo._write(fails_half_way)
+    repo.commit_batch()
+    assert other.get(first) is not None
+    assert other.get(second) is not None
+    assert [e.event.id for e in other.pending(10)] == [first, second]
+    assert repo.pending(10) == other.pending(10)  # remembered by the writer once committed
+    third = _submit(repo, clock)  # after the batch, writes commit one by one again
+    assert other.get(third) is not None

@@ -457,9 +457,38 @@ class SQLiteTaskRepository:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- group commit ------------------------------------------------------------------------
+    def begin_batch(self) -> None:
+        """Group commit: open one transaction on this thread's connection; the writes this
+        thread makes until :meth:`commit_batch` join it, each in its own savepoint (a write
+        that fails leaves nothing behind). Nothing is durable before ``commit_batch``: a
+        caller answers the batch's requests only after it returned."""
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite write failed: {exc}") from exc
+        self._local.batch = True
+        self._local.batch_events = []
+
+    def commit_batch(self) -> None:
+        """Commit the transaction :meth:`begin_batch` opened (rolled back if that fails)."""
+        self._local.batch = False
+        appended, self._local.batch_events = self._local.batch_events, []
+        db = self._db()
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StorageError(f"SQLite commit failed: {exc}") from exc
+        self._remember(appended)
+
     # -- writes ------------------------------------------------------------------------------
     def _write(self, step: Callable[[sqlite3.Connection], _Written]) -> WriteResult:
         db = self._db()
+        if getattr(self._local, "batch", False):
+            return self._write_in_batch(db, step)
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -472,13 +501,35 @@ class SQLiteTaskRepository:
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite write failed: {exc}") from exc
         if appended:
-            # Committed: from now on these positions hold these events (AUTOINCREMENT never
-            # reuses a position), so pending() may hand them out without parsing the rows.
-            recent = self._recent_events
-            if len(recent) >= _RECENT_EVENTS_MAX:
-                recent.clear()
-            recent.update(appended)
+            self._remember(appended)
         return result
+
+    def _write_in_batch(
+        self, db: sqlite3.Connection, step: Callable[[sqlite3.Connection], _Written]
+    ) -> WriteResult:
+        try:
+            db.execute("SAVEPOINT write")
+            try:
+                result, appended = step(db)
+            except BaseException:
+                db.execute("ROLLBACK TO write")
+                db.execute("RELEASE write")
+                raise
+            db.execute("RELEASE write")
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite write failed: {exc}") from exc
+        # Remembered only once commit_batch has committed them (a rolled-back batch frees
+        # its positions for other events).
+        self._local.batch_events += appended
+        return result
+
+    def _remember(self, appended: list[tuple[int, OutboundEvent]]) -> None:
+        """Committed: from now on these positions hold these events (AUTOINCREMENT never
+        reuses a committed position), so pending() may hand them out without parsing."""
+        recent = self._recent_events
+        if len(recent) >= _RECENT_EVENTS_MAX:
+            recent.clear()
+        recent.update(appended)
 
     @staticmethod
     def _append_events(
