@@ -224,7 +224,8 @@ def _refuse_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
 
-def _domain_error(exc: TaskManagerError) -> Response[str]:
+def domain_error_response(exc: TaskManagerError) -> Response[str]:
+    """The response for a domain error (503 for ``StorageError``)."""
     status = _STATUS_BY_CODE.get(exc.code)
     if status is None:
         status = 401 if isinstance(exc, UnauthenticatedError) else 500
@@ -437,7 +438,7 @@ class TaskApi(APIGatewayHttpResolver):
         except RequestInvalidError as exc:
             return _invalid_request(exc.errors)
         except TaskManagerError as exc:
-            return _domain_error(exc)
+            return domain_error_response(exc)
         except Exception as exc:  # the contract: never a stack trace
             return _unexpected(exc)
         finally:

@@ -14,7 +14,11 @@ events) and the web page's static files.
   only six connections per host);
 - ``GET /`` and ``GET /static/...``: the web page.
 
-Requests are handled on the event loop thread, one at a time.
+Requests are handled on the event loop thread, one at a time. **Group commit**: the writes
+of the requests handled in one turn of the event loop share one SQLite transaction, committed
+at the start of the next turn; every request of that turn is answered after the commit (a
+202 still means the task and its outbox row are committed). Under load one COMMIT then
+serves many requests; alone, a request waits for its own commit as before.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
-from taskmanager.domain.errors import TaskManagerError
+from taskmanager.domain.errors import StorageError, TaskManagerError
 from taskmanager.domain.events import TaskCreated, TaskResource, TaskSuccessful, task_resource
 from taskmanager.domain.services import get_task
+from taskmanager.entrypoints.api import domain_error_response
 from taskmanager.entrypoints.local.hub import CLOSED
 
 if TYPE_CHECKING:
@@ -145,6 +150,7 @@ class LocalApp:
         self.api = api
         self.static = load_static() if static is None else static
         self.keepalive_seconds = keepalive_seconds
+        self._batch: asyncio.Future[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -189,14 +195,46 @@ class LocalApp:
                 ),
             )
             return
+        batch = self._join_batch(write=method == "POST")
         try:
             response = self.api.handle(method, path, *_headers_and_query(scope), body)
         except Exception:  # the API maps every known error; anything else is ours
             logger.exception("%s %s failed", method, path)
+            response = None
+        if batch is not None:  # what this request wrote or read is answered once committed
+            try:
+                await batch
+            except StorageError as exc:
+                response = domain_error_response(exc)
+        if response is None:
             body = error_body("INTERNAL_ERROR", "the server failed; see its log", None)
             await self._respond(send, 500, body)
             return
         await self._send_api_response(send, response, head=method == "HEAD")
+
+    def _join_batch(self, *, write: bool) -> asyncio.Future[None] | None:
+        """The open group-commit batch (opened for a write when none is): a future done
+        when it is committed. ``None`` when no batch is open and none is needed."""
+        if self._batch is None and write and self.runtime.repo.batches:
+            try:
+                self.runtime.repo.begin_batch()
+            except StorageError:
+                return None  # the write itself will fail and say so
+            loop = asyncio.get_running_loop()
+            self._batch = loop.create_future()
+            loop.call_soon(self._commit_batch)
+        return self._batch
+
+    def _commit_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        try:
+            self.runtime.repo.commit_batch()
+        except StorageError as exc:
+            if batch is not None and not batch.done():
+                batch.set_exception(exc)
+            return
+        if batch is not None and not batch.done():
+            batch.set_result(None)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
@@ -262,6 +300,8 @@ class LocalApp:
 
     async def _stream(self, task_id: str | None, receive: Receive, send: Send) -> None:
         runtime = self.runtime
+        if self._batch is not None:  # the snapshot must not read an uncommitted write
+            await asyncio.wait({self._batch})
         watcher = runtime.hub.watch(task_id)
         try:
             input_value: Any = None
