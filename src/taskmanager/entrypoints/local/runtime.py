@@ -233,7 +233,7 @@ class RuntimeConfig:
     #: own (for a store that offers ``checkpoint``), so that no write waits for it.
     checkpoint_interval: float = 0.5
     #: A log larger than this (pages of 4 KiB) is caught up with writers held back.
-    checkpoint_pages: int = 4096
+    checkpoint_pages: int = 8192
     #: The dispatcher is woken by each write; this poll only bounds the retry of a failed
     #: delivery (and picks up writes made by another process on the same file).
     dispatch_interval: float = 0.5
@@ -241,7 +241,7 @@ class RuntimeConfig:
     #: Under load, how long the dispatcher lets writes gather into one round (seconds):
     #: each round's delete of delivered rows is a commit that holds the writer lock, so
     #: fewer, larger rounds leave the API's writes more of it.
-    dispatch_gather: float = 0.01
+    dispatch_gather: float = 0.02
     policy: Policy = DEFAULT_POLICY
     owner: str = LOCAL_OWNER
 
