@@ -322,15 +322,16 @@ class AwsTransport:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> AwsTransport:
         """From ``TASKMANAGER_TABLE_NAME``, ``TASKMANAGER_EVENT_BUS_NAME`` and
         ``TASKMANAGER_EVENT_SOURCE`` (the names the Terraform processor module sets)."""
-        # botocore without boto3 (whose import adds s3transfer and multiprocessing): only
+        # botocore without boto3 (whose import adds s3transfer and multiprocessing), one
+        # session for both clients, models loaded without listing every service first: only
         # Lambda processors need it, on first use.
-        import botocore.session  # noqa: PLC0415
+        from taskmanager.entrypoints.aws_session import new_session  # noqa: PLC0415
 
         env = os.environ if environ is None else environ
         table = env.get("TASKMANAGER_TABLE_NAME")
         if not table:
             raise RuntimeError("TASKMANAGER_TABLE_NAME is not set")
-        session = botocore.session.get_session()
+        session = new_session()
         return cls(
             events_client=session.create_client("events"),
             dynamodb_client=session.create_client("dynamodb"),
