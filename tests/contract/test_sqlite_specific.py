@@ -18,7 +18,7 @@ from taskmanager.adapters.memory import InMemoryEventBus, ManualClock, UuidIdFac
 from taskmanager.adapters.sqlite import SCHEMA_VERSION, SQLiteTaskRepository, _stamp
 from taskmanager.domain.errors import StorageError, StorageSchemaError
 from taskmanager.domain.model import SubmitTask, TaskStatus, format_time
-from taskmanager.domain.ports import ListQuery
+from taskmanager.domain.ports import ListQuery, WriteResult
 from taskmanager.domain.services import dispatch_outbox, submit_task
 from tests.contract import sqlite_workers
 
@@ -207,3 +207,27 @@ def test_dispatch_across_two_handles_on_one_file(tmp_path: Path) -> None:
 @settings(max_examples=200)
 def test_row_timestamps_are_exactly_format_time(value: datetime) -> None:
     assert _stamp(value) == format_time(value)
+
+
+def test_a_batch_commits_its_writes_together_and_a_failed_write_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "tasks.db")
+    repo, other = SQLiteTaskRepository(path), SQLiteTaskRepository(path)
+    clock = ManualClock()
+    repo.begin_batch()
+    first, second = _submit(repo, clock), _submit(repo, clock)
+    assert other.get(first) is None  # nothing is visible (or durable) before the commit
+
+    def fails_half_way(db: sqlite3.Connection) -> WriteResult:
+        db.execute("INSERT INTO outbox (event_id, detail_type, detail) VALUES ('x', 'y', '{}')")
+        raise sqlite3.IntegrityError("after a first statement")
+
+    with pytest.raises(StorageError):  # a write that fails part way rolls back alone
+        repo._write(fails_half_way)
+    repo.commit_batch()
+    assert other.get(first) is not None
+    assert other.get(second) is not None
+    assert [e.event.id for e in other.pending(10)] == [first, second]
+    third = _submit(repo, clock)  # after the batch, writes commit one by one again
+    assert other.get(third) is not None

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import json
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from taskmanager.adapters.memory import InMemoryEventBus, InMemoryTaskRepository
-from taskmanager.domain.errors import PublishError
+from taskmanager.adapters.sqlite import SQLiteTaskRepository
+from taskmanager.domain.errors import PublishError, StorageError
 from taskmanager.domain.events import TaskCreated, event_for
 from taskmanager.domain.model import SubmitTask
 from taskmanager.domain.services import submit_task
-from taskmanager.entrypoints.local.asgi import api_event
+from taskmanager.entrypoints.api import create_app, fixed_owner
+from taskmanager.entrypoints.local.asgi import LocalApp, _headers_and_query
 from taskmanager.entrypoints.local.runtime import (
     LocalRuntime,
     PoolClosedError,
@@ -23,6 +26,9 @@ from taskmanager.entrypoints.local.runtime import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine, MutableMapping
+    from pathlib import Path
+
     from taskmanager.domain.events import OutboundEvent
     from taskmanager.domain.model import Task
 
@@ -101,35 +107,94 @@ def test_events_refused_at_shutdown_stay_in_the_outbox_for_the_next_start() -> N
     assert [entry.event.id for entry in store.undelivered] == [task.id]
 
 
-def test_api_event_is_an_http_api_v2_event() -> None:
+def test_headers_and_query_read_as_api_gateway_gives_them() -> None:
     scope = {
         "method": "POST",
         "path": "/tasks",
-        "query_string": b"a=1&a=2&b=",
+        "query_string": b"a=1&a=2&b=&c=x%2Cy",
         "headers": [
             (b"Content-Type", b"application/json"),
             (b"x-many", b"1"),
             (b"x-many", b"2"),
-            (b"cookie", b"c1=v1; c2=v2"),
         ],
-        "client": ("127.0.0.1", 5000),
-        "http_version": "1.1",
     }
-    event = api_event(scope, b'{"type": "a"}')
-    assert event["version"] == "2.0"
-    assert event["rawPath"] == "/tasks"
-    assert event["requestContext"]["http"]["method"] == "POST"
-    assert event["requestContext"]["stage"] == "$default"
-    assert event["headers"]["content-type"] == "application/json"
-    assert event["headers"]["x-many"] == "1,2"
-    assert event["cookies"] == ["c1=v1", "c2=v2"]
-    assert event["queryStringParameters"] == {"a": "1,2", "b": ""}
-    assert event["body"] == '{"type": "a"}'
-    assert event["isBase64Encoded"] is False
+    headers, query = _headers_and_query(scope)
+    assert headers == {"content-type": "application/json", "x-many": "1,2"}
+    # A repeated name is a list (the route table refuses it for a one-value parameter).
+    assert query == {"a": ["1", "2"], "b": "", "c": "x,y"}
 
 
-def test_api_event_base64_encodes_a_binary_body() -> None:
-    scope = {"method": "POST", "path": "/tasks", "headers": [(b"content-type", b"image/png")]}
-    event = api_event(scope, b"\x89PNG\xff")
-    assert event["isBase64Encoded"] is True
-    assert base64.b64decode(event["body"]) == b"\x89PNG\xff"
+def _post(app: LocalApp, body: bytes) -> Coroutine[Any, Any, tuple[int, dict[str, Any]]]:
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/tasks",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+    }
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    async def run() -> tuple[int, dict[str, Any]]:
+        await app(scope, receive, send)
+        return int(sent[0]["status"]), json.loads(sent[1]["body"])
+
+    return run()
+
+
+def _sqlite_app(tmp_path: Path) -> tuple[LocalRuntime, LocalApp, list[str]]:
+    runtime = LocalRuntime(SQLiteTaskRepository(str(tmp_path / "tasks.db")))
+    app = LocalApp(runtime, create_app(runtime.deps, owner=fixed_owner("local")), static={})
+    commits: list[str] = []
+    inner = cast("Any", runtime.store)
+    commit = inner.commit_batch
+
+    def counted() -> None:
+        commits.append("commit")
+        commit()
+
+    inner.commit_batch = counted
+    return runtime, app, commits
+
+
+def test_posts_handled_in_one_loop_turn_share_one_commit(tmp_path: Path) -> None:
+    runtime, app, commits = _sqlite_app(tmp_path)
+
+    async def burst() -> list[tuple[int, dict[str, Any]]]:
+        return await asyncio.gather(*(_post(app, b'{"type": "t"}') for _ in range(8)))
+
+    answers = asyncio.run(burst())
+    assert [status for status, _ in answers] == [202] * 8
+    assert commits == ["commit"]  # eight requests, one transaction
+    other = SQLiteTaskRepository(str(tmp_path / "tasks.db"))  # committed: another reader sees
+    assert all(other.get(task["id"]) is not None for _, task in answers)
+    assert len(other.pending(100)) == 8
+    runtime.store.close()  # type: ignore[attr-defined]
+
+
+def test_a_failed_group_commit_answers_every_request_of_the_batch_503(tmp_path: Path) -> None:
+    runtime, app, _ = _sqlite_app(tmp_path)
+    inner = cast("Any", runtime.store)
+
+    def broken() -> None:
+        inner._db().execute("ROLLBACK")
+        inner._local.batch = False
+        raise StorageError("disk full")
+
+    inner.commit_batch = broken
+
+    async def burst() -> list[tuple[int, dict[str, Any]]]:
+        return await asyncio.gather(*(_post(app, b'{"type": "t"}') for _ in range(3)))
+
+    answers = asyncio.run(burst())
+    assert [(status, body["error"]["code"]) for status, body in answers] == [
+        (503, "STORAGE_UNAVAILABLE")
+    ] * 3
+    assert inner.pending(100) == []  # nothing was committed, nothing is announced
+    assert _task(runtime).id  # the store takes writes again afterwards
+    runtime.store.close()  # type: ignore[attr-defined]

@@ -354,9 +354,35 @@ class SQLiteTaskRepository:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- group commit ------------------------------------------------------------------------
+    def begin_batch(self) -> None:
+        """Group commit: open one transaction on this thread's connection; the writes this
+        thread makes until :meth:`commit_batch` join it, each in its own savepoint (a write
+        that fails leaves nothing behind). Nothing is durable before ``commit_batch``: a
+        caller answers the batch's requests only after it returned."""
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite write failed: {exc}") from exc
+        self._local.batch = True
+
+    def commit_batch(self) -> None:
+        """Commit the transaction :meth:`begin_batch` opened (rolled back if that fails)."""
+        self._local.batch = False
+        db = self._db()
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StorageError(f"SQLite commit failed: {exc}") from exc
+
     # -- writes ------------------------------------------------------------------------------
     def _write(self, step: Callable[[sqlite3.Connection], WriteResult]) -> WriteResult:
         db = self._db()
+        if getattr(self._local, "batch", False):
+            return self._write_in_batch(db, step)
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -366,6 +392,23 @@ class SQLiteTaskRepository:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite write failed: {exc}") from exc
+        return result
+
+    @staticmethod
+    def _write_in_batch(
+        db: sqlite3.Connection, step: Callable[[sqlite3.Connection], WriteResult]
+    ) -> WriteResult:
+        try:
+            db.execute("SAVEPOINT write")
+            try:
+                result = step(db)
+            except BaseException:
+                db.execute("ROLLBACK TO write")
+                db.execute("RELEASE write")
+                raise
+            db.execute("RELEASE write")
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite write failed: {exc}") from exc
         return result

@@ -1,27 +1,46 @@
-"""The HTTP API (DESIGN §5) on Powertools' ``APIGatewayHttpResolver`` (payload v2).
+"""The HTTP API (DESIGN §5): one route table, served by Powertools in Lambda and directly by
+the local server.
 
-``create_app(deps_provider, owner=...)`` builds the routes; the Lambda ``handler`` serves them
-with the AWS dependencies of :mod:`bootstrap`, the local server with SQLite ones. Routes are
-thin: read the request, call one use case, shape the response. Every error leaves through
-one exception handler as ``{"error": {"code", "message", "details"}}``; checks that must come
-before any parsing (body size, encoding, content type) run in :meth:`TaskApi.resolve`.
+``create_app(deps_provider, owner=...)`` declares the routes once on a :class:`TaskApi`: each
+is a plain function whose annotated parameters (``Body``, ``Header``, ``Query``, path) say
+what it reads. The same table serves two ways:
+
+- Lambda: ``TaskApi`` is Powertools' ``APIGatewayHttpResolver``; the Lambda ``handler`` calls
+  :meth:`TaskApi.resolve` with API Gateway's payload v2 event;
+- `taskmanager serve`: the ASGI app calls :meth:`TaskApi.handle` with the request's method,
+  path, headers, query and body, without building an API Gateway event.
+
+Both paths run the same checks and the same parameter binding (:meth:`TaskApi.call`): each
+route's parameters are validated with pydantic adapters built once from its signature, so a
+request costs a few microseconds beyond the use case. (Powertools' own validation middleware
+rebuilds that per request and costs more than the route.) The OpenAPI document is generated
+by Powertools from the same signatures, on first request. Routes are thin: read the request,
+call one use case, shape the response. Every error leaves as
+``{"error": {"code", "message", "details"}}``; checks that must come before any parsing (body
+size, encoding, content type) run first, on the raw body.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import functools
+import inspect
 import json
 import logging
+import re
+import typing
+import urllib.parse
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from taskmanager.domain import services
 from taskmanager.domain.errors import (
@@ -46,12 +65,12 @@ from taskmanager.domain.model import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from taskmanager.entrypoints.bootstrap import Dependencies
 
-    OwnerResolver = Callable[[APIGatewayProxyEventV2], str | None]
+    #: Names the caller from the API Gateway event the request came in (``{}`` locally).
+    OwnerResolver = Callable[[Mapping[str, Any]], str | None]
 
 logger = logging.getLogger(__name__)
 
@@ -101,20 +120,43 @@ class TaskPage(BaseModel):
     next_cursor: str | None
 
 
+# --- requests -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    """One HTTP request, however it arrived (an API Gateway event or the local server)."""
+
+    method: str
+    path: str
+    #: Lower-case names; repeated headers joined with ``,`` (as API Gateway does).
+    headers: Mapping[str, str]
+    #: A name given more than once has the list of its values.
+    query: Mapping[str, str | list[str]]
+    #: The body as text (the checks before parsing made sure it is UTF-8), or ``None``.
+    body: str | None
+    #: The API Gateway event (the caller's identity is in its ``requestContext``); ``{}``
+    #: locally.
+    event: Mapping[str, Any]
+
+
+_current: contextvars.ContextVar[ApiRequest] = contextvars.ContextVar("taskmanager_api_request")
+
+
 # --- owners ---------------------------------------------------------------------------------
 
 
-def iam_owner(event: APIGatewayProxyEventV2) -> str | None:
+def iam_owner(event: Mapping[str, Any]) -> str | None:
     """The caller's IAM principal ARN (HTTP API with ``AWS_IAM`` authorization)."""
-    authorizer = event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    authorizer = event.get("requestContext", {}).get("authorizer") or {}
     iam = authorizer.get("iam") or {}
     arn = iam.get("userArn")
     return arn if isinstance(arn, str) and arn else None
 
 
-def jwt_sub_owner(event: APIGatewayProxyEventV2) -> str | None:
+def jwt_sub_owner(event: Mapping[str, Any]) -> str | None:
     """The ``sub`` claim of the caller's token (HTTP API with a JWT authorizer)."""
-    authorizer = event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    authorizer = event.get("requestContext", {}).get("authorizer") or {}
     claims = (authorizer.get("jwt") or {}).get("claims") or {}
     sub = claims.get("sub")
     return sub if isinstance(sub, str) and sub else None
@@ -144,6 +186,14 @@ def error_response(
     return Response(status_code=status, content_type=JSON, body=body, headers=dict(headers))
 
 
+class RequestInvalidError(Exception):
+    """A parameter or the body does not validate; ``errors`` as pydantic reports them."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("the request does not validate")
+        self.errors = errors
+
+
 def _validation_status(errors: list[dict[str, Any]]) -> tuple[int, str]:
     """400 for JSON that does not parse or a bad query/header; 422 for a body that parses
     but breaks the contract."""
@@ -162,8 +212,7 @@ def _public_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _json_loads(text: str | bytes) -> Any:
-    """``json.loads`` that refuses NaN/Infinity and turns absurd nesting into a parse error
-    (Powertools maps only ``JSONDecodeError`` to a client error)."""
+    """``json.loads`` that refuses NaN/Infinity and turns absurd nesting into a parse error."""
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except RecursionError as exc:
@@ -175,62 +224,47 @@ def _refuse_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
 
-# --- the app --------------------------------------------------------------------------------
+def domain_error_response(exc: TaskManagerError) -> Response[str]:
+    """The response for a domain error (503 for ``StorageError``)."""
+    status = _STATUS_BY_CODE.get(exc.code)
+    if status is None:
+        status = 401 if isinstance(exc, UnauthenticatedError) else 500
+        if isinstance(exc, InvalidRequestError):
+            status = 400
+    if status >= 500:
+        logger.error("request failed: %s", exc.code, exc_info=exc)
+    return error_response(status, exc.code, exc.message, exc.details)
 
 
-class TaskApi(APIGatewayHttpResolver):
-    """The resolver plus the checks that must happen before the body is parsed."""
-
-    _openapi: str | None = None
-
-    def openapi_document(self) -> str:
-        """The OpenAPI document of the routes (built once)."""
-        if self._openapi is None:
-            self._openapi = self.get_openapi_json_schema(
-                title="taskmanager",
-                version="1",
-                description="Long-running tasks behind short-lived HTTP gateways.",
-            )
-        return self._openapi
-
-    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        refusal = _precheck(event)
-        if refusal is not None:
-            return refusal
-        return super().resolve(event, context)
+def _invalid_request(errors: list[dict[str, Any]]) -> Response[str]:
+    status, message = _validation_status(errors)
+    return error_response(status, "INVALID_REQUEST", message, _public_errors(errors))
 
 
-def _precheck(event: Mapping[str, Any]) -> dict[str, Any] | None:  # noqa: PLR0911
-    """413 over the body limit, 400 for a body that is not UTF-8 (or bad base64), 415 for a
-    body that is not JSON: decided on the raw event, before anything parses it."""
-    body = event.get("body")
-    if not body:
+def _unexpected(exc: Exception) -> Response[str]:
+    logger.error("unexpected error", exc_info=exc)
+    return error_response(500, "INTERNAL_ERROR", "the request could not be completed")
+
+
+# --- checks on the raw body -----------------------------------------------------------------
+
+
+def check_body(method: str, headers: Mapping[str, str], raw: bytes) -> Response[str] | None:
+    """413 over the body limit, 400 for a body that is not UTF-8, 415 for a body that is not
+    JSON: decided on the raw body, before anything parses it. ``headers`` lower-case."""
+    if not raw:
         return None
-    if len(body) > MAX_BODY_BYTES * 4 // 3 + 4:  # even base64 cannot make this fit
-        return _refusal(413, "PAYLOAD_TOO_LARGE", len(body))
-    raw: bytes
-    if event.get("isBase64Encoded"):
-        try:
-            raw = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            return _raw_error(400, "INVALID_REQUEST", "body is not valid base64")
-    else:
-        raw = body.encode("utf-8", "surrogatepass")
     if len(raw) > MAX_BODY_BYTES:
-        return _refusal(413, "PAYLOAD_TOO_LARGE", len(raw))
+        return _too_large(len(raw))
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError:
-        return _raw_error(400, "INVALID_REQUEST", "body is not UTF-8")
-    method = event.get("requestContext", {}).get("http", {}).get("method", "")
+        return error_response(400, "INVALID_REQUEST", "body is not UTF-8")
     if method.upper() in _BODY_METHODS:
-        headers = event.get("headers") or {}
-        content_type = next(
-            (v for k, v in headers.items() if k.lower() == "content-type"), ""
-        ).lower()
+        content_type = headers.get("content-type", "").lower()
         media = content_type.split(";", 1)[0].strip()
         if media != JSON and not (media.startswith("application/") and media.endswith("+json")):
-            return _raw_error(
+            return error_response(
                 415,
                 "UNSUPPORTED_MEDIA_TYPE",
                 "send the body as application/json",
@@ -239,24 +273,274 @@ def _precheck(event: Mapping[str, Any]) -> dict[str, Any] | None:  # noqa: PLR09
     return None
 
 
-def _refusal(status: int, code: str, size: int) -> dict[str, Any]:
-    return _raw_error(
-        status,
-        code,
+def _too_large(size: int) -> Response[str]:
+    return error_response(
+        413,
+        "PAYLOAD_TOO_LARGE",
         f"request body is {size} bytes; the limit is {MAX_BODY_BYTES} bytes",
         {"field": "body", "size": size, "limit": MAX_BODY_BYTES},
     )
 
 
-def _raw_error(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
-    """A payload v2 response built without the resolver (it must not see this request)."""
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": JSON},
-        "cookies": [],
-        "body": json.dumps({"error": {"code": code, "message": message, "details": details}}),
-        "isBase64Encoded": False,
-    }
+# --- the route table ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Param:
+    """One parameter of a route function: where it comes from and how it validates."""
+
+    name: str
+    source: str  # "path" | "query" | "header" | "body"
+    key: str
+    adapter: TypeAdapter[Any]
+    required: bool
+    default: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One route: method, path (``/tasks/<task_id>``), function and its OpenAPI options."""
+
+    method: str
+    path: str
+    func: Callable[..., Response[str]]
+    options: Mapping[str, Any]
+    rule: re.Pattern[str]
+    params: tuple[_Param, ...]
+
+
+def _parameters(func: Callable[..., Any], path: str) -> tuple[_Param, ...]:
+    """How each parameter of ``func`` is read and validated, from its annotations (the same
+    ones Powertools reads for the OpenAPI document)."""
+    hints = typing.get_type_hints(func, include_extras=True)
+    in_path = set(re.findall(r"<(\w+)>", path))
+    params: list[_Param] = []
+    for name, parameter in inspect.signature(func).parameters.items():
+        annotation, info = hints[name], None
+        if typing.get_origin(annotation) is Annotated:
+            annotation, *extras = typing.get_args(annotation)
+            info = next((e for e in extras if isinstance(e, FieldInfo)), None)
+        if isinstance(info, Body):
+            source, key = "body", name
+        elif isinstance(info, Header):
+            source, key = "header", (info.alias or name.replace("_", "-")).lower()
+        else:
+            source = "path" if name in in_path else "query"
+            key = (info.alias if info is not None else None) or name
+        target = annotation if info is None else cast("Any", Annotated)[annotation, info]
+        required = parameter.default is inspect.Parameter.empty
+        default = None if required else parameter.default
+        params.append(_Param(name, source, key, TypeAdapter(target), required, default))
+    return tuple(params)
+
+
+def _missing(loc: tuple[Any, ...]) -> dict[str, Any]:
+    return {"type": "missing", "loc": loc, "msg": "Field required"}
+
+
+def _bind(
+    operation: Operation, request: ApiRequest, path_args: Mapping[str, str]
+) -> dict[str, Any]:
+    """The route function's arguments, validated; raises ``RequestInvalidError``."""
+    values: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for param in operation.params:
+        loc: tuple[Any, ...]
+        if param.source == "body":
+            loc = ("body",)
+            value: Any = None
+            if request.body:
+                try:
+                    value = _json_loads(request.body)
+                except json.JSONDecodeError as exc:
+                    error = {
+                        "type": "json_invalid",
+                        "loc": ("body", exc.pos),
+                        "msg": "JSON decode error",
+                    }
+                    raise RequestInvalidError([error]) from exc
+        else:
+            loc = (param.source, param.key)
+            source: Mapping[str, Any] = (
+                path_args
+                if param.source == "path"
+                else request.query
+                if param.source == "query"
+                else request.headers
+            )
+            value = source.get(param.key)
+        if value is None:
+            if param.required:
+                errors.append(_missing(loc))
+            else:
+                values[param.name] = param.default
+            continue
+        try:
+            values[param.name] = param.adapter.validate_python(value, from_attributes=True)
+        except ValidationError as exc:
+            errors.extend({**e, "loc": (*loc, *e["loc"])} for e in exc.errors(include_url=False))
+    if errors:
+        raise RequestInvalidError(errors)
+    return values
+
+
+class TaskApi(APIGatewayHttpResolver):
+    """The route table, served to API Gateway events by Powertools (``resolve``) and to the
+    local server directly (``handle``)."""
+
+    def __init__(self) -> None:
+        # Validation is the route table's own (``_bind``), the same on both paths.
+        super().__init__(enable_validation=False)
+        self.operations: list[Operation] = []
+        self._openapi: str | None = None
+
+    def operation(
+        self, method: str, path: str, **options: Any
+    ) -> Callable[[Callable[..., Response[str]]], Callable[..., Response[str]]]:
+        """Declare a route: ``func``'s annotated parameters say what it reads."""
+
+        def register(func: Callable[..., Response[str]]) -> Callable[..., Response[str]]:
+            operation = Operation(
+                method,
+                path,
+                func,
+                options,
+                self._compile_regex(path),
+                _parameters(func, path),
+            )
+            self.operations.append(operation)
+
+            def endpoint(**path_args: str) -> Response[str]:
+                event = self.current_event
+                request = ApiRequest(
+                    method,
+                    event.path,
+                    event.headers,
+                    _event_query(event.raw_event),
+                    event.decoded_body,
+                    event.raw_event,
+                )
+                return self.call(operation, request, path_args)
+
+            endpoint.__name__ = func.__name__
+            self.route(path, method, include_in_schema=False)(endpoint)
+            return func
+
+        return register
+
+    def call(
+        self, operation: Operation, request: ApiRequest, path_args: Mapping[str, str]
+    ) -> Response[str]:
+        """Run one route: bind its parameters, call it, map every error to its response."""
+        token = _current.set(request)
+        try:
+            return operation.func(**_bind(operation, request, path_args))
+        except RequestInvalidError as exc:
+            return _invalid_request(exc.errors)
+        except TaskManagerError as exc:
+            return domain_error_response(exc)
+        except Exception as exc:  # the contract: never a stack trace
+            return _unexpected(exc)
+        finally:
+            _current.reset(token)
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        query: Mapping[str, str | list[str]],
+        body: bytes,
+    ) -> Response[str]:
+        """One request of the local server (``headers`` with lower-case names)."""
+        refusal = check_body(method, headers, body)
+        if refusal is not None:
+            return refusal
+        for operation in self.operations:
+            if operation.method == method:
+                match = operation.rule.match(path)
+                if match is not None:
+                    text = body.decode("utf-8") if body else None
+                    request = ApiRequest(method, path, headers, query, text, {})
+                    return self.call(operation, request, match.groupdict())
+        return self.no_route(method, path)
+
+    def no_route(self, method: str, path: str) -> Response[str]:
+        """405 with ``Allow`` when the path exists for other methods, else 404."""
+        allowed = sorted(op.method for op in self.operations if op.rule.match(path))
+        if allowed:
+            return error_response(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"{method} is not allowed on {path}",
+                {"allowed": allowed},
+                {"Allow": ", ".join(allowed)},
+            )
+        return error_response(404, "ROUTE_NOT_FOUND", f"no route {method} {path}")
+
+    def openapi_document(self) -> str:
+        """The OpenAPI document of the routes, generated by Powertools from the routes'
+        signatures (built once, on first request)."""
+        if self._openapi is None:
+            described = APIGatewayHttpResolver(enable_validation=True)
+            for operation in self.operations:
+                described.route(operation.path, operation.method, **operation.options)(
+                    operation.func
+                )
+            self._openapi = described.get_openapi_json_schema(
+                title="taskmanager",
+                version="1",
+                description="Long-running tasks behind short-lived HTTP gateways.",
+            )
+        return self._openapi
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """An API Gateway payload v2 event: the checks on the raw body, then Powertools
+        routes it to the table."""
+        refusal = _check_event_body(event)
+        if refusal is not None:
+            return {
+                "statusCode": refusal.status_code,
+                "headers": dict(refusal.headers),
+                "cookies": [],
+                "body": refusal.body,
+                "isBase64Encoded": False,
+            }
+        return super().resolve(event, context)
+
+
+def _event_query(event: Mapping[str, Any]) -> dict[str, str | list[str]]:
+    """The query of a payload v2 event; a name repeated in the raw query has a list."""
+    query: dict[str, str | list[str]] = dict(event.get("queryStringParameters") or {})
+    raw = event.get("rawQueryString") or ""
+    if raw:
+        seen: set[str] = set()
+        for pair in raw.split("&"):
+            name = urllib.parse.unquote_plus(pair.split("=", 1)[0])
+            if name in seen and name in query and isinstance(query[name], str):
+                query[name] = cast("str", query[name]).split(",")
+            seen.add(name)
+    return query
+
+
+def _check_event_body(event: Mapping[str, Any]) -> Response[str] | None:
+    """``check_body`` on an event's body (base64 or text)."""
+    body = event.get("body")
+    if not body:
+        return None
+    if len(body) > MAX_BODY_BYTES * 4 // 3 + 4:  # even base64 cannot make this fit
+        return _too_large(len(body))
+    raw: bytes
+    if event.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return error_response(400, "INVALID_REQUEST", "body is not valid base64")
+    else:
+        raw = body.encode("utf-8", "surrogatepass")
+    method = event.get("requestContext", {}).get("http", {}).get("method", "")
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    return check_body(method, headers, raw)
 
 
 def _task_response(task: Task, status: int, headers: dict[str, str] | None = None) -> Response[str]:
@@ -297,16 +581,17 @@ def create_app(
     owner: OwnerResolver = iam_owner,
 ) -> TaskApi:
     """The task API's routes over the dependencies ``deps_provider()`` returns (called per
-    request, so it should be cached); ``owner`` names the caller from the request."""
-    app = TaskApi(enable_validation=True, json_body_deserializer=_json_loads)
+    request, so it should be cached); ``owner`` names the caller from the request's event."""
+    app = TaskApi()
 
     def caller() -> str:
-        name = owner(app.current_event)
+        name = owner(_current.get().event)
         if name is None:
             raise UnauthenticatedError("the request carries no caller identity")
         return name
 
-    @app.post(
+    @app.operation(
+        "POST",
         "/tasks",
         status_code=202,
         summary="Submit a task",
@@ -343,7 +628,8 @@ def create_app(
             headers["Idempotent-Replayed"] = "true"
         return _task_response(result.task, 202, headers)
 
-    @app.get(
+    @app.operation(
+        "GET",
         "/tasks/<task_id>",
         summary="Get a task",
         responses=_responses(200, TaskResource, "The task", 401, 404),
@@ -355,7 +641,8 @@ def create_app(
         )
         return _task_response(task, 200)
 
-    @app.get(
+    @app.operation(
+        "GET",
         "/tasks",
         summary="List the caller's tasks, newest first",
         responses=_responses(200, TaskPage, "One page of tasks", 400, 401),
@@ -381,7 +668,8 @@ def create_app(
         )
         return Response(status_code=200, content_type=JSON, body=body.model_dump_json())
 
-    @app.post(
+    @app.operation(
+        "POST",
         "/tasks/<task_id>/cancel",
         status_code=202,
         summary="Cancel a task (it fails with CANCELLED)",
@@ -398,52 +686,16 @@ def create_app(
         )
         return _task_response(task, 202)
 
-    @app.get("/openapi.json", include_in_schema=False)
+    @app.operation("GET", "/openapi.json", include_in_schema=False)
     def openapi() -> Response[str]:
         return Response(status_code=200, content_type=JSON, body=app.openapi_document())
 
-    def domain_error(exc: TaskManagerError) -> Response[str]:
-        status = _STATUS_BY_CODE.get(exc.code)
-        if status is None:
-            status = 401 if isinstance(exc, UnauthenticatedError) else 500
-            if isinstance(exc, InvalidRequestError):
-                status = 400
-        if status >= 500:
-            logger.error("request failed: %s", exc.code, exc_info=exc)
-        return error_response(status, exc.code, exc.message, exc.details)
-
-    def invalid_request(exc: RequestValidationError) -> Response[str]:
-        errors = list(exc.errors())
-        status, message = _validation_status(errors)
-        return error_response(status, "INVALID_REQUEST", message, _public_errors(errors))
-
     def no_route(_exc: NotFoundError) -> Response[str]:
         event = app.current_event
-        method, path = event.http_method.upper(), event.path
-        allowed = sorted(
-            r.method for r in (*app._static_routes, *app._dynamic_routes) if r.rule.match(path)
-        )
-        if allowed:
-            return error_response(
-                405,
-                "METHOD_NOT_ALLOWED",
-                f"{method} is not allowed on {path}",
-                {"allowed": allowed},
-                {"Allow": ", ".join(allowed)},
-            )
-        return error_response(404, "ROUTE_NOT_FOUND", f"no route {method} {path}")
-
-    def unexpected(exc: Exception) -> Response[str]:
-        logger.error("unexpected error", exc_info=exc)
-        return error_response(500, "INTERNAL_ERROR", "the request could not be completed")
+        return app.no_route(event.http_method.upper(), event.path)
 
     app.exception_handler_manager.update_exception_handlers(
-        {
-            TaskManagerError: domain_error,
-            RequestValidationError: invalid_request,
-            NotFoundError: no_route,
-            Exception: unexpected,
-        }
+        {NotFoundError: no_route, Exception: _unexpected}
     )
     return app
 

@@ -1,9 +1,11 @@
 """The ASGI application of `taskmanager serve`: API Gateway's part on one machine.
 
-Every API request becomes an API Gateway HTTP API (payload 2.0) event and goes to the
-**same** Powertools resolver that serves AWS (``taskmanager.entrypoints.api.create_app``);
-its response dict becomes the HTTP response. Only what API Gateway cannot do is served
-here: the live streams (server-sent events) and the web page's static files.
+Every API request goes to the **same** route table that serves AWS
+(``taskmanager.entrypoints.api.create_app``): :meth:`TaskApi.handle` runs the same checks,
+parameter binding and route functions as the Lambda handler's Powertools resolver, without
+building an API Gateway event (one machine needs no gateway payload, and skipping it keeps a
+request cheap). Only what API Gateway cannot do is served here: the live streams (server-sent
+events) and the web page's static files.
 
 - ``GET /tasks/{id}/events``: the task as it is now, then every change, then the stream
   ends after the terminal one (a client that reconnects gets the current task first, so it
@@ -12,35 +14,36 @@ here: the live streams (server-sent events) and the web page's static files.
   only six connections per host);
 - ``GET /`` and ``GET /static/...``: the web page.
 
-The resolver keeps the current event in class attributes, so it is called on the event loop
-thread only, one request at a time.
+Requests are handled on the event loop thread, one at a time. **Group commit**: the writes
+of the requests handled in one turn of the event loop share one SQLite transaction, committed
+at the start of the next turn; every request of that turn is answered after the commit (a
+202 still means the task and its outbox row are committed). Under load one COMMIT then
+serves many requests; alone, a request waits for its own commit as before.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import functools
-import itertools
 import json
 import logging
 import re
-import time
-import uuid
-from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
-from taskmanager.domain.errors import TaskManagerError
+from taskmanager.domain.errors import StorageError, TaskManagerError
 from taskmanager.domain.events import TaskCreated, TaskResource, TaskSuccessful, task_resource
 from taskmanager.domain.services import get_task
+from taskmanager.entrypoints.api import domain_error_response
 from taskmanager.entrypoints.local.hub import CLOSED
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
 
+    from aws_lambda_powertools.event_handler import Response
+
     from taskmanager.domain.events import OutboundEvent
+    from taskmanager.entrypoints.api import TaskApi
     from taskmanager.entrypoints.local.runtime import LocalRuntime
 
     Scope = MutableMapping[str, Any]
@@ -66,30 +69,6 @@ _STATIC_TYPES: Final = {
 _TEXT_TYPES: Final = ("application/json", "text/", "application/x-www-form-urlencoded")
 
 
-class Resolver(Protocol):
-    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class LocalLambdaContext:
-    """What a Lambda context offers that the resolver and Powertools read."""
-
-    aws_request_id: str
-    function_name: str = "taskmanager-local"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:taskmanager-local"
-    memory_limit_in_mb: int = 0
-    log_group_name: str = "local"
-    log_stream_name: str = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-#: One context for every request (the request id is in the event's ``requestContext``).
-_CONTEXT: Final = LocalLambdaContext("taskmanager-local")
-
-
 def load_static() -> dict[str, bytes]:
     """The web page's files, read once from the package."""
     files: dict[str, bytes] = {}
@@ -105,91 +84,26 @@ def error_body(code: str, message: str, details: Any = None) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-class _RequestIds:
-    """Unique request ids without a system call each: a random prefix and a counter."""
-
-    def __init__(self) -> None:
-        self._prefix = uuid.uuid4().hex[:20]
-        self._counter = itertools.count()
-
-    def next(self) -> str:
-        return f"{self._prefix}{next(self._counter):012x}"
-
-
-_request_ids = _RequestIds()
-
-
-@functools.lru_cache(maxsize=4)
-def _request_time(epoch_seconds: int) -> str:
-    """API Gateway's ``requestContext.time`` (CLF format), formatted once per second."""
-    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(epoch_seconds))
-
-
-def api_event(scope: Scope, body: bytes) -> dict[str, Any]:
-    """The API Gateway HTTP API (payload 2.0) event for one request."""
+def _headers_and_query(scope: Scope) -> tuple[dict[str, str], dict[str, str | list[str]]]:
+    """The request's headers (lower-case names, repeats joined with ``,`` as API Gateway
+    does) and query (a repeated name has the list of its values)."""
     headers: dict[str, str] = {}
-    cookies: list[str] = []
     for raw_name, raw_value in scope["headers"]:
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
-        if name == "cookie":
-            cookies.extend(part.strip() for part in value.split(";") if part.strip())
-        elif name in headers:
-            headers[name] = f"{headers[name]},{value}"
-        else:
-            headers[name] = value
-    raw_query = scope.get("query_string", b"").decode("latin-1")
-    query: dict[str, str] = {}
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    query: dict[str, str | list[str]] = {}
+    raw_query = scope.get("query_string", b"")
     if raw_query:
-        for key, value in parse_qsl(raw_query, keep_blank_values=True):
-            query[key] = f"{query[key]},{value}" if key in query else value
-    content_type = headers.get("content-type", "")
-    is_text = not body or content_type.startswith(_TEXT_TYPES)
-    if is_text:
-        try:
-            text_body: str | None = body.decode("utf-8") if body else None
-            encoded = False
-        except UnicodeDecodeError:
-            is_text = False
-    if not is_text:
-        text_body, encoded = base64.b64encode(body).decode("ascii"), True
-    client = scope.get("client") or ("127.0.0.1", 0)
-    now = time.time()
-    method = scope["method"]
-    path = scope["path"]
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": raw_query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "local",
-            "domainName": headers.get("host", "localhost"),
-            "domainPrefix": "local",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": f"HTTP/{scope.get('http_version', '1.1')}",
-                "sourceIp": client[0],
-                "userAgent": headers.get("user-agent", ""),
-            },
-            "requestId": _request_ids.next(),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": _request_time(int(now)),
-            "timeEpoch": int(now * 1000),
-        },
-        "isBase64Encoded": encoded,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    if query:
-        event["queryStringParameters"] = query
-    if text_body is not None:
-        event["body"] = text_body
-    return event
+        for key, value in parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True):
+            known = query.get(key)
+            if known is None:
+                query[key] = value
+            elif isinstance(known, list):
+                known.append(value)
+            else:
+                query[key] = [known, value]
+    return headers, query
 
 
 def _sse(event_name: str, data: str, event_id: int | None = None) -> bytes:
@@ -227,15 +141,16 @@ class LocalApp:
     def __init__(
         self,
         runtime: LocalRuntime,
-        resolver: Resolver,
+        api: TaskApi,
         *,
         static: dict[str, bytes] | None = None,
         keepalive_seconds: float = KEEPALIVE_SECONDS,
     ) -> None:
         self.runtime = runtime
-        self.resolver = resolver
+        self.api = api
         self.static = load_static() if static is None else static
         self.keepalive_seconds = keepalive_seconds
+        self._batch: asyncio.Future[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -280,15 +195,46 @@ class LocalApp:
                 ),
             )
             return
-        event = api_event(scope, body)
+        batch = self._join_batch(write=method == "POST")
         try:
-            response = self.resolver.resolve(event, _CONTEXT)
-        except Exception:  # the resolver maps every known error; anything else is ours
-            logger.exception("request %s failed", event["requestContext"]["requestId"])
+            response = self.api.handle(method, path, *_headers_and_query(scope), body)
+        except Exception:  # the API maps every known error; anything else is ours
+            logger.exception("%s %s failed", method, path)
+            response = None
+        if batch is not None:  # what this request wrote or read is answered once committed
+            try:
+                await batch
+            except StorageError as exc:
+                response = domain_error_response(exc)
+        if response is None:
             body = error_body("INTERNAL_ERROR", "the server failed; see its log", None)
             await self._respond(send, 500, body)
             return
         await self._send_api_response(send, response, head=method == "HEAD")
+
+    def _join_batch(self, *, write: bool) -> asyncio.Future[None] | None:
+        """The open group-commit batch (opened for a write when none is): a future done
+        when it is committed. ``None`` when no batch is open and none is needed."""
+        if self._batch is None and write and self.runtime.repo.batches:
+            try:
+                self.runtime.repo.begin_batch()
+            except StorageError:
+                return None  # the write itself will fail and say so
+            loop = asyncio.get_running_loop()
+            self._batch = loop.create_future()
+            loop.call_soon(self._commit_batch)
+        return self._batch
+
+    def _commit_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        try:
+            self.runtime.repo.commit_batch()
+        except StorageError as exc:
+            if batch is not None and not batch.done():
+                batch.set_exception(exc)
+            return
+        if batch is not None and not batch.done():
+            batch.set_result(None)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
@@ -306,26 +252,19 @@ class LocalApp:
                 break
         return b"".join(chunks)
 
-    async def _send_api_response(self, send: Send, response: dict[str, Any], *, head: bool) -> None:
-        headers: list[tuple[bytes, bytes]] = []
-        for name, value in (response.get("headers") or {}).items():
-            headers.append((name.lower().encode("latin-1"), str(value).encode("latin-1")))
-        for name, values in (response.get("multiValueHeaders") or {}).items():
-            headers.extend(
-                (name.lower().encode("latin-1"), str(v).encode("latin-1")) for v in values
-            )
-        headers.extend((b"set-cookie", c.encode("latin-1")) for c in response.get("cookies") or [])
-        raw = response.get("body") or ""
-        if response.get("isBase64Encoded"):
-            body = base64.b64decode(raw)
-        else:
-            body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+    async def _send_api_response(self, send: Send, response: Response[Any], *, head: bool) -> None:
+        headers = [
+            (name.lower().encode("latin-1"), str(value).encode("latin-1"))
+            for name, values in response.headers.items()
+            for value in (values if isinstance(values, list) else (values,))
+        ]
+        headers.extend(
+            (b"set-cookie", str(cookie).encode("latin-1")) for cookie in response.cookies
+        )
+        raw = response.body
+        body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw or b"")
         await send(
-            {
-                "type": "http.response.start",
-                "status": int(response.get("statusCode", 200)),
-                "headers": headers,
-            }
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
         await send({"type": "http.response.body", "body": b"" if head else body})
 
@@ -361,6 +300,8 @@ class LocalApp:
 
     async def _stream(self, task_id: str | None, receive: Receive, send: Send) -> None:
         runtime = self.runtime
+        if self._batch is not None:  # the snapshot must not read an uncommitted write
+            await asyncio.wait({self._batch})
         watcher = runtime.hub.watch(task_id)
         try:
             input_value: Any = None

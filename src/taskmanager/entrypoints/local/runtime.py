@@ -68,23 +68,58 @@ class Store(Protocol):
 
 
 class NotifyingStore:
-    """The store, plus a call to ``on_commit`` after every applied write.
+    """The store, plus a call to ``on_commit`` after every committed write.
 
     The dispatcher then delivers a change within a millisecond instead of at its next poll.
     Writes from this process's threads take turns on a lock: SQLite would otherwise answer
-    a second writer "busy" and make it sleep for milliseconds before trying again."""
+    a second writer "busy" and make it sleep for milliseconds before trying again.
+
+    Group commit (a store with ``begin_batch``/``commit_batch``, i.e. SQLite): between
+    :meth:`begin_batch` and :meth:`commit_batch` the writes of the thread that began the batch
+    share one transaction, and the lock stays with that thread."""
 
     def __init__(self, inner: Store, on_commit: Callable[[], None]) -> None:
         self.inner = inner
         self._on_commit = on_commit
-        self._writing = threading.Lock()
+        self._writing = threading.RLock()
+        self._batch_thread: int | None = None
+        self._batch_dirty = False
+
+    @property
+    def batches(self) -> bool:
+        """Whether the store can group writes into one transaction."""
+        return callable(getattr(self.inner, "begin_batch", None))
+
+    def begin_batch(self) -> None:
+        self._writing.acquire()
+        try:
+            self.inner.begin_batch()  # type: ignore[attr-defined]
+        except BaseException:
+            self._writing.release()
+            raise
+        self._batch_thread = threading.get_ident()
+
+    def commit_batch(self) -> None:
+        dirty, self._batch_dirty, self._batch_thread = self._batch_dirty, False, None
+        try:
+            self.inner.commit_batch()  # type: ignore[attr-defined]
+        finally:
+            self._writing.release()
+        if dirty:
+            self._on_commit()
+
+    def _written(self, written: WriteResult) -> WriteResult:
+        if written.applied:
+            if self._batch_thread == threading.get_ident():
+                self._batch_dirty = True  # the dispatcher is woken after the commit
+            else:
+                self._on_commit()
+        return written
 
     def create(self, task: Task, now: datetime) -> WriteResult:
         with self._writing:
             written = self.inner.create(task, now)
-        if written.applied:
-            self._on_commit()
-        return written
+        return self._written(written)
 
     def get(self, task_id: str) -> Task | None:
         return self.inner.get(task_id)
@@ -92,9 +127,7 @@ class NotifyingStore:
     def apply(self, guard: Guard, change: Change) -> WriteResult:
         with self._writing:
             written = self.inner.apply(guard, change)
-        if written.applied:
-            self._on_commit()
-        return written
+        return self._written(written)
 
     def list_page(self, query: ListQuery, now: datetime) -> Page:
         return self.inner.list_page(query, now)

@@ -78,8 +78,8 @@ def build(options: ServeOptions) -> tuple[LocalRuntime, LocalApp]:
     runtime = LocalRuntime(open_store(options.db), config)
     for processor in processors:
         runtime.add_job(processor.task_type, job_for(processor, runtime))
-    resolver = create_app(runtime.deps, owner=fixed_owner(config.owner))
-    return runtime, LocalApp(runtime, resolver)
+    api = create_app(runtime.deps, owner=fixed_owner(config.owner))
+    return runtime, LocalApp(runtime, api)
 
 
 def serve(options: ServeOptions) -> int:
