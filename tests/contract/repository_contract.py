@@ -539,6 +539,21 @@ class RepositoryContract(CoreRepositoryContract):
         clock.advance(60)
         assert [t.id for t in repo.due(clock.now(), 2)] == [tasks[0].id, tasks[1].id]
 
+    def test_due_merges_deadlines_and_heartbeats_earliest_first(
+        self, repo: TaskRepository, clock: ManualClock
+    ) -> None:
+        late = self.submit(repo, clock, timeout_seconds=100)
+        beat_30 = self.submit(repo, clock, timeout_seconds=600, heartbeat_seconds=30)
+        early = self.submit(repo, clock, timeout_seconds=50)
+        beat_80 = self.submit(repo, clock, timeout_seconds=600, heartbeat_seconds=80)
+        for task in (beat_30, beat_80):
+            record_update(update(task.id, "RUNNING", 1), repo=repo, clock=clock)
+        clock.advance(200)
+        expected = [beat_30.id, early.id, beat_80.id, late.id]
+        assert [t.id for t in repo.due(clock.now(), 10)] == expected
+        assert [t.id for t in repo.due(clock.now(), 3)] == expected[:3]
+        assert [t.id for t in repo.due(clock.now(), 1)] == expected[:1]
+
     def test_expire_overdue_fails_timed_out_and_quiet_tasks(
         self, store: Store, clock: ManualClock
     ) -> None:

@@ -8,7 +8,7 @@ import signal
 import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NoReturn, cast
 
 import pytest
 from hypothesis import given, settings
@@ -18,7 +18,7 @@ from taskmanager.adapters.memory import InMemoryEventBus, ManualClock, UuidIdFac
 from taskmanager.adapters.sqlite import SCHEMA_VERSION, SQLiteTaskRepository, _stamp
 from taskmanager.domain.errors import StorageError, StorageSchemaError
 from taskmanager.domain.model import SubmitTask, TaskStatus, format_time
-from taskmanager.domain.ports import ListQuery, WriteResult
+from taskmanager.domain.ports import ListQuery
 from taskmanager.domain.services import dispatch_outbox, submit_task
 from tests.contract import sqlite_workers
 
@@ -209,6 +209,83 @@ def test_row_timestamps_are_exactly_format_time(value: datetime) -> None:
     assert _stamp(value) == format_time(value)
 
 
+def test_events_handed_out_by_their_writer_equal_the_rows_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer hands out the event objects it committed; another handle parses the rows.
+    Both see the same events, and the writer forgets what is delivered (and, past a bound,
+    everything)."""
+    from taskmanager.adapters import sqlite as sqlite_module
+    from taskmanager.domain.events import TaskUpdated
+    from taskmanager.domain.services import record_update
+
+    monkeypatch.setattr(sqlite_module, "_RECENT_EVENTS_MAX", 3)
+    clock = ManualClock()
+    with (
+        SQLiteTaskRepository(tmp_path / "a.db") as writer,
+        SQLiteTaskRepository(tmp_path / "a.db") as reader,
+    ):
+        task_id = _submit(writer, clock)
+        for sequence, status in enumerate(("RUNNING", "RUNNING", "SUCCESSFUL"), start=1):
+            update = TaskUpdated.model_validate(
+                {"task_id": task_id, "status": status, "sequence": sequence, "result": None}
+            )
+            assert record_update(update, repo=writer, clock=clock).outcome == "applied"
+        remembered = writer.pending(10)
+        parsed = reader.pending(10)
+        assert [entry.position for entry in remembered] == [entry.position for entry in parsed]
+        assert [entry.event for entry in remembered] == [entry.event for entry in parsed]
+        assert [entry.event.model_dump(mode="json") for entry in remembered] == [
+            entry.event.model_dump(mode="json") for entry in parsed
+        ]
+        assert [entry.event.event_id for entry in parsed] == [
+            f"{task_id}:{version}" for version in range(1, 5)
+        ]
+        # Past the bound the writer forgot the oldest events; it still delivers them all.
+        assert len(writer._recent_events) <= 3
+        writer.mark_delivered([entry.position for entry in remembered[:2]])
+        assert [e.event.event_id for e in reader.pending(10)] == [
+            f"{task_id}:3",
+            f"{task_id}:4",
+        ]
+        writer.mark_delivered([entry.position for entry in remembered[2:]])
+        assert writer._recent_events == {}
+        assert reader.pending(10) == []
+
+
+def test_a_version_2_file_is_migrated_to_the_split_due_indexes(tmp_path: Path) -> None:
+    from taskmanager.domain.events import TaskUpdated
+    from taskmanager.domain.services import record_update
+
+    path = tmp_path / "tasks.db"
+    clock = ManualClock()
+    with SQLiteTaskRepository(path) as repo:
+        command = SubmitTask(type="t", timeout_seconds=600, heartbeat_seconds=30)
+        beating = submit_task(command, owner="o", repo=repo, clock=clock, ids=UuidIdFactory())
+        running = TaskUpdated(task_id=beating.task.id, status=TaskStatus.RUNNING)
+        record_update(running, repo=repo, clock=clock)
+        waiting = _submit(repo, clock)  # CREATED, default timeout (3600 s)
+    # Version 2 had one due_us column (the earlier of deadline and heartbeat), one index.
+    db = sqlite3.connect(path)
+    db.execute("UPDATE tasks SET due_us = heartbeat_due_us WHERE heartbeat_due_us IS NOT NULL")
+    db.execute("DROP INDEX tasks_by_heartbeat")
+    db.execute("ALTER TABLE tasks DROP COLUMN heartbeat_due_us")
+    db.execute("UPDATE schema_version SET version = 2")
+    db.commit()
+    db.close()
+    with SQLiteTaskRepository(path) as repo:
+        assert repo.schema_version == SCHEMA_VERSION
+        assert repo.due(clock.now() + timedelta(seconds=29), 10) == []
+        due = repo.due(clock.now() + timedelta(seconds=30), 10)
+        assert [t.id for t in due] == [beating.task.id]
+        later = repo.due(clock.now() + timedelta(hours=1), 10)
+        assert [t.id for t in later] == [beating.task.id, waiting]
+    db = sqlite3.connect(path)
+    indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    db.close()
+    assert {"tasks_by_due", "tasks_by_heartbeat"} <= indexes
+
+
 def test_a_batch_commits_its_writes_together_and_a_failed_write_leaves_nothing(
     tmp_path: Path,
 ) -> None:
@@ -219,7 +296,7 @@ def test_a_batch_commits_its_writes_together_and_a_failed_write_leaves_nothing(
     first, second = _submit(repo, clock), _submit(repo, clock)
     assert other.get(first) is None  # nothing is visible (or durable) before the commit
 
-    def fails_half_way(db: sqlite3.Connection) -> WriteResult:
+    def fails_half_way(db: sqlite3.Connection) -> NoReturn:
         db.execute("INSERT INTO outbox (event_id, detail_type, detail) VALUES ('x', 'y', '{}')")
         raise sqlite3.IntegrityError("after a first statement")
 
@@ -229,5 +306,6 @@ def test_a_batch_commits_its_writes_together_and_a_failed_write_leaves_nothing(
     assert other.get(first) is not None
     assert other.get(second) is not None
     assert [e.event.id for e in other.pending(10)] == [first, second]
+    assert repo.pending(10) == other.pending(10)  # remembered by the writer once committed
     third = _submit(repo, clock)  # after the batch, writes commit one by one again
     assert other.get(third) is not None

@@ -37,7 +37,7 @@ import sqlite3
 import threading
 import weakref
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 
 from taskmanager.domain.errors import InvalidCursorError, StorageError, StorageSchemaError
 from taskmanager.domain.events import (
@@ -54,11 +54,14 @@ from taskmanager.domain.model import (
     Task,
     TaskError,
     TaskStatus,
+    record_builder,
 )
 from taskmanager.domain.ports import OutboxEntry, Page, WriteResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from pydantic import BaseModel
 
     from taskmanager.domain.events import OutboundEvent
     from taskmanager.domain.model import Change, Guard
@@ -67,7 +70,7 @@ if TYPE_CHECKING:
 #: ``UPDATE ... RETURNING`` arrived in SQLite 3.35.0.
 MIN_SQLITE_VERSION: Final = (3, 35, 0)
 #: The schema this code writes. Older files are migrated on open; newer ones are refused.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 BUSY_TIMEOUT_MS: Final = 30_000
 #: Checkpoint the WAL into the database every this many pages (about 40 MB) instead of
 #: SQLite's 1000: each checkpoint syncs the file, and at 1000 pages it cost a quarter of the
@@ -77,6 +80,10 @@ WAL_AUTOCHECKPOINT_PAGES: Final = 10_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _DETAIL_CLASSES: Final[dict[str, type[OutboundEvent]]] = {
     cls.DETAIL_TYPE: cls for cls in (TaskCreated, TaskRunning, TaskSuccessful, TaskFailed)
+}
+#: Each outbound detail's validator (what ``model_validate_json`` calls), by detail-type.
+_DETAIL_FROM_JSON: Final[dict[str, Callable[[str | bytes], OutboundEvent]]] = {
+    name: cls.__pydantic_validator__.validate_json for name, cls in _DETAIL_CLASSES.items()
 }
 
 _COLUMNS: Final = (
@@ -135,10 +142,40 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO meta (key, value) VALUES ('cursor_key', ?)", (os.urandom(32),))
 
 
+def _migrate_to_3(db: sqlite3.Connection) -> None:
+    """The sweeper's index split in two, as DynamoDB's ``by-deadline`` and ``by-heartbeat``:
+    ``due_us`` becomes the deadline of an open task (NULL once terminal) and the new
+    ``heartbeat_due_us`` the heartbeat due time of a RUNNING task that has one.
+
+    A progress update or heartbeat of a task without a heartbeat period then changes no
+    indexed column, so its transaction writes one page fewer (the old ``due_us`` was
+    rewritten, with its index entry, on every update)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
+    if "heartbeat_due_us" not in columns:
+        db.execute("ALTER TABLE tasks ADD COLUMN heartbeat_due_us INTEGER")
+    running = db.execute(
+        "SELECT id, updated_at, heartbeat_seconds FROM tasks "
+        "WHERE status = 'RUNNING' AND heartbeat_seconds IS NOT NULL"
+    ).fetchall()
+    db.executemany(
+        "UPDATE tasks SET heartbeat_due_us = ? WHERE id = ?",
+        [
+            (_epoch_us(datetime.fromisoformat(updated)) + seconds * 1_000_000, task_id)
+            for task_id, updated, seconds in running
+        ],
+    )
+    db.execute("UPDATE tasks SET due_us = deadline_us WHERE due_us IS NOT NULL")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS tasks_by_heartbeat ON tasks (heartbeat_due_us) "
+        "WHERE heartbeat_due_us IS NOT NULL"
+    )
+
+
 #: ``MIGRATIONS[n]`` takes a file from version n to n + 1.
 MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
     _migrate_to_1,
     _migrate_to_2,
+    _migrate_to_3,
 )
 
 
@@ -147,10 +184,6 @@ _ONE_US: Final = timedelta(microseconds=1)
 
 def _epoch_us(value: datetime) -> int:
     return (value - _EPOCH) // _ONE_US
-
-
-def _time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
 
 
 def _stamp(value: datetime) -> str:
@@ -165,42 +198,88 @@ def _text(value: datetime | None) -> str | None:
     return None if value is None else _stamp(value)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+#: ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``, with the encoder built
+#: once rather than on every call.
+_dumps: Final[Callable[[Any], str]] = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False
+).encode
+_loads: Final = json.loads
+_parse_time: Final = datetime.fromisoformat
+_STATUS_BY_VALUE: Final = {status.value: status for status in TaskStatus}
+_task = record_builder(Task)
+# The contracts' validators called directly: ``model_validate_json`` forwards five keyword
+# options to them on every call, which costs about as much as decoding a small object.
+_progress_from_json: Final = Progress.__pydantic_validator__.validate_json
+_error_from_json: Final = TaskError.__pydantic_validator__.validate_json
 
 
-def _due_us(task: Task) -> int | None:
-    due = task.due_at
+def _open_deadline_us(task: Task) -> int | None:
+    """The ``due_us`` column: the deadline while the task is open."""
+    return None if task.is_terminal else _epoch_us(task.deadline_at)
+
+
+def _heartbeat_due_us(task: Task) -> int | None:
+    due = task.heartbeat_due_at
     return None if due is None else _epoch_us(due)
 
 
 def _row_to_task(row: Sequence[Any]) -> Task:
-    progress = row[10]
-    error = row[12]
-    return Task(
-        row[0],
-        row[1],
-        row[2],
-        TaskStatus(row[3]),
-        json.loads(row[4]),
-        row[5],
-        datetime.fromisoformat(row[6]),
-        datetime.fromisoformat(row[7]),
-        datetime.fromisoformat(row[8]),
-        row[9],
-        None if progress is None else Progress.model_validate_json(progress),
-        None if row[11] is None else json.loads(row[11]),
-        None if error is None else TaskError.model_validate_json(error),
-        _time(row[13]),
-        _time(row[14]),
-        _time(row[15]),
-        row[16],
-        row[17],
-        row[18],
+    (
+        task_id,
+        owner,
+        type_,
+        status,
+        input_,
+        version,
+        created_at,
+        updated_at,
+        deadline_at,
+        heartbeat_seconds,
+        progress,
+        result,
+        error,
+        started_at,
+        finished_at,
+        expires_at,
+        last_sequence,
+        idempotency_key,
+        fingerprint,
+    ) = row
+    return _task(
+        (
+            task_id,
+            owner,
+            type_,
+            _STATUS_BY_VALUE[status],
+            _loads(input_),
+            version,
+            _parse_time(created_at),
+            _parse_time(updated_at),
+            _parse_time(deadline_at),
+            heartbeat_seconds,
+            None if progress is None else _progress_from_json(progress),
+            None if result is None else _loads(result),
+            None if error is None else _error_from_json(error),
+            None if started_at is None else _parse_time(started_at),
+            None if finished_at is None else _parse_time(finished_at),
+            None if expires_at is None else _parse_time(expires_at),
+            last_sequence,
+            idempotency_key,
+            fingerprint,
+        )
     )
 
 
+def _model_json(value: BaseModel | None) -> str | None:
+    """A stored progress or error: the text of ``value.model_dump_json()``."""
+    return None if value is None else value.__pydantic_serializer__.to_json(value).decode()
+
+
 def _task_params(task: Task) -> tuple[Any, ...]:
+    created_at, updated_at = task.created_at, task.updated_at
+    created = _stamp(created_at)
+    # A new task was created and updated at the same instant: format it once.
+    updated = created if updated_at is created_at else _stamp(updated_at)
     return (
         task.id,
         task.owner,
@@ -208,13 +287,13 @@ def _task_params(task: Task) -> tuple[Any, ...]:
         task.status.value,
         _dumps(task.input),
         task.version,
-        _stamp(task.created_at),
-        _stamp(task.updated_at),
+        created,
+        updated,
         _stamp(task.deadline_at),
         task.heartbeat_seconds,
-        None if task.progress is None else task.progress.model_dump_json(),
+        _model_json(task.progress),
         None if task.result is None else _dumps(task.result),
-        None if task.error is None else task.error.model_dump_json(),
+        _model_json(task.error),
         _text(task.started_at),
         _text(task.finished_at),
         _text(task.expires_at),
@@ -222,22 +301,43 @@ def _task_params(task: Task) -> tuple[Any, ...]:
         task.idempotency_key,
         task.request_fingerprint,
         _epoch_us(task.deadline_at),
-        _due_us(task),
+        _open_deadline_us(task),
+        _heartbeat_due_us(task),
     )
 
 
 _INSERT: Final = (
-    f"INSERT INTO tasks ({_COLUMNS}, deadline_us, due_us) "
-    f"VALUES ({', '.join('?' * 21)}) "
+    f"INSERT INTO tasks ({_COLUMNS}, deadline_us, due_us, heartbeat_due_us) "
+    f"VALUES ({', '.join('?' * 22)}) "
     # The upsert replaces only an expired row (expires_at <= now); otherwise nothing changes.
     "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*_COLUMNS.split(", ")[1:], "deadline_us", "due_us"))
+    + ", ".join(
+        f"{c} = excluded.{c}"
+        for c in (*_COLUMNS.split(", ")[1:], "deadline_us", "due_us", "heartbeat_due_us")
+    )
     + " WHERE tasks.expires_at IS NOT NULL AND tasks.expires_at <= ? "
     "RETURNING id"
 )
 _SELECT_ONE: Final = f"SELECT {_COLUMNS} FROM tasks WHERE id = ?"
+_DUE_BY_DEADLINE: Final = (
+    f"SELECT {_COLUMNS} FROM tasks WHERE due_us IS NOT NULL AND due_us <= ? ORDER BY due_us LIMIT ?"
+)
+_DUE_BY_HEARTBEAT: Final = (
+    f"SELECT {_COLUMNS} FROM tasks WHERE heartbeat_due_us IS NOT NULL AND heartbeat_due_us <= ? "
+    "ORDER BY heartbeat_due_us LIMIT ?"
+)
 _INSERT_EVENT: Final = "INSERT INTO outbox (event_id, detail_type, detail) VALUES (?, ?, ?)"
 _DELETE_EVENTS: Final = "DELETE FROM outbox WHERE position IN (SELECT value FROM json_each(?))"
+_SELECT_PENDING: Final = (
+    "SELECT position, event_id, detail_type, detail FROM outbox ORDER BY position LIMIT ?"
+)
+#: How many committed events a repository keeps to hand out without parsing (then it forgets
+#: them all and parses those rows): enough for a dispatcher in the same process to keep up.
+_RECENT_EVENTS_MAX: Final = 1024
+_write_result = record_builder(WriteResult)
+_outbox_entry = record_builder(OutboxEntry)
+#: The result of a write step, and the outbox rows (position, event) it appended.
+_Written: TypeAlias = tuple[WriteResult, list[tuple[int, "OutboundEvent"]]]
 
 
 class _Connection:
@@ -272,6 +372,9 @@ class SQLiteTaskRepository:
         # Weak: a thread that ends drops its connection (SQLite closes it when collected).
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._closed = False
+        #: Events this object committed and has not yet seen delivered, by outbox position.
+        #: Plain dict operations (atomic under the GIL) from every thread; bounded.
+        self._recent_events: dict[int, OutboundEvent] = {}
         self._cursor_key = self._open_schema()
 
     # -- connections and schema --------------------------------------------------------------
@@ -366,10 +469,12 @@ class SQLiteTaskRepository:
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite write failed: {exc}") from exc
         self._local.batch = True
+        self._local.batch_events = []
 
     def commit_batch(self) -> None:
         """Commit the transaction :meth:`begin_batch` opened (rolled back if that fails)."""
         self._local.batch = False
+        appended, self._local.batch_events = self._local.batch_events, []
         db = self._db()
         try:
             db.execute("COMMIT")
@@ -377,16 +482,17 @@ class SQLiteTaskRepository:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise StorageError(f"SQLite commit failed: {exc}") from exc
+        self._remember(appended)
 
     # -- writes ------------------------------------------------------------------------------
-    def _write(self, step: Callable[[sqlite3.Connection], WriteResult]) -> WriteResult:
+    def _write(self, step: Callable[[sqlite3.Connection], _Written]) -> WriteResult:
         db = self._db()
         if getattr(self._local, "batch", False):
             return self._write_in_batch(db, step)
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
-                result = step(db)
+                result, appended = step(db)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -394,16 +500,17 @@ class SQLiteTaskRepository:
                 raise
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite write failed: {exc}") from exc
+        if appended:
+            self._remember(appended)
         return result
 
-    @staticmethod
     def _write_in_batch(
-        db: sqlite3.Connection, step: Callable[[sqlite3.Connection], WriteResult]
+        self, db: sqlite3.Connection, step: Callable[[sqlite3.Connection], _Written]
     ) -> WriteResult:
         try:
             db.execute("SAVEPOINT write")
             try:
-                result = step(db)
+                result, appended = step(db)
             except BaseException:
                 db.execute("ROLLBACK TO write")
                 db.execute("RELEASE write")
@@ -411,38 +518,55 @@ class SQLiteTaskRepository:
             db.execute("RELEASE write")
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite write failed: {exc}") from exc
+        # Remembered only once commit_batch has committed them (a rolled-back batch frees
+        # its positions for other events).
+        self._local.batch_events += appended
         return result
 
+    def _remember(self, appended: list[tuple[int, OutboundEvent]]) -> None:
+        """Committed: from now on these positions hold these events (AUTOINCREMENT never
+        reuses a committed position), so pending() may hand them out without parsing."""
+        recent = self._recent_events
+        if len(recent) >= _RECENT_EVENTS_MAX:
+            recent.clear()
+        recent.update(appended)
+
     @staticmethod
-    def _append_events(db: sqlite3.Connection, old: Task | None, new: Task) -> None:
+    def _append_events(
+        db: sqlite3.Connection, old: Task | None, new: Task
+    ) -> list[tuple[int, OutboundEvent]]:
+        appended: list[tuple[int, OutboundEvent]] = []
         for event in events_for_change(old, new):
-            db.execute(_INSERT_EVENT, (event.event_id, event.DETAIL_TYPE, event_detail_json(event)))
+            cursor = db.execute(
+                _INSERT_EVENT, (event.event_id, event.DETAIL_TYPE, event_detail_json(event))
+            )
+            appended.append((cast("int", cursor.lastrowid), event))
+        return appended
 
     def create(self, task: Task, now: datetime) -> WriteResult:
         params = (*_task_params(task), _stamp(now))
 
-        def step(db: sqlite3.Connection) -> WriteResult:
+        def step(db: sqlite3.Connection) -> _Written:
             if db.execute(_INSERT, params).fetchone() is None:
                 row = db.execute(_SELECT_ONE, (task.id,)).fetchone()
-                return WriteResult(False, _row_to_task(row))
-            self._append_events(db, None, task)
-            return WriteResult(True, task)
+                return _write_result((False, _row_to_task(row))), []
+            return _write_result((True, task)), self._append_events(db, None, task)
 
         return self._write(step)
 
     def apply(self, guard: Guard, change: Change) -> WriteResult:
         sql, params = _update_statement(guard, change)
 
-        def step(db: sqlite3.Connection) -> WriteResult:
+        def step(db: sqlite3.Connection) -> _Written:
             row = db.execute(sql, params).fetchone()
             if row is None:
                 stored = db.execute(_SELECT_ONE, (guard.task_id,)).fetchone()
-                return WriteResult(False, None if stored is None else _row_to_task(stored))
+                return _write_result((False, None if stored is None else _row_to_task(stored))), []
             new = _row_to_task(row)
             # The guarded UPDATE moved the version by exactly one; the row before it is the
             # new one at version - 1 as far as events_for_change is concerned.
-            self._append_events(db, new._replace(version=new.version - 1), new)
-            return WriteResult(True, new)
+            old = _task((*new[:5], new.version - 1, *new[6:]))
+            return _write_result((True, new)), self._append_events(db, old, new)
 
         return self._write(step)
 
@@ -482,15 +606,17 @@ class SQLiteTaskRepository:
         return Page(items=items, next_cursor=cursor)
 
     def due(self, now: datetime, limit: int) -> list[Task]:
-        sql = (
-            f"SELECT {_COLUMNS} FROM tasks WHERE due_us IS NOT NULL AND due_us <= ? "
-            "ORDER BY due_us LIMIT ?"
-        )
+        # Each index gives its earliest `limit` due tasks; a task among the `limit` earliest
+        # overall is among the earliest of the index holding its own earlier due time.
+        now_us = _epoch_us(now)
         try:
-            rows = self._db().execute(sql, (_epoch_us(now), limit)).fetchall()
+            db = self._db()
+            rows = db.execute(_DUE_BY_DEADLINE, (now_us, limit)).fetchall()
+            rows += db.execute(_DUE_BY_HEARTBEAT, (now_us, limit)).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
-        return [_row_to_task(row) for row in rows]
+        tasks = {task.id: task for task in map(_row_to_task, rows)}
+        return sorted(tasks.values(), key=lambda task: task.due_at or now)[:limit]
 
     # -- cursors -----------------------------------------------------------------------------
     def _signature(self, owner: str, created: str, task_id: str) -> bytes:
@@ -526,30 +652,33 @@ class SQLiteTaskRepository:
     # -- Outbox ------------------------------------------------------------------------------
     def pending(self, limit: int) -> list[OutboxEntry]:
         try:
-            rows = (
-                self._db()
-                .execute(
-                    "SELECT position, detail_type, detail FROM outbox ORDER BY position LIMIT ?",
-                    (limit,),
-                )
-                .fetchall()
-            )
+            rows = self._db().execute(_SELECT_PENDING, (limit,)).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
-        return [
-            OutboxEntry(position, _DETAIL_CLASSES[detail_type].model_validate_json(detail))
-            for position, detail_type, detail in rows
-        ]
+        recent = self._recent_events
+        entries: list[OutboxEntry] = []
+        for position, event_id, detail_type, detail in rows:
+            # An event this object committed is used as it is; any other row (written by
+            # another process, or before a restart) is parsed and validated from its text.
+            event = recent.get(position)
+            if event is None or event.event_id != event_id:
+                event = _DETAIL_FROM_JSON[detail_type](detail)
+            entries.append(_outbox_entry((position, event)))
+        return entries
 
     def mark_delivered(self, positions: Sequence[int]) -> None:
         if not positions:
             return
         # One DELETE per batch: on its own it is atomic (autocommit), so no BEGIN/COMMIT
         # round trips; json_each keeps the statement text (and its prepared form) fixed.
+        numbers = list(map(int, positions))
         try:
-            self._db().execute(_DELETE_EVENTS, (json.dumps(list(map(int, positions))),))
+            self._db().execute(_DELETE_EVENTS, ("[" + ",".join(map(str, numbers)) + "]",))
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite write failed: {exc}") from exc
+        recent = self._recent_events
+        for position in numbers:
+            recent.pop(position, None)
 
     @property
     def undelivered(self) -> list[OutboxEntry]:
@@ -583,19 +712,23 @@ def _update_statement(guard: Guard, change: Change) -> tuple[str, list[Any]]:
     sql = _UPDATE_SQL.get(shape)
     if sql is None:
         sql = _UPDATE_SQL[shape] = _update_sql(*shape)
-    params: list[Any] = [status.value, _stamp(change.updated_at)]
+    now = change.updated_at
+    stamp = _stamp(now)
+    params: list[Any] = [status.value, stamp]
     if running:
         if change.progress is not None:
-            params.append(change.progress.model_dump_json())
-        params.append(_epoch_us(change.updated_at))
+            params.append(_model_json(change.progress))
+        params.append(_epoch_us(now))
+    # A change usually starts or finishes the task at the instant of the change itself.
+    finished_at, started_at = change.finished_at, change.started_at
     params += [
         None if change.result is None else _dumps(change.result),
-        None if change.error is None else change.error.model_dump_json(),
-        _text(change.finished_at),
+        _model_json(change.error),
+        stamp if finished_at is now else _text(finished_at),
         _text(change.expires_at),
     ]
-    if change.started_at is not None:
-        params.append(_stamp(change.started_at))
+    if started_at is not None:
+        params.append(stamp if started_at is now else _stamp(started_at))
     if change.sequence is not None:
         params.append(change.sequence)
     params += [guard.task_id, *statuses]
@@ -628,12 +761,15 @@ def _update_sql(  # noqa: PLR0917 (the fields of one shape key, in order)
     if status == TaskStatus.RUNNING.value:
         if with_progress:
             sets.append("progress = ?")
+        # due_us (the open deadline) stays; a task without a heartbeat period keeps NULL
+        # here, so its update touches neither index.
         sets.append(
-            "due_us = CASE WHEN heartbeat_seconds IS NULL THEN deadline_us "
-            "ELSE min(deadline_us, ? + heartbeat_seconds * 1000000) END"
+            "heartbeat_due_us = CASE WHEN heartbeat_seconds IS NULL THEN NULL "
+            "ELSE ? + heartbeat_seconds * 1000000 END"
         )
     else:
         sets.append("progress = NULL")
+        sets.append("heartbeat_due_us = NULL")
         sets.append("due_us = NULL" if status in _TERMINAL_VALUES else "due_us = deadline_us")
     sets += ["result = ?", "error = ?", "finished_at = ?", "expires_at = ?"]
     if with_started:

@@ -287,8 +287,12 @@ def envelope(detail: OutboundEvent | TaskUpdated, source: str = DEFAULT_SOURCE) 
 
 
 def event_detail_json(detail: OutboundEvent | TaskUpdated) -> str:
-    """The ``Detail`` string of a PutEvents entry."""
-    return detail.model_dump_json(exclude_none=False)
+    """The ``Detail`` string of a PutEvents entry (and of an SQLite outbox row).
+
+    The same text as ``detail.model_dump_json()``, from the class's serializer directly:
+    ``model_dump_json`` passes fifteen keyword options to it on every call, which cost a
+    third as much again as serialising the event."""
+    return detail.__pydantic_serializer__.to_json(detail).decode()
 
 
 def task_resource(task: Task) -> TaskResource:
