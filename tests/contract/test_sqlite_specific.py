@@ -309,3 +309,19 @@ def test_a_batch_commits_its_writes_together_and_a_failed_write_leaves_nothing(
     assert repo.pending(10) == other.pending(10)  # remembered by the writer once committed
     third = _submit(repo, clock)  # after the batch, writes commit one by one again
     assert other.get(third) is not None
+
+
+def test_without_autocheckpoint_checkpoint_copies_the_log_into_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    repo = SQLiteTaskRepository(str(path), autocheckpoint=False)
+    assert repo._db().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    clock = ManualClock()
+    wal = tmp_path / "tasks.db-wal"
+    before = path.stat().st_size
+    for _ in range(20):
+        _submit(repo, clock)
+    assert path.stat().st_size == before  # every write is still only in the log
+    assert wal.stat().st_size > 0
+    repo.checkpoint()
+    assert path.stat().st_size > before  # now in the database file
+    assert len(SQLiteTaskRepository(str(path)).pending(100)) == 20

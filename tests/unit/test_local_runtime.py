@@ -198,3 +198,20 @@ def test_a_failed_group_commit_answers_every_request_of_the_batch_503(tmp_path: 
     assert inner.pending(100) == []  # nothing was committed, nothing is announced
     assert _task(runtime).id  # the store takes writes again afterwards
     runtime.store.close()  # type: ignore[attr-defined]
+
+
+def test_the_checkpointer_thread_copies_the_log_into_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    store = SQLiteTaskRepository(str(path), autocheckpoint=False)
+    runtime = LocalRuntime(store, RuntimeConfig(checkpoint_interval=0.05))
+    before = path.stat().st_size
+    runtime.start()
+    try:
+        for _ in range(50):
+            _task(runtime)
+        deadline = time.monotonic() + 10
+        while path.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert path.stat().st_size > before  # no write ran a checkpoint; the thread did
+    finally:
+        runtime.shutdown()

@@ -356,7 +356,13 @@ class SQLiteTaskRepository:
     file locks serialise writers; every write is one short ``BEGIN IMMEDIATE`` transaction.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        autocheckpoint: bool = True,
+    ) -> None:
         if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
             raise StorageError(
                 f"SQLite {sqlite3.sqlite_version} is too old; "
@@ -367,6 +373,9 @@ class SQLiteTaskRepository:
             raise ValueError("synchronous must be NORMAL, FULL or EXTRA")
         self.path = os.fspath(path)
         self._synchronous = synchronous.upper()
+        # False: the owner calls checkpoint() from a thread of its own, so no write waits
+        # for a checkpoint (one copies up to ~40 MB into the file and syncs it).
+        self._autocheckpoint = WAL_AUTOCHECKPOINT_PAGES if autocheckpoint else 0
         self._local = threading.local()
         self._lock = threading.Lock()
         # Weak: a thread that ends drops its connection (SQLite closes it when collected).
@@ -391,7 +400,7 @@ class SQLiteTaskRepository:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
-            db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+            db.execute(f"PRAGMA wal_autocheckpoint = {self._autocheckpoint}")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
         return db
@@ -436,6 +445,14 @@ class SQLiteTaskRepository:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot prepare SQLite database {self.path}: {exc}") from exc
         return bytes(key[0])
+
+    def checkpoint(self) -> None:
+        """Copy the committed write-ahead log into the database file (``PASSIVE``: writers
+        and readers go on meanwhile). For an owner that turned ``autocheckpoint`` off."""
+        try:
+            self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite checkpoint failed: {exc}") from exc
 
     @property
     def schema_version(self) -> int:

@@ -4,6 +4,8 @@
 - the outbox dispatcher thread: committed events -> the in-process bus (at least once);
 - the worker pool: processors run here when the bus hands them a ``TaskCreated``;
 - the sweeper thread: fails overdue tasks (``TIMEOUT``, ``HEARTBEAT_TIMEOUT``);
+- the checkpointer thread (SQLite): copies the write-ahead log into the database file, so
+  that no request waits for a checkpoint;
 - the change hub: every delivered event reaches the live streams (SSE) watching its task.
 
 Shutdown runs in two steps: ``begin_shutdown`` (on the signal: close live streams, refuse
@@ -13,11 +15,12 @@ finish up to the grace period, stop the sweeper, flush the outbox).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -84,6 +87,12 @@ class NotifyingStore:
         self._writing = threading.RLock()
         self._batch_thread: int | None = None
         self._batch_dirty = False
+
+    @contextlib.contextmanager
+    def writes_paused(self) -> Iterator[None]:
+        """No write of this process's threads starts meanwhile."""
+        with self._writing:
+            yield
 
     @property
     def batches(self) -> bool:
@@ -220,6 +229,9 @@ class RuntimeConfig:
     workers: int = 4
     grace_seconds: float = 10.0
     sweep_interval: float = 1.0
+    #: How often the write-ahead log is copied into the database file, by a thread of its
+    #: own (for a store that offers ``checkpoint``), so that no write waits for it.
+    checkpoint_interval: float = 0.5
     #: The dispatcher is woken by each write; this poll only bounds the retry of a failed
     #: delivery (and picks up writes made by another process on the same file).
     dispatch_interval: float = 0.5
@@ -289,6 +301,11 @@ class LocalRuntime:
             "taskmanager-dispatcher", self._dispatch_when_woken, config.dispatch_interval
         )
         self._sweeper = _Loop("taskmanager-sweeper", self._sweep, config.sweep_interval)
+        self._checkpointer = (
+            _Loop("taskmanager-checkpointer", self._checkpoint, config.checkpoint_interval)
+            if callable(getattr(store, "checkpoint", None))
+            else None
+        )
         self.bus.subscribe(self.hub.deliver)
         self._deps = Dependencies(self.repo, self.clock, self.ids, config.policy, self.bus)
 
@@ -333,6 +350,16 @@ class LocalRuntime:
             if count < self.config.dispatch_batch:
                 return delivered
 
+    def _checkpoint(self) -> None:
+        """Copy the log into the file: first while writes go on (most of it), then the rest
+        with this process's writers held back for that moment. A checkpoint that never
+        catches up with the writers would never let SQLite start the log over, and the log
+        would grow for as long as the load lasts."""
+        checkpoint = self.store.checkpoint  # type: ignore[attr-defined]
+        checkpoint()
+        with self.repo.writes_paused():
+            checkpoint()
+
     def _sweep(self) -> None:
         for task in expire_overdue(repo=self.repo, clock=self.clock, policy=self.config.policy):
             logger.info("task %s failed: %s", task.id, task.error.code if task.error else "")
@@ -345,6 +372,8 @@ class LocalRuntime:
             logger.info("handed %d task(s) still CREATED to their processors again", recovered)
         self._dispatcher.start()
         self._sweeper.start()
+        if self._checkpointer is not None:
+            self._checkpointer.start()
         self._wake_dispatcher()  # deliver what a previous run left undelivered
 
     def _redeliver_created(self) -> int:
@@ -401,6 +430,8 @@ class LocalRuntime:
         self._dispatcher.halt(timeout=5)
         flushed = self._dispatch()
         logger.info("outbox flushed (%d event(s) delivered at shutdown)", flushed)
+        if self._checkpointer is not None:
+            self._checkpointer.halt(timeout=5)
         close = getattr(self.store, "close", None)
         if callable(close):
             close()

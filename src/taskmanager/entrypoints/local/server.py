@@ -63,7 +63,8 @@ def open_store(db: str) -> Store:
     if db == ":memory:":
         return InMemoryTaskRepository()
     Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    store: Store = SQLiteTaskRepository(str(Path(db).expanduser()))
+    # The runtime's checkpointer thread copies the log into the file: no request waits for it.
+    store: Store = SQLiteTaskRepository(str(Path(db).expanduser()), autocheckpoint=False)
     return store
 
 
