@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from taskmanager.domain.errors import InvalidCursorError, PublishError
 from taskmanager.domain.events import events_for_change
@@ -92,15 +92,18 @@ class UuidIdFactory:
             return self._ids.pop()
 
 
+#: The RFC 4122 variant digit for a random hex digit: its top two bits become ``10``.
+_VARIANT_DIGIT: Final = {f"{n:x}": f"{0b1000 | (n & 0b11):x}" for n in range(16)}
+
+
 def _random_uuids(count: int) -> list[str]:
-    raw = bytearray(os.urandom(16 * count))
-    for at in range(0, 16 * count, 16):
-        raw[at + 6] = (raw[at + 6] & 0x0F) | 0x40  # version 4
-        raw[at + 8] = (raw[at + 8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
+    """``count`` version 4 UUIDs: random hex digits, the version digit written as ``4`` and
+    the variant digit's top two bits as ``10`` while the text is formatted (no byte loop)."""
+    h = os.urandom(16 * count).hex()
+    variant = _VARIANT_DIGIT
     return [
-        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-"
-        f"{h[i + 16 : i + 20]}-{h[i + 20 : i + 32]}"
+        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-4{h[i + 13 : i + 16]}-"
+        f"{variant[h[i + 16]]}{h[i + 17 : i + 20]}-{h[i + 20 : i + 32]}"
         for i in range(0, 32 * count, 32)
     ]
 
@@ -146,29 +149,36 @@ class InMemoryTaskRepository:
 
     # -- TaskRepository --
     def create(self, task: Task, now: datetime) -> WriteResult:
+        task_id = task.id
         with self._lock:
-            existing = self._tasks.get(task.id)
+            tasks = self._tasks
+            existing = tasks.get(task_id)
             if existing is not None and not existing.is_expired(now):
                 return _write_result((False, existing))
-            self._tasks[task.id] = task
+            tasks[task_id] = task
+            position = self._next_position
             for event in events_for_change(None, task):
-                self._outbox[self._next_position] = _outbox_entry((self._next_position, event))
-                self._next_position += 1
+                self._outbox[position] = _outbox_entry((position, event))
+                position += 1
+            self._next_position = position
             return _write_result((True, task))
 
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
 
     def apply(self, guard: Guard, change: Change) -> WriteResult:
+        task_id = guard[0]
         with self._lock:
-            current = self._tasks.get(guard.task_id)
+            tasks = self._tasks
+            current = tasks.get(task_id)
             if current is None or not guard_holds(current, guard):
                 return _write_result((False, current))
-            new = apply_change(current, change)
-            self._tasks[new.id] = new
+            tasks[task_id] = new = apply_change(current, change)
+            position = self._next_position
             for event in events_for_change(current, new):
-                self._outbox[self._next_position] = _outbox_entry((self._next_position, event))
-                self._next_position += 1
+                self._outbox[position] = _outbox_entry((position, event))
+                position += 1
+            self._next_position = position
             return _write_result((True, new))
 
     def list_page(self, query: ListQuery, now: datetime) -> Page:

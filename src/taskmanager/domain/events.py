@@ -327,7 +327,12 @@ _FIELDS_SET: Final[dict[type[BaseModel], set[str]]] = {
 
 
 _new_object = object.__new__
-_set_slot = object.__setattr__
+# The slots' own setters: the same as ``object.__setattr__(obj, name, value)`` without looking
+# the name up on the class each time (a frozen model refuses plain attribute assignment).
+_set_dict: Final = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def _trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
@@ -336,10 +341,10 @@ def _trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
     ``model_construct`` does the same but walks every field's metadata on each call, which
     costs more than the rest of a state change; callers here always pass every field."""
     obj = _new_object(cls)
-    _set_slot(obj, "__dict__", fields)
-    _set_slot(obj, "__pydantic_fields_set__", _FIELDS_SET[cls])
-    _set_slot(obj, "__pydantic_extra__", None)
-    _set_slot(obj, "__pydantic_private__", None)
+    _set_dict(obj, fields)
+    _set_fields_set(obj, _FIELDS_SET[cls])
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
 
 
@@ -363,7 +368,9 @@ def event_for(task: Task) -> OutboundEvent:
         started_at,
         finished_at,
         expires_at,
-        *_,
+        _last_sequence,
+        _idempotency_key,
+        _fingerprint,
     ) = task
     fields: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -388,10 +395,10 @@ def event_for(task: Task) -> OutboundEvent:
     elif cls is TaskSuccessful:
         fields["result"] = result
     event = _new_object(cls)
-    _set_slot(event, "__dict__", fields)
-    _set_slot(event, "__pydantic_fields_set__", _FIELDS_SET[cls])
-    _set_slot(event, "__pydantic_extra__", None)
-    _set_slot(event, "__pydantic_private__", None)
+    _set_dict(event, fields)
+    _set_fields_set(event, _FIELDS_SET[cls])
+    _set_extra(event, None)
+    _set_private(event, None)
     return event
 
 

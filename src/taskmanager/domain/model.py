@@ -287,6 +287,8 @@ def record_builder(cls: type[_R]) -> Callable[[tuple[Any, ...]], _R]:
 
 
 _task = record_builder(Task)
+#: Bound once: an enum member read from its class costs a lookup through the enum machinery.
+_RUNNING: Final = TaskStatus.RUNNING
 
 
 def guard_holds(task: Task, guard: Guard) -> bool:
@@ -325,7 +327,7 @@ def apply_change(task: Task, change: Change) -> Task:
         fingerprint,
     ) = task
     status, updated_at, progress, result, error, start, finished_at, expires_at, sequence = change
-    if status is not TaskStatus.RUNNING:
+    if status is not _RUNNING:
         progress = None
     elif progress is None:
         progress = old_progress

@@ -103,6 +103,10 @@ _guard = record_builder(Guard)
 _change = record_builder(Change)
 _submit_result = record_builder(SubmitResult)
 _update_result = record_builder(UpdateResult)
+# Bound once: an enum member read from its class costs a lookup through the enum machinery.
+_CREATED: Final = TaskStatus.CREATED
+_RUNNING: Final = TaskStatus.RUNNING
+_APPLIED: Final = UpdateOutcome.APPLIED
 
 
 # --- submit ---------------------------------------------------------------------------------
@@ -143,7 +147,7 @@ def new_task(
             task_id,
             owner,
             command.type,
-            TaskStatus.CREATED,
+            _CREATED,
             input_,
             1,
             now,
@@ -252,7 +256,7 @@ def plan_update(
     update's sequence (if any) is above the last one recorded."""
     status, sequence = update.status, update.sequence
     guard = _guard((update.task_id, OPEN_STATUSES, sequence, None, None))
-    if status is TaskStatus.RUNNING:
+    if status is _RUNNING:
         change = _change((status, now, update.progress, None, None, now, None, None, sequence))
     else:
         change = _change(
@@ -312,7 +316,7 @@ def record_update(
     guard, change = plan_update(update, clock.now(), policy)
     applied, task = repo.apply(guard, change)
     if applied:
-        return _update_result((UpdateOutcome.APPLIED, task, None, None))
+        return _update_result((_APPLIED, task, None, None))
     return classify_refusal(task, update)
 
 
