@@ -33,7 +33,6 @@ from taskmanager.domain.events import (
     TaskCreatedEvent,
     TaskUpdated,
     event_detail_json,
-    parse_event,
 )
 from taskmanager.domain.model import (
     ERROR_CODE_PATTERN,
@@ -228,8 +227,9 @@ class Processor:
         if detail_type != TaskCreated.DETAIL_TYPE:
             logger.warning("ignored a %s event", detail_type)
             return {"task_id": None, "outcome": "ignored"}
-        parsed = parse_event(dict(event))
-        assert isinstance(parsed, TaskCreatedEvent)
+        # The one envelope this handler reads, validated as the event union would (same
+        # model), without building the union's other four envelopes on a cold start.
+        parsed = TaskCreatedEvent.model_validate(dict(event))
         outcome = self.handle(parsed.detail, self._aws_transport())
         return {"task_id": parsed.detail.id, "outcome": outcome}
 
@@ -322,15 +322,16 @@ class AwsTransport:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> AwsTransport:
         """From ``TASKMANAGER_TABLE_NAME``, ``TASKMANAGER_EVENT_BUS_NAME`` and
         ``TASKMANAGER_EVENT_SOURCE`` (the names the Terraform processor module sets)."""
-        # botocore without boto3 (whose import adds s3transfer and multiprocessing): only
+        # botocore without boto3 (whose import adds s3transfer and multiprocessing), one
+        # session for both clients, models loaded without listing every service first: only
         # Lambda processors need it, on first use.
-        import botocore.session  # noqa: PLC0415
+        from taskmanager.entrypoints.aws_session import new_session  # noqa: PLC0415
 
         env = os.environ if environ is None else environ
         table = env.get("TASKMANAGER_TABLE_NAME")
         if not table:
             raise RuntimeError("TASKMANAGER_TABLE_NAME is not set")
-        session = botocore.session.get_session()
+        session = new_session()
         return cls(
             events_client=session.create_client("events"),
             dynamodb_client=session.create_client("dynamodb"),

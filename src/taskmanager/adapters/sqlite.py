@@ -467,13 +467,16 @@ class SQLiteTaskRepository:
             raise StorageError(f"cannot prepare SQLite database {self.path}: {exc}") from exc
         return bytes(key[0])
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> int:
         """Copy the committed write-ahead log into the database file (``PASSIVE``: writers
-        and readers go on meanwhile). For an owner that turned ``autocheckpoint`` off."""
+        and readers go on meanwhile). For an owner that turned ``autocheckpoint`` off.
+        Returns how many pages the log holds (all copied when the log did not grow
+        meanwhile)."""
         try:
-            self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            row = self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite checkpoint failed: {exc}") from exc
+        return int(row[1])
 
     @property
     def schema_version(self) -> int:

@@ -96,10 +96,11 @@ def settings() -> Settings:
 @functools.cache
 def _session() -> Any:
     # botocore directly: boto3's import adds s3transfer, multiprocessing and concurrent
-    # futures, a quarter of a bare boto3 handler's cold start, for nothing used here.
-    import botocore.session  # noqa: PLC0415 (built on first use, never at import)
+    # futures, a quarter of a bare boto3 handler's cold start, for nothing used here; and a
+    # model loader that does not list every service's folder first (see aws_session).
+    from taskmanager.entrypoints.aws_session import new_session  # noqa: PLC0415 (first use)
 
-    return botocore.session.get_session()
+    return new_session()
 
 
 @functools.cache

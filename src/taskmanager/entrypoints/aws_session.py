@@ -1,0 +1,101 @@
+"""The botocore session every AWS client of a process is built from.
+
+botocore's model loader, before it loads a service's model, lists every service that has
+one (``Loader.list_available_services``): one directory listing and a few ``stat`` calls per
+service folder, some 400 of them, once for the service models and once for the endpoint
+rule sets. That is about a tenth of a bare boto3 handler's whole cold start, spent to learn
+that ``dynamodb`` exists. :class:`ScanFreeLoader` answers the same question for the one
+service asked about, from that service's own folder; the full list is still worked out,
+exactly as botocore does, if anything iterates it (an unknown service's error message).
+Everything else is botocore's own loader: the same search paths (``AWS_DATA_PATH``
+included), the same files, the same caches.
+
+Imported on first use only (it imports botocore).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
+
+import botocore.session
+from botocore.exceptions import DataNotFoundError
+from botocore.loaders import Loader
+
+
+class ScanFreeLoader(Loader):
+    """botocore's ``Loader`` whose ``list_available_services`` is worked out lazily."""
+
+    _folders: frozenset[str] | None = None
+
+    def list_available_services(self, type_name: str) -> ServiceNames:  # type: ignore[override]
+        return ServiceNames(self, type_name)
+
+    def service_folders(self) -> frozenset[str]:
+        """Names of the folders in every search path (one listing per path, cached)."""
+        if self._folders is None:
+            names: set[str] = set()
+            for path in self.search_paths:
+                if os.path.isdir(path):
+                    with os.scandir(path) as entries:
+                        names.update(entry.name for entry in entries if entry.is_dir())
+            self._folders = frozenset(names)
+        return self._folders
+
+    def has_model(self, service_name: str, type_name: str) -> bool:
+        """Whether ``service_name`` has a ``type_name`` model in some API version folder:
+        the test botocore applies to each service when it lists them all."""
+        if service_name not in self.service_folders():
+            return False
+        try:
+            self.list_api_versions(service_name, type_name)  # cached; load_service_model reuses it
+        except DataNotFoundError:
+            return False
+        return True
+
+
+class ServiceNames(Sequence[str]):
+    """The services with a ``type_name`` model, as ``Loader.list_available_services`` lists
+    them (sorted), but membership (all that loading a model asks) looks at one service."""
+
+    def __init__(self, loader: ScanFreeLoader, type_name: str) -> None:
+        self._loader = loader
+        self._type_name = type_name
+        self._names: list[str] | None = None
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._loader.has_model(name, self._type_name)
+
+    def _all(self) -> list[str]:
+        if self._names is None:
+            folders = self._loader.service_folders()
+            self._names = sorted(n for n in folders if self._loader.has_model(n, self._type_name))
+        return self._names
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+
+def new_session() -> Any:
+    """A botocore session (the one boto3 would wrap) loading models with
+    :class:`ScanFreeLoader` from the usual search paths."""
+    session = botocore.session.get_session()
+    data_path = session.get_config_variable("data_path")
+    extra_paths = (
+        [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)]
+        if data_path
+        else None
+    )
+    session.register_component("data_loader", ScanFreeLoader(extra_search_paths=extra_paths))
+    return session
