@@ -39,6 +39,8 @@ import weakref
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 
+import pydantic_core
+
 from taskmanager.domain.errors import InvalidCursorError, StorageError, StorageSchemaError
 from taskmanager.domain.events import (
     TaskCreated,
@@ -188,10 +190,19 @@ def _epoch_us(value: datetime) -> int:
 
 def _stamp(value: datetime) -> str:
     """``format_time(value)`` (fixed-width RFC 3339, UTC, microseconds, ``Z``) without
-    ``strftime``, which costs more than the rest of building a row."""
+    ``strftime`` or ``isoformat`` (which asks the tzinfo for its offset), each of which costs
+    more than the rest of building a row."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")[:-6] + "Z"
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (the fastest here)
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def _text(value: datetime | None) -> str | None:
@@ -203,7 +214,17 @@ def _text(value: datetime | None) -> str | None:
 _dumps: Final[Callable[[Any], str]] = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False
 ).encode
-_loads: Final = json.loads
+# Stored input and result JSON: written and read by pydantic-core in one call each (the
+# standard encoder and decoder run Python frames per call). The domain measured the same
+# serialisation for the payload limit, so whatever it accepted serialises here too.
+_loads: Final = pydantic_core.from_json
+
+
+def _value_json(value: Any) -> str:
+    return _to_json(value).decode()
+
+
+_to_json: Final = pydantic_core.to_json
 _parse_time: Final = datetime.fromisoformat
 _STATUS_BY_VALUE: Final = {status.value: status for status in TaskStatus}
 _task = record_builder(Task)
@@ -285,14 +306,14 @@ def _task_params(task: Task) -> tuple[Any, ...]:
         task.owner,
         task.type,
         task.status.value,
-        _dumps(task.input),
+        _value_json(task.input),
         task.version,
         created,
         updated,
         _stamp(task.deadline_at),
         task.heartbeat_seconds,
         _model_json(task.progress),
-        None if task.result is None else _dumps(task.result),
+        None if task.result is None else _value_json(task.result),
         _model_json(task.error),
         _text(task.started_at),
         _text(task.finished_at),
@@ -446,13 +467,16 @@ class SQLiteTaskRepository:
             raise StorageError(f"cannot prepare SQLite database {self.path}: {exc}") from exc
         return bytes(key[0])
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> int:
         """Copy the committed write-ahead log into the database file (``PASSIVE``: writers
-        and readers go on meanwhile). For an owner that turned ``autocheckpoint`` off."""
+        and readers go on meanwhile). For an owner that turned ``autocheckpoint`` off.
+        Returns how many pages the log holds (all copied when the log did not grow
+        meanwhile)."""
         try:
-            self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            row = self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite checkpoint failed: {exc}") from exc
+        return int(row[1])
 
     @property
     def schema_version(self) -> int:
@@ -739,7 +763,7 @@ def _update_statement(guard: Guard, change: Change) -> tuple[str, list[Any]]:
     # A change usually starts or finishes the task at the instant of the change itself.
     finished_at, started_at = change.finished_at, change.started_at
     params += [
-        None if change.result is None else _dumps(change.result),
+        None if change.result is None else _value_json(change.result),
         _model_json(change.error),
         stamp if finished_at is now else _text(finished_at),
         _text(change.expires_at),

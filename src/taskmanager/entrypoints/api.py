@@ -211,17 +211,20 @@ def _public_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _json_loads(text: str | bytes) -> Any:
-    """``json.loads`` that refuses NaN/Infinity and turns absurd nesting into a parse error."""
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except RecursionError as exc:
-        doc = text if isinstance(text, str) else text.decode("utf-8", "replace")
-        raise json.JSONDecodeError("JSON nested too deeply", doc, 0) from exc
-
-
 def _refuse_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+#: One decoder for every body (``json.loads`` with an option builds a decoder per call).
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _json_loads(text: str) -> Any:
+    """``json.loads`` that refuses NaN/Infinity and turns absurd nesting into a parse error."""
+    try:
+        return _DECODER.decode(text)
+    except RecursionError as exc:
+        raise json.JSONDecodeError("JSON nested too deeply", text, 0) from exc
 
 
 def domain_error_response(exc: TaskManagerError) -> Response[str]:

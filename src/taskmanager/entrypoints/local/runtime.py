@@ -232,12 +232,16 @@ class RuntimeConfig:
     #: How often the write-ahead log is copied into the database file, by a thread of its
     #: own (for a store that offers ``checkpoint``), so that no write waits for it.
     checkpoint_interval: float = 0.5
+    #: A log larger than this (pages of 4 KiB) is caught up with writers held back.
+    checkpoint_pages: int = 8192
     #: The dispatcher is woken by each write; this poll only bounds the retry of a failed
     #: delivery (and picks up writes made by another process on the same file).
     dispatch_interval: float = 0.5
     dispatch_batch: int = 100
-    #: Under load, how long the dispatcher lets writes gather into one round (seconds).
-    dispatch_gather: float = 0.002
+    #: Under load, how long the dispatcher lets writes gather into one round (seconds):
+    #: each round's delete of delivered rows is a commit that holds the writer lock, so
+    #: fewer, larger rounds leave the API's writes more of it.
+    dispatch_gather: float = 0.02
     policy: Policy = DEFAULT_POLICY
     owner: str = LOCAL_OWNER
 
@@ -351,14 +355,14 @@ class LocalRuntime:
                 return delivered
 
     def _checkpoint(self) -> None:
-        """Copy the log into the file: first while writes go on (most of it), then the rest
-        with this process's writers held back for that moment. A checkpoint that never
-        catches up with the writers would never let SQLite start the log over, and the log
-        would grow for as long as the load lasts."""
+        """Copy the log into the file while writes go on. Once the log holds more than
+        ``checkpoint_pages``, copy the rest with this process's writers held back for that
+        moment: a checkpoint that never catches up with the writers would never let SQLite
+        start the log over, and the log would grow for as long as the load lasts."""
         checkpoint = self.store.checkpoint  # type: ignore[attr-defined]
-        checkpoint()
-        with self.repo.writes_paused():
-            checkpoint()
+        if checkpoint() > self.config.checkpoint_pages:
+            with self.repo.writes_paused():
+                checkpoint()
 
     def _sweep(self) -> None:
         for task in expire_overdue(repo=self.repo, clock=self.clock, policy=self.config.policy):
