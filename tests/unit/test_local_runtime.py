@@ -215,3 +215,34 @@ def test_the_checkpointer_thread_copies_the_log_into_the_file(tmp_path: Path) ->
         assert path.stat().st_size > before  # no write ran a checkpoint; the thread did
     finally:
         runtime.shutdown()
+
+
+def test_a_few_events_at_once_do_not_delay_the_next_delivery() -> None:
+    # A task's lifecycle writes a few events at once; only a busy server (a group commit of
+    # many submits) makes the dispatcher wait to gather the next round.
+    runtime = LocalRuntime(InMemoryTaskRepository(), RuntimeConfig(dispatch_gather=5.0))
+    seen: list[str] = []
+    arrived = threading.Event()
+
+    def job(event: TaskCreated) -> None:
+        seen.append(event.id)
+        arrived.set()
+
+    runtime.add_job("t.one", job)
+    runtime.start()
+    try:
+        with runtime.repo.writes_paused():  # three submits land in one dispatcher round
+            for _ in range(3):
+                _task(runtime)
+        deadline = time.monotonic() + 5
+        while len(seen) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(seen) == 3
+        arrived.clear()
+        started = time.monotonic()
+        last = _task(runtime)
+        assert arrived.wait(2)
+        assert seen[-1] == last.id
+        assert time.monotonic() - started < 1.0  # not after the 5 s gather
+    finally:
+        runtime.shutdown()

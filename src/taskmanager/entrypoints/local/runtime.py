@@ -242,6 +242,9 @@ class RuntimeConfig:
     #: each round's delete of delivered rows is a commit that holds the writer lock, so
     #: fewer, larger rounds leave the API's writes more of it.
     dispatch_gather: float = 0.02
+    #: A round that delivered at least this many events means the server is busy (a group
+    #: commit of several submits); one task's lifecycle makes rounds of one to three.
+    dispatch_busy_events: int = 8
     policy: Policy = DEFAULT_POLICY
     owner: str = LOCAL_OWNER
 
@@ -332,13 +335,13 @@ class LocalRuntime:
 
     # -- background steps --
     def _dispatch_when_woken(self) -> int:
-        """One dispatcher round. When the last round found more than one event the server is
-        busy: wait a moment first, so that one round (one read, one write) carries many
-        events instead of one round per write competing with the requests."""
+        """One dispatcher round. When the last round found many events the server is busy:
+        wait a moment first, so that one round (one read, one write) carries many events
+        instead of one round per commit competing with the requests for the writer lock."""
         if self._busy and self.config.dispatch_gather > 0:
             time.sleep(self.config.dispatch_gather)
         delivered = self._dispatch()
-        self._busy = delivered > 1
+        self._busy = delivered >= self.config.dispatch_busy_events
         return delivered
 
     def _dispatch(self) -> int:
