@@ -123,7 +123,7 @@ class TaskPage(BaseModel):
 # --- requests -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: cheaper to build, once per request
 class ApiRequest:
     """One HTTP request, however it arrived (an API Gateway event or the local server)."""
 
@@ -298,6 +298,9 @@ class _Param:
     adapter: TypeAdapter[Any]
     required: bool
     default: Any
+    #: A path segment is always a string: a ``str`` parameter without constraints takes it
+    #: as it is.
+    as_is: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +336,8 @@ def _parameters(func: Callable[..., Any], path: str) -> tuple[_Param, ...]:
         target = annotation if info is None else cast("Any", Annotated)[annotation, info]
         required = parameter.default is inspect.Parameter.empty
         default = None if required else parameter.default
-        params.append(_Param(name, source, key, TypeAdapter(target), required, default))
+        as_is = source == "path" and annotation is str and info is None
+        params.append(_Param(name, source, key, TypeAdapter(target), required, default, as_is))
     return tuple(params)
 
 
@@ -377,6 +381,9 @@ def _bind(
                 errors.append(_missing(loc))
             else:
                 values[param.name] = param.default
+            continue
+        if param.as_is:
+            values[param.name] = value
             continue
         try:
             values[param.name] = param.adapter.validate_python(value, from_attributes=True)
