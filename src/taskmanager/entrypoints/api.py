@@ -38,9 +38,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
-from pydantic.fields import FieldInfo
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from taskmanager.domain import services
 from taskmanager.domain.errors import (
@@ -288,6 +286,69 @@ def _too_large(size: int) -> Response[str]:
 # --- the route table ------------------------------------------------------------------------
 
 
+class _Source:
+    """Where a route parameter is read from, with its pydantic ``Field`` constraints
+    (``options``).
+
+    Powertools' ``openapi.params`` markers of the same names would do, but importing them
+    builds its OpenAPI machinery (a pydantic model among it) on every cold start, while only
+    ``GET /openapi.json`` needs it: the document is built from these markers translated to
+    Powertools' own (:func:`_described`)."""
+
+    __slots__ = ("options",)
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+
+class Body(_Source):
+    """The parameter is the request's JSON body."""
+
+    __slots__ = ()
+
+
+class Header(_Source):
+    """The parameter is a request header (``alias``: its name; else the parameter's, with
+    ``-`` for ``_``)."""
+
+    __slots__ = ()
+
+
+class Query(_Source):
+    """The parameter is a query string parameter."""
+
+    __slots__ = ()
+
+
+def _described(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` with a signature Powertools' OpenAPI generator reads: each of our markers
+    replaced by Powertools' marker of the same name and options."""
+    from aws_lambda_powertools.event_handler.openapi import params  # noqa: PLC0415
+
+    hints = typing.get_type_hints(func, include_extras=True)
+    signature = inspect.signature(func)
+    parameters = []
+    for name, parameter in signature.parameters.items():
+        annotation = hints[name]
+        if typing.get_origin(annotation) is Annotated:
+            base, *extras = typing.get_args(annotation)
+            translated = [
+                getattr(params, type(e).__name__)(**e.options) if isinstance(e, _Source) else e
+                for e in extras
+            ]
+            annotation = cast("Any", Annotated)[(base, *translated)]
+        parameters.append(parameter.replace(annotation=annotation))
+
+    @functools.wraps(func)
+    def described(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    described.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=parameters, return_annotation=hints.get("return", signature.return_annotation)
+    )
+    return described
+
+
 @dataclass(frozen=True, slots=True)
 class _Param:
     """One parameter of a route function: where it comes from and how it validates."""
@@ -325,15 +386,20 @@ def _parameters(func: Callable[..., Any], path: str) -> tuple[_Param, ...]:
         annotation, info = hints[name], None
         if typing.get_origin(annotation) is Annotated:
             annotation, *extras = typing.get_args(annotation)
-            info = next((e for e in extras if isinstance(e, FieldInfo)), None)
+            info = next((e for e in extras if isinstance(e, _Source)), None)
+        alias = None if info is None else info.options.get("alias")
         if isinstance(info, Body):
             source, key = "body", name
         elif isinstance(info, Header):
-            source, key = "header", (info.alias or name.replace("_", "-")).lower()
+            source, key = "header", (alias or name.replace("_", "-")).lower()
         else:
             source = "path" if name in in_path else "query"
-            key = (info.alias if info is not None else None) or name
-        target = annotation if info is None else cast("Any", Annotated)[annotation, info]
+            key = alias or name
+        target: Any = annotation
+        if info is not None:
+            # The alias names the source (``key``); it means nothing to a bare adapter.
+            constraints = {k: v for k, v in info.options.items() if k != "alias"}
+            target = cast("Any", Annotated)[annotation, Field(**constraints)]
         required = parameter.default is inspect.Parameter.empty
         default = None if required else parameter.default
         as_is = source == "path" and annotation is str and info is None
@@ -495,7 +561,7 @@ class TaskApi(APIGatewayHttpResolver):
             described = APIGatewayHttpResolver(enable_validation=True)
             for operation in self.operations:
                 described.route(operation.path, operation.method, **operation.options)(
-                    operation.func
+                    _described(operation.func)
                 )
             self._openapi = described.get_openapi_json_schema(
                 title="taskmanager",
