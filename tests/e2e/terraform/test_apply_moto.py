@@ -380,6 +380,7 @@ def test_functions_run_the_named_handlers_with_the_settings(deployment: Deployme
             "POWERTOOLS_LOG_LEVEL": "INFO",
             "POWERTOOLS_METRICS_NAMESPACE": "taskmanager",
             "POWERTOOLS_SERVICE_NAME": f"{NAME}-{role}",
+            "PYDANTIC_DISABLE_PLUGINS": "__all__",
         }
     processor = lam.get_function_configuration(FunctionName=f"{NAME}-word-count")
     assert processor["Handler"] == "wordcount_processor.handler"

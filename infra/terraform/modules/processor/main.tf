@@ -190,7 +190,10 @@ resource "aws_lambda_function" "this" {
   kms_key_arn      = var.kms_key_arn
 
   environment {
-    variables = merge(var.function.environment, {
+    # PYDANTIC_DISABLE_PLUGINS: skip pydantic's entry point scan on each cold start
+    # (docs/deploy.md); function.environment may set it otherwise for a processor that uses a
+    # pydantic plugin.
+    variables = merge({ PYDANTIC_DISABLE_PLUGINS = "__all__" }, var.function.environment, {
       TASKMANAGER_TABLE_NAME     = var.task_manager.table_name
       TASKMANAGER_EVENT_BUS_NAME = var.task_manager.event_bus_name
       TASKMANAGER_EVENT_SOURCE   = var.task_manager.event_source

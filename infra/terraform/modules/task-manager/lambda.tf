@@ -210,7 +210,12 @@ resource "aws_lambda_function" "this" {
   kms_key_arn      = var.kms_key_arn
 
   environment {
-    variables = merge(local.environment, { POWERTOOLS_SERVICE_NAME = "${var.name}-${each.key}" })
+    variables = merge(local.environment, {
+      POWERTOOLS_SERVICE_NAME = "${var.name}-${each.key}"
+      # No pydantic plugins are used: skip pydantic's scan of every installed package's entry
+      # points on the first schema build of each cold start (docs/deploy.md).
+      PYDANTIC_DISABLE_PLUGINS = "__all__"
+    })
   }
 
   logging_config {
