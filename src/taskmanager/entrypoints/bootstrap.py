@@ -21,12 +21,12 @@ from taskmanager.domain.model import (
     MAX_TIMEOUT_SECONDS,
     MIN_TIMEOUT_SECONDS,
 )
-from taskmanager.domain.services import Policy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from taskmanager.domain.ports import Clock, EventPublisher, IdFactory, TaskRepository
+    from taskmanager.domain.services import Policy
 
 OwnerClaim = Literal["iam", "jwt_sub"]
 
@@ -68,10 +68,20 @@ class Settings(BaseModel):
 
     @property
     def policy(self) -> Policy:
+        from taskmanager.domain.services import Policy  # noqa: PLC0415 (see _default_policy)
+
         return Policy(
             default_timeout_seconds=self.default_timeout_seconds,
             retention_seconds=self.retention_seconds,
         )
+
+
+def _default_policy() -> Policy:
+    # The use cases' module is imported when a policy is first needed: the stream handler,
+    # which only publishes, never needs it and so never imports it.
+    from taskmanager.domain.services import Policy  # noqa: PLC0415
+
+    return Policy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +92,7 @@ class Dependencies:
     repo: TaskRepository
     clock: Clock
     ids: IdFactory
-    policy: Policy = field(default_factory=Policy)
+    policy: Policy = field(default_factory=_default_policy)
     publisher: EventPublisher | None = None
     event_source: str = "taskmanager"
 
