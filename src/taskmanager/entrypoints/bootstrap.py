@@ -68,20 +68,18 @@ class Settings(BaseModel):
 
     @property
     def policy(self) -> Policy:
-        from taskmanager.domain.services import Policy  # noqa: PLC0415 (see _default_policy)
-
-        return Policy(
+        return _policy(
             default_timeout_seconds=self.default_timeout_seconds,
             retention_seconds=self.retention_seconds,
         )
 
 
-def _default_policy() -> Policy:
+def _policy(**limits: int) -> Policy:
     # The use cases' module is imported when a policy is first needed: the stream handler,
     # which only publishes, never needs it and so never imports it.
     from taskmanager.domain.services import Policy  # noqa: PLC0415
 
-    return Policy()
+    return Policy(**limits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +90,7 @@ class Dependencies:
     repo: TaskRepository
     clock: Clock
     ids: IdFactory
-    policy: Policy = field(default_factory=_default_policy)
+    policy: Policy = field(default_factory=_policy)
     publisher: EventPublisher | None = None
     event_source: str = "taskmanager"
 
