@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 from botocore.exceptions import UnknownServiceError
-from botocore.loaders import Loader
+from botocore.loaders import JSONFileLoader, Loader
 from botocore.stub import Stubber
 
 from taskmanager.entrypoints import bootstrap
-from taskmanager.entrypoints.aws_session import ScanFreeLoader, new_session
+from taskmanager.entrypoints.aws_session import PlainJSONFileLoader, ScanFreeLoader, new_session
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,9 +37,24 @@ def test_membership_looks_at_the_one_service_asked_about() -> None:
     assert "events" not in loader.list_available_services("waiters-2")  # has no waiters
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["endpoints", "partitions", "dynamodb/2012-08-10/service-2", "events/2015-10-07/service-2"],
+)
+def test_data_files_read_as_botocore_reads_them_in_plain_dicts(name: str) -> None:
+    path = f"{Loader.BUILTIN_DATA_PATH}/{name}"  # plain .json and gzipped .json.gz alike
+    ours = PlainJSONFileLoader().load_file(path)
+    theirs = JSONFileLoader().load_file(path)
+    assert ours == theirs
+    assert json.dumps(ours) == json.dumps(theirs)  # the same order, not only the same items
+    assert type(ours) is dict
+    assert PlainJSONFileLoader().load_file(f"{path}-missing") is None
+
+
 def test_clients_work_and_unknown_services_fail_as_in_botocore() -> None:
     session = new_session()
     assert isinstance(session.get_component("data_loader"), ScanFreeLoader)
+    assert isinstance(session.get_component("data_loader").file_loader, PlainJSONFileLoader)
     client = session.create_client("dynamodb", region_name="us-east-1")
     with Stubber(client) as stub:
         stub.add_response("get_item", {"Item": {"status": {"S": "RUNNING"}}})
