@@ -32,9 +32,8 @@ import logging
 import re
 import typing
 import urllib.parse
-from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Annotated, Any, Final, cast
+from typing import TYPE_CHECKING, Annotated, Any, Final, NamedTuple, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -121,9 +120,11 @@ class TaskPage(BaseModel):
 # --- requests -------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)  # not frozen: cheaper to build, once per request
-class ApiRequest:
-    """One HTTP request, however it arrived (an API Gateway event or the local server)."""
+class ApiRequest(NamedTuple):
+    """One HTTP request, however it arrived (an API Gateway event or the local server).
+
+    A named tuple, as the route table's other records: a dataclass costs a cold start
+    several compiled functions per class, and is no cheaper to build per request."""
 
     method: str
     path: str
@@ -349,8 +350,7 @@ def _described(func: Callable[..., Any]) -> Callable[..., Any]:
     return described
 
 
-@dataclass(frozen=True, slots=True)
-class _Param:
+class _Param(NamedTuple):
     """One parameter of a route function: where it comes from and how it validates."""
 
     name: str
@@ -364,16 +364,36 @@ class _Param:
     as_is: bool = False
 
 
-@dataclass(frozen=True, slots=True)
 class Operation:
-    """One route: method, path (``/tasks/<task_id>``), function and its OpenAPI options."""
+    """One route: method, path (``/tasks/<task_id>``), function and its OpenAPI options.
 
-    method: str
-    path: str
-    func: Callable[..., Response[str]]
-    options: Mapping[str, Any]
-    rule: re.Pattern[str]
-    params: tuple[_Param, ...]
+    Its parameters' validators (:attr:`params`) are built on the route's first request, so
+    a cold start builds those of the one route it serves, not of every route."""
+
+    __slots__ = ("_params", "func", "method", "options", "path", "rule")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        func: Callable[..., Response[str]],
+        options: Mapping[str, Any],
+        rule: re.Pattern[str],
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.func = func
+        self.options = options
+        self.rule = rule
+        self._params: tuple[_Param, ...] | None = None
+
+    @property
+    def params(self) -> tuple[_Param, ...]:
+        """How each parameter of :attr:`func` is read and validated."""
+        params = self._params
+        if params is None:  # two racing first requests build the same thing twice
+            params = self._params = _parameters(self.func, self.path)
+        return params
 
 
 def _parameters(func: Callable[..., Any], path: str) -> tuple[_Param, ...]:
@@ -476,14 +496,7 @@ class TaskApi(APIGatewayHttpResolver):
         """Declare a route: ``func``'s annotated parameters say what it reads."""
 
         def register(func: Callable[..., Response[str]]) -> Callable[..., Response[str]]:
-            operation = Operation(
-                method,
-                path,
-                func,
-                options,
-                self._compile_regex(path),
-                _parameters(func, path),
-            )
+            operation = Operation(method, path, func, options, self._compile_regex(path))
             self.operations.append(operation)
 
             def endpoint(**path_args: str) -> Response[str]:
