@@ -15,11 +15,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from taskmanager.domain.errors import InvalidCursorError, PublishError
 from taskmanager.domain.events import events_for_change
@@ -225,8 +224,10 @@ class InMemoryTaskRepository:
 Handler = Callable[["OutboundEvent"], None]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Subscription:
+class Subscription(NamedTuple):
+    """One subscriber and its filters (a named tuple: a dataclass compiles several functions
+    on every cold start that imports this module). Unsubscribing compares by identity."""
+
     handler: Handler
     detail_types: frozenset[str] | None
     task_types: frozenset[str] | None

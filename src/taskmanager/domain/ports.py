@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -25,8 +24,10 @@ class IdFactory(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class ListQuery:
+class ListQuery(NamedTuple):
+    """One page request of ``list_page`` (a named tuple: a dataclass compiles several
+    functions on every cold start)."""
+
     owner: str
     limit: int
     status: TaskStatus | None = None
