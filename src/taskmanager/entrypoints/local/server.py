@@ -122,6 +122,9 @@ def serve(options: ServeOptions) -> int:
         access_log=False,
         timeout_graceful_shutdown=max(1, int(options.grace_seconds)),
         server_header=False,
+        # Nothing here reads the client's address or scheme (locations are relative paths),
+        # so uvicorn's X-Forwarded-* middleware would only cost every request its pass.
+        proxy_headers=False,
     )
     server = Server(config)
     server.run()
