@@ -16,6 +16,7 @@ of the status) and inside ``taskmanager serve`` (a transport calling the use cas
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import logging
@@ -268,6 +269,10 @@ class Processor:
     def _aws_transport(self) -> Transport:
         with self._lock:
             if self.transport is None:
+                # A Lambda's first invocation: what the process holds now lives as long as
+                # it does, so no full garbage collection needs to walk it again (see
+                # taskmanager.entrypoints.observability.instrument).
+                gc.freeze()
                 self.transport = AwsTransport.from_environment()
             return self.transport
 

@@ -10,11 +10,16 @@
   keeps it out of every cold start.
 
 Everything is built on the first invocation and cached for the life of the process.
+
+Also the end of a handler's initialisation: :func:`instrument` moves every object alive when
+the handler is first invoked into the garbage collector's permanent generation
+(``gc.freeze``); see there.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import os
 from typing import TYPE_CHECKING, Any, Final
 
@@ -78,7 +83,18 @@ def instrument(
     handler: Callable[[Any, Any], Any], correlation_id: Callable[[Any], str | None]
 ) -> Callable[[Any, Any], Any]:
     """Wrap a Lambda handler: fresh log state with the Lambda context and correlation id,
-    metrics flushed at the end (even when the handler raises), a trace if tracing is on."""
+    metrics flushed at the end (even when the handler raises), a trace if tracing is on.
+
+    Called once per process, on the first invocation (the handlers build their wrapper
+    lazily), so it also freezes what the process holds then: the imported modules, classes
+    and functions live as long as the execution environment, and without ``gc.freeze`` every
+    full collection of the cyclic garbage collector walks all of them again to free nothing.
+    On a cold start one such collection comes during the first invocation (botocore parsing
+    its data files while the first client is built allocates enough to set it off) and walks
+    ~50,000 objects: 30-45 ms here, about 5 % of the API handler's cold-start instructions.
+    Frozen, collections walk only what was created since; those objects are collected as
+    usual."""
+    gc.freeze()
     log = logger()
     traced = tracer()
     inner = traced.capture_lambda_handler(handler) if traced is not None else handler

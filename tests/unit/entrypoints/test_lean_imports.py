@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from typing import Any
 
 MODULES = [
     "taskmanager.entrypoints.api",
@@ -28,3 +30,52 @@ def test_importing_the_handlers_builds_no_client_and_never_imports_xray() -> Non
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert json.loads(out.stdout) == []
+
+
+def _run(code: str, env: dict[str, str] | None = None) -> list[Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=env,
+    )
+    result: list[Any] = json.loads(out.stdout)
+    return result
+
+
+def test_a_handler_freezes_the_heap_on_its_first_invocation_not_at_import() -> None:
+    code = (
+        "import gc, json\n"
+        f"for name in {MODULES!r}: __import__(name)\n"
+        "from taskmanager.entrypoints import observability\n"
+        "at_import = gc.get_freeze_count()\n"
+        "handler = observability.instrument(lambda event, context: 'answered', lambda e: None)\n"
+        "frozen = gc.get_freeze_count()\n"
+        "print(json.dumps([at_import, frozen, handler({}, None)]))\n"
+    )
+    at_import, frozen, answer = _run(code)
+    assert at_import == 0
+    assert frozen > 10_000  # the imported modules, classes and functions
+    assert answer == "answered"
+
+
+def test_a_lambda_processor_freezes_the_heap_when_it_builds_its_aws_transport() -> None:
+    code = (
+        "import gc, json\n"
+        "from taskmanager.processor import AwsTransport, Processor\n"
+        "processor = Processor('report.render', lambda value: value)\n"
+        "at_import = gc.get_freeze_count()\n"
+        "transport = processor._aws_transport()\n"
+        "print(json.dumps([at_import, gc.get_freeze_count(), type(transport).__name__]))\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "TASKMANAGER_TABLE_NAME": "tasks",
+    }
+    at_import, frozen, transport = _run(code, env)
+    assert at_import == 0
+    assert frozen > 10_000
+    assert transport == "AwsTransport"
