@@ -3,6 +3,7 @@ the demo processors, cancel and timeouts."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import uuid
@@ -273,3 +274,35 @@ def test_web_page_and_its_files_are_served(server: LocalServer) -> None:
         assert response.headers["content-type"].startswith(kind)
     assert server.request("GET", "/static/missing.js").status == 404
     assert server.request("GET", "/static/../cli.py").status == 404
+
+
+def _raw(server: LocalServer, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        return response.status, headers, response.read()
+    finally:
+        connection.close()
+
+
+def test_answers_say_their_length_rather_than_being_chunked(server: LocalServer) -> None:
+    task = server.submit("no.processor", {"n": 1})
+    for method, path, status in (
+        ("GET", f"/tasks/{task['id']}", 200),
+        ("GET", "/tasks/3f0a0c1e-0000-4000-8000-000000000000", 404),
+        ("GET", "/", 200),
+        ("GET", "/static/missing.js", 404),
+    ):
+        got, headers, body = _raw(server, method, path)
+        assert got == status
+        assert "transfer-encoding" not in headers
+        assert int(headers["content-length"]) == len(body) > 0
+
+
+def test_head_of_the_page_says_the_length_of_its_get(server: LocalServer) -> None:
+    _, _, body = _raw(server, "GET", "/")
+    status, head_headers, head_body = _raw(server, "HEAD", "/")
+    assert (status, head_body) == (200, b"")
+    assert int(head_headers["content-length"]) == len(body) > 0

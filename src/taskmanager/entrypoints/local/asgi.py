@@ -263,6 +263,10 @@ class LocalApp:
         )
         raw = response.body
         body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw or b"")
+        # The whole body is known: say its length (a HEAD answer too, as for GET) rather than
+        # let the server fall back to chunked transfer encoding.
+        if response.status_code not in (204, 304):  # (no API route answers these)
+            headers.append((b"content-length", str(len(body)).encode()))
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
@@ -275,10 +279,17 @@ class LocalApp:
         body: bytes,
         content_type: str = "application/json",
         extra: list[tuple[bytes, bytes]] | None = None,
+        *,
+        head: bool = False,
     ) -> None:
-        headers = [(b"content-type", content_type.encode()), *(extra or [])]
+        """Answer ``body`` (its length said; for HEAD, only said)."""
+        headers = [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *(extra or []),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": b"" if head else body})
 
     async def _static(self, path: str, method: str, send: Send) -> None:
         name = "index.html" if path == "/" else path.removeprefix("/static/")
@@ -293,9 +304,10 @@ class LocalApp:
         await self._respond(
             send,
             200,
-            b"" if method == "HEAD" else content,
+            content,
             content_type,
             [(b"cache-control", b"no-cache")],
+            head=method == "HEAD",
         )
 
     async def _stream(self, task_id: str | None, receive: Receive, send: Send) -> None:
