@@ -263,14 +263,7 @@ class LocalApp:
         )
         raw = response.body
         body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw or b"")
-        # The whole body is known: say its length (a HEAD answer too, as for GET) rather than
-        # let the server fall back to chunked transfer encoding.
-        if response.status_code not in (204, 304):  # (no API route answers these)
-            headers.append((b"content-length", str(len(body)).encode()))
-        await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": headers}
-        )
-        await send({"type": "http.response.body", "body": b"" if head else body})
+        await _send_whole(send, response.status_code, headers, body, head=head)
 
     async def _respond(
         self,
@@ -282,14 +275,8 @@ class LocalApp:
         *,
         head: bool = False,
     ) -> None:
-        """Answer ``body`` (its length said; for HEAD, only said)."""
-        headers = [
-            (b"content-type", content_type.encode()),
-            (b"content-length", str(len(body)).encode()),
-            *(extra or []),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if head else body})
+        headers = [(b"content-type", content_type.encode()), *(extra or [])]
+        await _send_whole(send, status, headers, body, head=head)
 
     async def _static(self, path: str, method: str, send: Send) -> None:
         name = "index.html" if path == "/" else path.removeprefix("/static/")
@@ -423,3 +410,13 @@ class LocalApp:
 async def _wait_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+async def _send_whole(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes, *, head: bool
+) -> None:
+    """Answer a body known whole: its length said (for HEAD, only said, as for its GET)
+    rather than left to chunked transfer encoding."""
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
