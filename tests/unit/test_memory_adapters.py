@@ -3,23 +3,40 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from taskmanager.adapters.memory import ManualClock, SystemClock, UuidIdFactory
 
 
-def test_ids_are_random_version_4_uuids_in_canonical_form() -> None:
+def test_ids_are_version_7_uuids_in_canonical_form() -> None:
     ids = UuidIdFactory()
     made = [ids.new_id() for _ in range(1000)]  # several refills of the buffer
     assert len(set(made)) == len(made)
     for text in made:
         parsed = uuid.UUID(text)
-        assert parsed.version == 4
+        assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
         assert str(parsed) == text
     # The variant digit keeps its two random bits: all four values occur in 1000 ids.
     assert {text[19] for text in made} == set("89ab")
+    # So do the 12 random bits after the version: far more than a handful of values.
+    assert len({text[15:18] for text in made}) > 500
+
+
+def test_ids_carry_their_creation_millisecond_and_sort_by_it() -> None:
+    ids = UuidIdFactory()
+    made: list[tuple[int, str, int]] = []
+    for _ in range(5):
+        before = time.time_ns() // 1_000_000
+        text = ids.new_id()
+        made.append((before, text, time.time_ns() // 1_000_000))
+        time.sleep(0.002)
+    for before, text, after in made:
+        assert before <= uuid.UUID(text).int >> 80 <= after
+    texts = [text for _, text, _ in made]
+    assert sorted(texts) == texts  # a later millisecond sorts later, as text too
 
 
 def test_ids_are_unique_across_threads() -> None:

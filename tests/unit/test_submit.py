@@ -32,7 +32,7 @@ def test_submit_creates_a_task_with_version_one_and_a_deadline(world: World) -> 
     assert task.started_at is None
     assert task.finished_at is None
     assert task.expires_at is None
-    assert uuid.UUID(task.id).version == 4
+    assert uuid.UUID(task.id).version == 7  # time-ordered ids (UuidIdFactory)
     assert world.stored(task.id) == task
 
 
