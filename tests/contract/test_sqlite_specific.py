@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from taskmanager.adapters import sqlite as sqlite_adapter
 from taskmanager.adapters.memory import InMemoryEventBus, ManualClock, UuidIdFactory
 from taskmanager.adapters.sqlite import SCHEMA_VERSION, SQLiteTaskRepository, _stamp
 from taskmanager.domain.errors import StorageError, StorageSchemaError
@@ -209,6 +210,22 @@ def test_row_timestamps_are_exactly_format_time(value: datetime) -> None:
     assert _stamp(value) == format_time(value)
 
 
+def test_row_timestamps_of_one_second_share_its_text_but_not_their_microseconds() -> None:
+    second = datetime(2030, 5, 1, 12, 0, 7, tzinfo=UTC)
+    micros = (0, 5, 999, 1_000, 123_456, 999_999)
+    stamps = [_stamp(second.replace(microsecond=m)) for m in micros]
+    assert stamps == [format_time(second.replace(microsecond=m)) for m in micros]
+    assert len(set(stamps)) == len(micros)
+
+
+def test_the_formatted_seconds_kept_for_row_timestamps_stay_bounded() -> None:
+    start = datetime(2031, 1, 1, tzinfo=UTC)
+    for n in range(sqlite_adapter._SECONDS_MAX + 10):
+        value = start + timedelta(seconds=n, microseconds=n)
+        assert _stamp(value) == format_time(value)
+    assert 0 < len(sqlite_adapter._SECONDS) <= sqlite_adapter._SECONDS_MAX
+
+
 def test_events_handed_out_by_their_writer_equal_the_rows_parsed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -286,7 +303,7 @@ def test_a_version_2_file_is_migrated_to_the_split_due_indexes(tmp_path: Path) -
     assert {"tasks_by_due", "tasks_by_heartbeat"} <= indexes
 
 
-def test_a_batch_commits_its_writes_together_and_a_failed_write_leaves_nothing(
+def test_a_batch_commits_its_writes_together_and_a_write_refused_at_once_leaves_it_whole(
     tmp_path: Path,
 ) -> None:
     path = str(tmp_path / "tasks.db")
@@ -296,12 +313,12 @@ def test_a_batch_commits_its_writes_together_and_a_failed_write_leaves_nothing(
     first, second = _submit(repo, clock), _submit(repo, clock)
     assert other.get(first) is None  # nothing is visible (or durable) before the commit
 
-    def fails_half_way(db: sqlite3.Connection) -> NoReturn:
-        db.execute("INSERT INTO outbox (event_id, detail_type, detail) VALUES ('x', 'y', '{}')")
-        raise sqlite3.IntegrityError("after a first statement")
+    def refused(db: sqlite3.Connection) -> NoReturn:
+        db.execute("INSERT INTO outbox (event_id) VALUES ('x')")  # NOT NULL: changes nothing
+        raise AssertionError("unreachable")
 
-    with pytest.raises(StorageError):  # a write that fails part way rolls back alone
-        repo._write(fails_half_way)
+    with pytest.raises(StorageError):
+        repo._write(refused)
     repo.commit_batch()
     assert other.get(first) is not None
     assert other.get(second) is not None
@@ -309,6 +326,34 @@ def test_a_batch_commits_its_writes_together_and_a_failed_write_leaves_nothing(
     assert repo.pending(10) == other.pending(10)  # remembered by the writer once committed
     third = _submit(repo, clock)  # after the batch, writes commit one by one again
     assert other.get(third) is not None
+
+
+def test_a_write_that_fails_part_way_rolls_back_its_whole_batch(tmp_path: Path) -> None:
+    path = str(tmp_path / "tasks.db")
+    repo, other = SQLiteTaskRepository(path), SQLiteTaskRepository(path)
+    clock = ManualClock()
+    repo.begin_batch()
+    first = _submit(repo, clock)
+
+    def fails_half_way(db: sqlite3.Connection) -> NoReturn:
+        db.execute("INSERT INTO outbox (event_id, detail_type, detail) VALUES ('x', 'y', '{}')")
+        raise sqlite3.OperationalError("disk I/O error, after a first statement")
+
+    with pytest.raises(StorageError):
+        repo._write(fails_half_way)
+    with pytest.raises(StorageError):  # the batch is gone: later writes in it are refused
+        _submit(repo, clock)
+    with pytest.raises(StorageError, match="rolled back"):
+        repo.commit_batch()
+    assert other.get(first) is None  # nothing of the batch was kept, half a write least of all
+    assert other.pending(10) == []
+    assert repo.pending(10) == []
+    second = _submit(repo, clock)  # after the batch, writes commit one by one again
+    assert other.get(second) is not None
+    repo.begin_batch()  # and a new batch starts clean
+    third = _submit(repo, clock)
+    repo.commit_batch()
+    assert [e.event.id for e in other.pending(10)] == [second, third]
 
 
 def test_without_autocheckpoint_checkpoint_copies_the_log_into_the_file(tmp_path: Path) -> None:

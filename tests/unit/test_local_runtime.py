@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
 import time
 from typing import TYPE_CHECKING, Any, cast
@@ -15,6 +16,7 @@ from taskmanager.adapters.sqlite import SQLiteTaskRepository
 from taskmanager.domain.errors import PublishError, StorageError
 from taskmanager.domain.events import TaskCreated, event_for
 from taskmanager.domain.model import SubmitTask
+from taskmanager.domain.ports import ListQuery
 from taskmanager.domain.services import submit_task
 from taskmanager.entrypoints.api import create_app, fixed_owner
 from taskmanager.entrypoints.local.asgi import LocalApp, _headers_and_query
@@ -196,6 +198,38 @@ def test_a_failed_group_commit_answers_every_request_of_the_batch_503(tmp_path: 
         (503, "STORAGE_UNAVAILABLE")
     ] * 3
     assert inner.pending(100) == []  # nothing was committed, nothing is announced
+    assert _task(runtime).id  # the store takes writes again afterwards
+    runtime.store.close()  # type: ignore[attr-defined]
+
+
+def test_a_write_failing_part_way_answers_every_request_of_its_batch_503(
+    tmp_path: Path,
+) -> None:
+    runtime, app, commits = _sqlite_app(tmp_path)
+    inner = cast("Any", runtime.store)
+    append = inner._append_events
+    calls: list[int] = []
+
+    def fails_second(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:  # the second task's row is written, its event fails
+            raise sqlite3.OperationalError("disk I/O error")
+        return append(*args)
+
+    inner._append_events = fails_second
+
+    async def burst() -> list[tuple[int, dict[str, Any]]]:
+        return await asyncio.gather(*(_post(app, b'{"type": "t"}') for _ in range(3)))
+
+    answers = asyncio.run(burst())
+    assert [(status, body["error"]["code"]) for status, body in answers] == [
+        (503, "STORAGE_UNAVAILABLE")
+    ] * 3
+    assert commits == ["commit"]
+    other = SQLiteTaskRepository(str(tmp_path / "tasks.db"))
+    assert other.list_page(ListQuery(owner="local", limit=10), runtime.clock.now()).items == []
+    assert other.pending(100) == []  # no task, no half of one, no event
+    inner._append_events = append
     assert _task(runtime).id  # the store takes writes again afterwards
     runtime.store.close()  # type: ignore[attr-defined]
 

@@ -18,7 +18,9 @@ Requests are handled on the event loop thread, one at a time. **Group commit**: 
 of the requests handled in one turn of the event loop share one SQLite transaction, committed
 at the start of the next turn; every request of that turn is answered after the commit (a
 202 still means the task and its outbox row are committed). Under load one COMMIT then
-serves many requests; alone, a request waits for its own commit as before.
+serves many requests; alone, a request waits for its own commit as before. The batch commits
+whole or not at all: should a write fail after writing rows (a disk error between its two
+statements), every request of the batch is answered 503 and none of them left anything.
 """
 
 from __future__ import annotations
