@@ -255,11 +255,6 @@ _progress_from_json: Final = Progress.__pydantic_validator__.validate_json
 _error_from_json: Final = TaskError.__pydantic_validator__.validate_json
 
 
-def _open_deadline_us(task: Task) -> int | None:
-    """The ``due_us`` column: the deadline while the task is open."""
-    return None if task.is_terminal else _epoch_us(task.deadline_at)
-
-
 def _heartbeat_due_us(task: Task) -> int | None:
     due = task.heartbeat_due_at
     return None if due is None else _epoch_us(due)
@@ -322,6 +317,7 @@ def _task_params(task: Task) -> tuple[Any, ...]:
     created = _stamp(created_at)
     # A new task was created and updated at the same instant: format it once.
     updated = created if updated_at is created_at else _stamp(updated_at)
+    deadline_us = _epoch_us(task.deadline_at)
     return (
         task.id,
         task.owner,
@@ -342,8 +338,8 @@ def _task_params(task: Task) -> tuple[Any, ...]:
         task.last_sequence,
         task.idempotency_key,
         task.request_fingerprint,
-        _epoch_us(task.deadline_at),
-        _open_deadline_us(task),
+        deadline_us,
+        None if task.is_terminal else deadline_us,  # due_us: the deadline while open
         _heartbeat_due_us(task),
     )
 
