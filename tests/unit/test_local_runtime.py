@@ -179,6 +179,18 @@ def test_posts_handled_in_one_loop_turn_share_one_commit(tmp_path: Path) -> None
     runtime.store.close()  # type: ignore[attr-defined]
 
 
+def _three_posts_answered_503(app: LocalApp) -> None:
+    """Three submits handled in one loop turn (one batch) are each answered 503."""
+
+    async def burst() -> list[tuple[int, dict[str, Any]]]:
+        return await asyncio.gather(*(_post(app, b'{"type": "t"}') for _ in range(3)))
+
+    answers = asyncio.run(burst())
+    assert [(status, body["error"]["code"]) for status, body in answers] == [
+        (503, "STORAGE_UNAVAILABLE")
+    ] * 3
+
+
 def test_a_failed_group_commit_answers_every_request_of_the_batch_503(tmp_path: Path) -> None:
     runtime, app, _ = _sqlite_app(tmp_path)
     inner = cast("Any", runtime.store)
@@ -189,14 +201,7 @@ def test_a_failed_group_commit_answers_every_request_of_the_batch_503(tmp_path: 
         raise StorageError("disk full")
 
     inner.commit_batch = broken
-
-    async def burst() -> list[tuple[int, dict[str, Any]]]:
-        return await asyncio.gather(*(_post(app, b'{"type": "t"}') for _ in range(3)))
-
-    answers = asyncio.run(burst())
-    assert [(status, body["error"]["code"]) for status, body in answers] == [
-        (503, "STORAGE_UNAVAILABLE")
-    ] * 3
+    _three_posts_answered_503(app)
     assert inner.pending(100) == []  # nothing was committed, nothing is announced
     assert _task(runtime).id  # the store takes writes again afterwards
     runtime.store.close()  # type: ignore[attr-defined]
@@ -217,14 +222,7 @@ def test_a_write_failing_part_way_answers_every_request_of_its_batch_503(
         return append(*args)
 
     inner._append_events = fails_second
-
-    async def burst() -> list[tuple[int, dict[str, Any]]]:
-        return await asyncio.gather(*(_post(app, b'{"type": "t"}') for _ in range(3)))
-
-    answers = asyncio.run(burst())
-    assert [(status, body["error"]["code"]) for status, body in answers] == [
-        (503, "STORAGE_UNAVAILABLE")
-    ] * 3
+    _three_posts_answered_503(app)
     assert commits == ["commit"]
     other = SQLiteTaskRepository(str(tmp_path / "tasks.db"))
     assert other.list_page(ListQuery(owner="local", limit=10), runtime.clock.now()).items == []
