@@ -18,9 +18,9 @@ from taskmanager.adapters import sqlite as sqlite_adapter
 from taskmanager.adapters.memory import InMemoryEventBus, ManualClock, UuidIdFactory
 from taskmanager.adapters.sqlite import SCHEMA_VERSION, SQLiteTaskRepository, _stamp
 from taskmanager.domain.errors import StorageError, StorageSchemaError
-from taskmanager.domain.model import SubmitTask, TaskStatus, format_time
+from taskmanager.domain.model import Progress, SubmitTask, TaskStatus, format_time
 from taskmanager.domain.ports import ListQuery
-from taskmanager.domain.services import dispatch_outbox, submit_task
+from taskmanager.domain.services import dispatch_outbox, new_task, submit_task
 from tests.contract import sqlite_workers
 
 if TYPE_CHECKING:
@@ -370,3 +370,25 @@ def test_without_autocheckpoint_checkpoint_copies_the_log_into_the_file(tmp_path
     assert repo.checkpoint() > 0  # pages in the log, now all copied
     assert path.stat().st_size > before  # now in the database file
     assert len(SQLiteTaskRepository(str(path)).pending(100)) == 20
+
+
+def test_create_stores_every_column_of_a_task_that_is_not_new(tmp_path: Path) -> None:
+    """create() of a task as submitted binds only the columns such a task can have; any
+    other task goes through the full insert, every column kept."""
+    repo = SQLiteTaskRepository(str(tmp_path / "tasks.db"))
+    clock = ManualClock()
+    command = SubmitTask(type="t", input={"n": 1}, heartbeat_seconds=30)
+    fresh = new_task(command, task_id="a" * 8, owner="o", now=clock.now())
+    running = fresh._replace(
+        id="b" * 8,
+        status=TaskStatus.RUNNING,
+        version=3,
+        started_at=clock.now(),
+        progress=Progress(percent=40, message="half way"),
+        last_sequence=2,
+    )
+    for task in (fresh, running):
+        assert repo.create(task, clock.now()).applied
+        assert repo.get(task.id) == task
+    later = clock.now() + timedelta(seconds=31)  # past the heartbeat, before the deadline
+    assert [t.id for t in repo.due(later, 10)] == [running.id]

@@ -246,6 +246,7 @@ def _null(value: None) -> None:
 # None (a new task binds eleven of them). A registered adapter is one dictionary hit and one
 # call. It maps None to None, so it changes nothing that any connection in the process binds.
 sqlite3.register_adapter(type(None), _null)
+
 _parse_time: Final = datetime.fromisoformat
 _STATUS_BY_VALUE: Final = {status.value: status for status in TaskStatus}
 _task = record_builder(Task)
@@ -344,17 +345,63 @@ def _task_params(task: Task) -> tuple[Any, ...]:
     )
 
 
-_INSERT: Final = (
-    f"INSERT INTO tasks ({_COLUMNS}, deadline_us, due_us, heartbeat_due_us) "
-    f"VALUES ({', '.join('?' * 22)}) "
-    # The upsert replaces only an expired row (expires_at <= now); otherwise nothing changes.
-    "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(
-        f"{c} = excluded.{c}"
-        for c in (*_COLUMNS.split(", ")[1:], "deadline_us", "due_us", "heartbeat_due_us")
+def _is_new(task: Task) -> bool:
+    """Whether ``task`` has only the columns of ``_INSERT_NEW`` (a task as submitted)."""
+    return (
+        task.status is TaskStatus.CREATED
+        and task.progress is None
+        and task.result is None
+        and task.error is None
+        and task.started_at is None
+        and task.finished_at is None
+        and task.expires_at is None
+        and task.last_sequence is None
     )
-    # Whether a row went in is the statement's change count (no RETURNING row to step to).
-    + " WHERE tasks.expires_at IS NOT NULL AND tasks.expires_at <= ?"
+
+
+def _new_task_params(task: Task) -> tuple[Any, ...]:
+    """The parameters of ``_INSERT_NEW`` (without the final ``now``)."""
+    created_at, updated_at = task.created_at, task.updated_at
+    created = _stamp(created_at)
+    deadline_us = _epoch_us(task.deadline_at)
+    return (
+        task.id,
+        task.owner,
+        task.type,
+        task.status.value,
+        _value_json(task.input),
+        task.version,
+        created,
+        created if updated_at is created_at else _stamp(updated_at),
+        _stamp(task.deadline_at),
+        task.heartbeat_seconds,
+        task.idempotency_key,
+        task.request_fingerprint,
+        deadline_us,
+        deadline_us,  # due_us: the deadline, while the task is open
+    )
+
+
+def _upsert(columns: str) -> str:
+    """Insert a task with ``columns`` (any other column is NULL). The upsert replaces only
+    an expired row (expires_at <= now, the last parameter); otherwise nothing changes, and
+    whether a row went in is the statement's change count (no RETURNING row to step to)."""
+    every = (*_COLUMNS.split(", ")[1:], "deadline_us", "due_us", "heartbeat_due_us")
+    return (
+        f"INSERT INTO tasks ({columns}) VALUES ({', '.join('?' * len(columns.split(', ')))}) "
+        "ON CONFLICT (id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in every)
+        + " WHERE tasks.expires_at IS NOT NULL AND tasks.expires_at <= ?"
+    )
+
+
+_INSERT: Final = _upsert(f"{_COLUMNS}, deadline_us, due_us, heartbeat_due_us")
+#: A task as submitted: the columns it can have before it runs. Every other one is NULL,
+#: and left out rather than bound: each parameter costs Python's sqlite3 a call, a None
+#: the most (an adapter lookup), and a new task has eight that are always None.
+_INSERT_NEW: Final = _upsert(
+    "id, owner, type, status, input, version, created_at, updated_at, deadline_at, "
+    "heartbeat_seconds, idempotency_key, request_fingerprint, deadline_us, due_us"
 )
 _SELECT_ONE: Final = f"SELECT {_COLUMNS} FROM tasks WHERE id = ?"
 _DUE_BY_DEADLINE: Final = (
@@ -624,12 +671,15 @@ class SQLiteTaskRepository:
         return appended
 
     def create(self, task: Task, now: datetime) -> WriteResult:
-        params = _task_params(task)
+        if _is_new(task):
+            sql, params = _INSERT_NEW, _new_task_params(task)
+        else:
+            sql, params = _INSERT, _task_params(task)
         # A new task is made at ``now``: its created_at, already formatted in ``params``.
         params += (params[6] if now is task.created_at else _stamp(now),)
 
         def step(db: sqlite3.Connection) -> _Written:
-            if db.execute(_INSERT, params).rowcount == 0:
+            if db.execute(sql, params).rowcount == 0:
                 row = db.execute(_SELECT_ONE, (task.id,)).fetchone()
                 return _write_result((False, _row_to_task(row))), []
             return _write_result((True, task)), self._append_events(db, None, task)
