@@ -313,12 +313,10 @@ def _model_json(value: BaseModel | None) -> str | None:
     return None if value is None else value.__pydantic_serializer__.to_json(value).decode()
 
 
-def _task_params(task: Task) -> tuple[Any, ...]:
+def _first_params(task: Task) -> tuple[Any, ...]:
+    """The first nine columns, ``id`` to ``deadline_at``, which every insert binds."""
     created_at, updated_at = task.created_at, task.updated_at
     created = _stamp(created_at)
-    # A new task was created and updated at the same instant: format it once.
-    updated = created if updated_at is created_at else _stamp(updated_at)
-    deadline_us = _epoch_us(task.deadline_at)
     return (
         task.id,
         task.owner,
@@ -327,8 +325,16 @@ def _task_params(task: Task) -> tuple[Any, ...]:
         _value_json(task.input),
         task.version,
         created,
-        updated,
+        # A new task was created and updated at the same instant: format it once.
+        created if updated_at is created_at else _stamp(updated_at),
         _stamp(task.deadline_at),
+    )
+
+
+def _task_params(task: Task) -> tuple[Any, ...]:
+    deadline_us = _epoch_us(task.deadline_at)
+    return (
+        *_first_params(task),
         task.heartbeat_seconds,
         _model_json(task.progress),
         None if task.result is None else _value_json(task.result),
@@ -361,19 +367,9 @@ def _is_new(task: Task) -> bool:
 
 def _new_task_params(task: Task) -> tuple[Any, ...]:
     """The parameters of ``_INSERT_NEW`` (without the final ``now``)."""
-    created_at, updated_at = task.created_at, task.updated_at
-    created = _stamp(created_at)
     deadline_us = _epoch_us(task.deadline_at)
     return (
-        task.id,
-        task.owner,
-        task.type,
-        task.status.value,
-        _value_json(task.input),
-        task.version,
-        created,
-        created if updated_at is created_at else _stamp(updated_at),
-        _stamp(task.deadline_at),
+        *_first_params(task),
         task.heartbeat_seconds,
         task.idempotency_key,
         task.request_fingerprint,
