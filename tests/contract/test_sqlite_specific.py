@@ -356,6 +356,40 @@ def test_a_write_that_fails_part_way_rolls_back_its_whole_batch(tmp_path: Path) 
     assert [e.event.id for e in other.pending(10)] == [second, third]
 
 
+def test_a_batch_returns_what_it_committed_and_may_delete_delivered_rows(tmp_path: Path) -> None:
+    path = str(tmp_path / "tasks.db")
+    repo, other = SQLiteTaskRepository(path), SQLiteTaskRepository(path)
+    clock = ManualClock()
+    repo.begin_batch()
+    first, second = _submit(repo, clock), _submit(repo, clock)
+    committed = repo.commit_batch()
+    assert [entry.event.id for entry in committed] == [first, second]
+    assert [entry.position for entry in committed] == [1, 2]
+    repo.begin_batch()
+    repo.mark_delivered([1, 2])  # joins the batch's transaction ...
+    assert len(other.pending(10)) == 2
+    third = _submit(repo, clock)
+    assert [entry.position for entry in repo.commit_batch()] == [3]  # the next position
+    assert [entry.event.id for entry in other.pending(10)] == [third]  # ... committed with it
+
+
+def test_a_delete_that_ends_the_batch_transaction_fails_the_whole_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(tmp_path / "tasks.db")
+    repo, other = SQLiteTaskRepository(path), SQLiteTaskRepository(path)
+    clock = ManualClock()
+    repo.begin_batch()
+    first = _submit(repo, clock)
+    repo._db().execute("ROLLBACK")  # what SQLite does on some I/O errors ...
+    monkeypatch.setattr(sqlite_adapter, "_DELETE_EVENTS", "DELETE FROM no_such_table")
+    with pytest.raises(StorageError):  # ... as the statement fails
+        repo.mark_delivered([1])
+    with pytest.raises(StorageError, match="rolled back"):
+        repo.commit_batch()
+    assert other.get(first) is None
+
+
 def test_without_autocheckpoint_checkpoint_copies_the_log_into_the_file(tmp_path: Path) -> None:
     path = tmp_path / "tasks.db"
     repo = SQLiteTaskRepository(str(path), autocheckpoint=False)

@@ -156,9 +156,9 @@ def _sqlite_app(tmp_path: Path) -> tuple[LocalRuntime, LocalApp, list[str]]:
     inner = cast("Any", runtime.store)
     commit = inner.commit_batch
 
-    def counted() -> None:
+    def counted() -> list[Any]:
         commits.append("commit")
-        commit()
+        return cast("list[Any]", commit())
 
     inner.commit_batch = counted
     return runtime, app, commits
@@ -278,3 +278,75 @@ def test_a_few_events_at_once_do_not_delay_the_next_delivery() -> None:
         assert time.monotonic() - started < 1.0  # not after the 5 s gather
     finally:
         runtime.shutdown()
+
+
+def _recording_runtime(tmp_path: Path) -> tuple[LocalRuntime, list[str]]:
+    """A SQLite runtime whose bus records each delivered event as ``id:version``; its
+    dispatcher thread is not started, so only what the test calls delivers anything."""
+    runtime = LocalRuntime(SQLiteTaskRepository(str(tmp_path / "tasks.db")))
+    delivered: list[str] = []
+    runtime.bus.subscribe(lambda event: delivered.append(event.event_id))
+    return runtime, delivered
+
+
+def _batch_of_tasks(runtime: LocalRuntime, count: int) -> list[Task]:
+    runtime.begin_batch()
+    tasks = [_task(runtime) for _ in range(count)]
+    runtime.commit_batch()
+    return tasks
+
+
+def test_a_group_commit_delivers_its_events_at_once_and_the_next_batch_deletes_their_rows(
+    tmp_path: Path,
+) -> None:
+    runtime, delivered = _recording_runtime(tmp_path)
+    first = _batch_of_tasks(runtime, 3)
+    assert delivered == [f"{task.id}:1" for task in first]  # no dispatcher round needed
+    assert len(runtime.store.pending(100)) == 3  # rows kept until a transaction deletes them
+    second = _batch_of_tasks(runtime, 2)
+    assert delivered == [f"{task.id}:1" for task in first + second]
+    assert [e.event.id for e in runtime.store.pending(100)] == [task.id for task in second]
+    assert runtime._dispatch() == 0  # a dispatcher round delivers none of them again ...
+    assert runtime.store.pending(100) == []  # ... and deletes the rows
+    assert len(delivered) == 5
+    runtime.store.close()  # type: ignore[attr-defined]
+
+
+def test_a_group_commit_delivers_older_pending_events_first(tmp_path: Path) -> None:
+    runtime, delivered = _recording_runtime(tmp_path)
+    _batch_of_tasks(runtime, 1)
+    older = _task(runtime)  # a write of another kind, not yet delivered (no dispatcher)
+    newer = _batch_of_tasks(runtime, 2)
+    assert delivered[1:] == [f"{task.id}:1" for task in [older, *newer]]  # outbox order
+    assert runtime._dispatch() == 0
+    assert runtime.store.pending(100) == []
+    runtime.store.close()  # type: ignore[attr-defined]
+
+
+def test_an_event_refused_at_commit_is_delivered_again_before_newer_ones(
+    tmp_path: Path,
+) -> None:
+    runtime, delivered = _recording_runtime(tmp_path)
+    refusing = [True]
+
+    def refuse_once(event: OutboundEvent) -> None:
+        if refusing[0]:
+            refusing[0] = False
+            raise RuntimeError("not now")
+
+    runtime.bus.subscribe(refuse_once, task_types=["t.refused"])
+    ok = _task(runtime)
+    runtime._dispatch()
+    runtime.begin_batch()
+    refused = _task(runtime, "t.refused")
+    after = _task(runtime)
+    runtime.commit_batch()
+    assert [e.event.id for e in runtime.store.pending(100)] == [refused.id, after.id]
+    later = _batch_of_tasks(runtime, 1)[0]
+    # The recorder saw the refused event's first try too; the bus delivered the one after
+    # it then, and that one is not delivered again.
+    ids = [event_id.split(":")[0] for event_id in delivered]
+    assert ids == [ok.id, refused.id, after.id, refused.id, later.id]
+    runtime._dispatch()
+    assert runtime.store.pending(100) == []
+    runtime.store.close()  # type: ignore[attr-defined]

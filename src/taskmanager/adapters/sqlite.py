@@ -578,8 +578,11 @@ class SQLiteTaskRepository:
         self._local.batch_events = []
         self._local.batch_failed = None
 
-    def commit_batch(self) -> None:
-        """Commit the transaction :meth:`begin_batch` opened (rolled back if that fails)."""
+    def commit_batch(self) -> list[OutboxEntry]:
+        """Commit the transaction :meth:`begin_batch` opened (rolled back if that fails).
+
+        Returns the outbox entries the batch committed, in position order: an owner in this
+        process may deliver them at once instead of reading them back (see ``pending``)."""
         self._local.batch = False
         appended, self._local.batch_events = self._local.batch_events, []
         failed, self._local.batch_failed = self._local.batch_failed, None
@@ -599,6 +602,7 @@ class SQLiteTaskRepository:
                 db.execute("ROLLBACK")
             raise StorageError(f"SQLite commit failed: {exc}") from exc
         self._remember(appended)
+        return list(map(_outbox_entry, appended))
 
     # -- writes ------------------------------------------------------------------------------
     def _write(self, step: Callable[[sqlite3.Connection], _Written]) -> WriteResult:
@@ -648,7 +652,8 @@ class SQLiteTaskRepository:
 
     def _remember(self, appended: list[tuple[int, OutboundEvent]]) -> None:
         """Committed: from now on these positions hold these events (AUTOINCREMENT never
-        reuses a committed position), so pending() may hand them out without parsing."""
+        reuses a committed position, and gives each commit the positions that follow the
+        last commit's), so pending() may hand them out without parsing."""
         recent = self._recent_events
         if len(recent) >= _RECENT_EVENTS_MAX:
             recent.clear()
@@ -799,10 +804,17 @@ class SQLiteTaskRepository:
             return
         # One DELETE per batch: on its own it is atomic (autocommit), so no BEGIN/COMMIT
         # round trips; json_each keeps the statement text (and its prepared form) fixed.
+        # Inside a group commit the DELETE joins the batch's transaction.
         numbers = list(map(int, positions))
+        db = self._db()
         try:
-            self._db().execute(_DELETE_EVENTS, ("[" + ",".join(map(str, numbers)) + "]",))
+            db.execute(_DELETE_EVENTS, ("[" + ",".join(map(str, numbers)) + "]",))
         except sqlite3.Error as exc:
+            local = self._local
+            if getattr(local, "batch", False) and not db.in_transaction:
+                # SQLite ended the batch's transaction (disk full, I/O error): what the batch
+                # wrote before is gone, so the batch must fail as a whole.
+                local.batch_failed, local.batch_events = exc, []
             raise StorageError(f"SQLite write failed: {exc}") from exc
         recent = self._recent_events
         for position in numbers:

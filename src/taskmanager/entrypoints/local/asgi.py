@@ -17,8 +17,10 @@ events) and the web page's static files.
 Requests are handled on the event loop thread, one at a time. **Group commit**: the writes
 of the requests handled in one turn of the event loop share one SQLite transaction, committed
 at the start of the next turn; every request of that turn is answered after the commit (a
-202 still means the task and its outbox row are committed). Under load one COMMIT then
-serves many requests; alone, a request waits for its own commit as before. The batch commits
+202 still means the task and its outbox row are committed), and the batch's events are
+delivered on this thread right after the commit (see ``LocalRuntime.commit_batch``). Under
+load one COMMIT then serves many requests; alone, a request waits for its own commit as
+before. The batch commits
 whole or not at all: should a write fail after writing rows (a disk error between its two
 statements), every request of the batch is answered 503 and none of them left anything.
 """
@@ -219,7 +221,7 @@ class LocalApp:
         when it is committed. ``None`` when no batch is open and none is needed."""
         if self._batch is None and write and self.runtime.repo.batches:
             try:
-                self.runtime.repo.begin_batch()
+                self.runtime.begin_batch()
             except StorageError:
                 return None  # the write itself will fail and say so
             loop = asyncio.get_running_loop()
@@ -230,7 +232,7 @@ class LocalApp:
     def _commit_batch(self) -> None:
         batch, self._batch = self._batch, None
         try:
-            self.runtime.repo.commit_batch()
+            self.runtime.commit_batch()
         except StorageError as exc:
             if batch is not None and not batch.done():
                 batch.set_exception(exc)

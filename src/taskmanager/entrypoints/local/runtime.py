@@ -2,6 +2,10 @@
 
 - the store, wrapped so that every committed write wakes the outbox dispatcher at once;
 - the outbox dispatcher thread: committed events -> the in-process bus (at least once);
+- group commit (the HTTP server's writes): the thread that commits a batch delivers its
+  events itself, right after the commit, when no older event waits; their rows are deleted
+  in the next batch's transaction. Under load the dispatcher thread then has nothing to do,
+  and the server's one busy thread neither waits for it nor shares the interpreter with it;
 - the worker pool: processors run here when the bus hands them a ``TaskCreated``;
 - the sweeper thread: fails overdue tasks (``TIMEOUT``, ``HEARTBEAT_TIMEOUT``);
 - the checkpointer thread (SQLite): copies the write-ahead log into the database file, so
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskmanager.adapters.memory import InMemoryEventBus, SystemClock, UuidIdFactory
-from taskmanager.domain.errors import PublishError, TaskManagerError
+from taskmanager.domain.errors import PublishError, StorageError, TaskManagerError
 from taskmanager.domain.events import TaskCreated, event_for
 from taskmanager.domain.model import TaskStatus
 from taskmanager.domain.ports import ListQuery
@@ -79,14 +83,14 @@ class NotifyingStore:
 
     Group commit (a store with ``begin_batch``/``commit_batch``, i.e. SQLite): between
     :meth:`begin_batch` and :meth:`commit_batch` the writes of the thread that began the batch
-    share one transaction, and the lock stays with that thread."""
+    share one transaction, and the lock stays with that thread. ``commit_batch`` returns the
+    outbox entries the batch committed."""
 
     def __init__(self, inner: Store, on_commit: Callable[[], None]) -> None:
         self.inner = inner
         self._on_commit = on_commit
         self._writing = threading.RLock()
         self._batch_thread: int | None = None
-        self._batch_dirty = False
 
     @contextlib.contextmanager
     def writes_paused(self) -> Iterator[None]:
@@ -108,21 +112,18 @@ class NotifyingStore:
             raise
         self._batch_thread = threading.get_ident()
 
-    def commit_batch(self) -> None:
-        dirty, self._batch_dirty, self._batch_thread = self._batch_dirty, False, None
+    def commit_batch(self) -> list[OutboxEntry]:
+        self._batch_thread = None
         try:
-            self.inner.commit_batch()  # type: ignore[attr-defined]
+            committed: list[OutboxEntry] = self.inner.commit_batch()  # type: ignore[attr-defined]
         finally:
             self._writing.release()
-        if dirty:
-            self._on_commit()
+        return committed
 
     def _written(self, written: WriteResult) -> WriteResult:
-        if written.applied:
-            if self._batch_thread == threading.get_ident():
-                self._batch_dirty = True  # the dispatcher is woken after the commit
-            else:
-                self._on_commit()
+        # A batch's events are handed over by commit_batch, once committed.
+        if written.applied and self._batch_thread != threading.get_ident():
+            self._on_commit()
         return written
 
     def create(self, task: Task, now: datetime) -> WriteResult:
@@ -282,6 +283,56 @@ class _Loop:
             self.thread.join(timeout)
 
 
+def _delivered_upto(entries: Sequence[OutboxEntry], failed: set[str]) -> int:
+    """The last position of ``entries`` (in order) before the first that failed."""
+    for entry in entries:
+        if entry.event.event_id in failed:
+            return entry.position - 1
+    return entries[-1].position
+
+
+class _RelayOutbox:
+    """The outbox as a deliverer of the runtime reads it, with the runtime's ``_relay`` lock
+    held. Rows of events delivered at their group commit are not delivered again: the
+    dispatcher thread deletes them; a committing thread (``deferred``) leaves them to the
+    next batch, as it does with what it delivers itself. What is delivered moves the
+    runtime's ``_delivered_upto`` on."""
+
+    def __init__(self, runtime: LocalRuntime, *, deferred: bool = False) -> None:
+        self._runtime = runtime
+        self._deferred = deferred
+        self._offered: list[OutboxEntry] = []
+
+    def pending(self, limit: int) -> list[OutboxEntry]:
+        runtime = self._runtime
+        while True:
+            with runtime._to_delete_lock:
+                skip = set(runtime._to_delete)
+            entries = runtime.repo.pending(limit + len(skip) if self._deferred else limit)
+            done = [entry.position for entry in entries if entry.position in skip]
+            if done and not self._deferred:
+                runtime.repo.mark_delivered(done)
+                with runtime._to_delete_lock:
+                    runtime._to_delete.difference_update(done)
+                continue  # read again: the limit counts only rows to deliver
+            offered = [entry for entry in entries if entry.position not in skip][:limit]
+            self._offered = offered
+            return offered
+
+    def mark_delivered(self, positions: Sequence[int]) -> None:
+        runtime = self._runtime
+        if self._deferred:
+            with runtime._to_delete_lock:
+                runtime._to_delete.update(positions)
+        else:
+            runtime.repo.mark_delivered(positions)
+        offered, self._offered = self._offered, []
+        if offered:
+            delivered = set(positions)
+            failed = {e.event.event_id for e in offered if e.position not in delivered}
+            runtime._delivered_upto = _delivered_upto(offered, failed)
+
+
 class LocalRuntime:
     """The store, the bus, the dispatcher, the worker pool, the sweeper and the hub."""
 
@@ -313,6 +364,15 @@ class LocalRuntime:
             if callable(getattr(store, "checkpoint", None))
             else None
         )
+        # Delivery goes in outbox order, by one deliverer at a time: the dispatcher thread,
+        # or the thread that just committed a group commit (see commit_batch).
+        self._relay = threading.Lock()
+        #: Every outbox position up to this one is delivered (guarded by ``_relay``).
+        self._delivered_upto = 0
+        #: Positions delivered at their commit whose rows are not yet deleted.
+        self._to_delete: set[int] = set()
+        self._to_delete_lock = threading.Lock()
+        self._deleting: list[int] = []  # by the open batch's transaction
         self.bus.subscribe(self.hub.deliver)
         self._deps = Dependencies(self.repo, self.clock, self.ids, config.policy, self.bus)
 
@@ -333,6 +393,61 @@ class LocalRuntime:
     def _wake_dispatcher(self) -> None:
         self._dispatcher.wake.set()
 
+    # -- group commit --
+    def begin_batch(self) -> None:
+        """Group commit: the calling thread's writes share one transaction until
+        :meth:`commit_batch`. The transaction also deletes the outbox rows of events that
+        earlier batches delivered at their commit."""
+        self.repo.begin_batch()
+        with self._to_delete_lock:
+            positions = sorted(self._to_delete)
+        if positions:
+            try:
+                self.repo.mark_delivered(positions)
+            except StorageError as exc:  # delivered all the same; deleted another time
+                logger.warning("outbox: %s; delivered rows kept for later", exc.message)
+            else:
+                self._deleting = positions
+
+    def commit_batch(self) -> None:
+        """Commit the batch, then deliver its events on this thread: as they are when every
+        older event is delivered, else with everything pending, in outbox order. Under load
+        the dispatcher thread is then never woken: no read and delete of its own per round,
+        no thread switches. Raises ``StorageError`` when the batch failed (nothing of it
+        was kept, nothing is delivered)."""
+        deleting, self._deleting = self._deleting, []
+        committed = self.repo.commit_batch()
+        if deleting:
+            with self._to_delete_lock:
+                self._to_delete.difference_update(deleting)
+        if committed:
+            try:
+                self._deliver_committed(committed)
+            except Exception:  # committed all the same: the dispatcher delivers them
+                logger.exception("delivering a group commit's events failed")
+                self._wake_dispatcher()
+
+    def _deliver_committed(self, committed: list[OutboxEntry]) -> None:
+        with self._relay:  # waits for a dispatcher round (rare under load: it is not woken)
+            if committed[0].position == self._delivered_upto + 1:
+                # Nothing older waits: deliver the batch as it is, no need to read it back.
+                failed: set[str] = set()
+                try:
+                    self.bus.publish([entry.event for entry in committed])
+                except PublishError as exc:
+                    logger.warning("outbox: %s; kept for the next round", exc.message)
+                    failed = set(exc.failed_event_ids)
+                    self._wake_dispatcher()
+                self._delivered_upto = _delivered_upto(committed, failed)
+                with self._to_delete_lock:
+                    self._to_delete.update(
+                        e.position for e in committed if e.event.event_id not in failed
+                    )
+                return
+        # Older events wait (a processor's report not yet delivered, one that failed, rows
+        # of another process): deliver everything pending, in order, as the dispatcher does.
+        self._dispatch(deferred=True)
+
     # -- background steps --
     def _dispatch_when_woken(self) -> int:
         """One dispatcher round. When the last round found many events the server is busy:
@@ -344,12 +459,15 @@ class LocalRuntime:
         self._busy = delivered >= self.config.dispatch_busy_events
         return delivered
 
-    def _dispatch(self) -> int:
-        """Deliver everything pending; returns how many events were delivered."""
+    def _dispatch(self, *, deferred: bool = False) -> int:
+        """Deliver everything pending; returns how many events were delivered. ``deferred``:
+        on the thread of a group commit, whose next batch deletes the delivered rows."""
         delivered = 0
+        outbox = _RelayOutbox(self, deferred=deferred)
         while True:
             try:
-                count = dispatch_outbox(self.repo, self.bus, limit=self.config.dispatch_batch)
+                with self._relay:
+                    count = dispatch_outbox(outbox, self.bus, limit=self.config.dispatch_batch)
             except PublishError as exc:
                 logger.warning("outbox: %s; kept for the next round", exc.message)
                 return delivered
