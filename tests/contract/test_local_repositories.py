@@ -69,6 +69,19 @@ class OutboxContract(RepositoryContract):
         outbox.mark_delivered([])
         assert len(outbox.pending(10)) == 3
 
+    def test_mark_delivered_removes_exactly_the_positions_it_names(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        outbox = store.extra["outbox"]
+        ids = [self.submit(store.repo, clock).id for _ in range(7)]
+        positions = [entry.position for entry in outbox.pending(10)]
+        outbox.mark_delivered([positions[4], positions[0], positions[2]])  # with gaps
+        assert [e.event.id for e in outbox.pending(10)] == [ids[1], ids[3], ids[5], ids[6]]
+        outbox.mark_delivered([positions[5], positions[6]])  # a run without gaps
+        assert [e.event.id for e in outbox.pending(10)] == [ids[1], ids[3]]
+        outbox.mark_delivered([positions[3], positions[3], positions[1]])  # repeated
+        assert outbox.pending(10) == []
+
 
 class TestInMemoryRepository(OutboxContract):
     @pytest.fixture

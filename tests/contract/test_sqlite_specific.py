@@ -382,7 +382,8 @@ def test_a_delete_that_ends_the_batch_transaction_fails_the_whole_batch(
     repo.begin_batch()
     first = _submit(repo, clock)
     repo._db().execute("ROLLBACK")  # what SQLite does on some I/O errors ...
-    monkeypatch.setattr(sqlite_adapter, "_DELETE_EVENTS", "DELETE FROM no_such_table")
+    for statement in ("_DELETE_EVENTS", "_DELETE_EVENT_RANGE"):
+        monkeypatch.setattr(sqlite_adapter, statement, "DELETE FROM no_such_table")
     with pytest.raises(StorageError):  # ... as the statement fails
         repo.mark_delivered([1])
     with pytest.raises(StorageError, match="rolled back"):
