@@ -213,3 +213,18 @@ def test_bus_with_no_subscribers_accepts_every_event() -> None:
     bus = InMemoryEventBus()
     bus.publish([])
     assert bus.published == []
+
+
+def test_subscribing_and_unsubscribing_change_routes_already_used(world: World) -> None:
+    first, second, third = (world.task(type="t", input={}) for _ in range(3))
+    bus = InMemoryEventBus(record=False)
+    early: list[str] = []
+    early_sub = bus.subscribe(lambda e: early.append(e.id), task_types=["t"])
+    bus.publish([event_for(first)])  # the route of (TaskCreated, t) is found and kept
+    late: list[str] = []
+    bus.subscribe(lambda e: late.append(e.id), detail_types=["TaskCreated"])
+    bus.publish([event_for(second)])
+    bus.unsubscribe(early_sub)
+    bus.publish([event_for(third)])
+    assert early == [first.id, second.id]
+    assert late == [second.id, third.id]

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import islice
 from time import time_ns
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
 from taskmanager.domain.errors import InvalidCursorError, PublishError
 from taskmanager.domain.events import events_for_change
@@ -265,6 +265,7 @@ class InMemoryTaskRepository:
 
 
 Handler = Callable[["OutboundEvent"], None]
+_Route: TypeAlias = tuple[str, str]
 
 
 class Subscription(NamedTuple):
@@ -290,7 +291,12 @@ class InMemoryEventBus:
     passes ``record=False`` so that nothing is kept after delivery."""
 
     def __init__(self, *, record: bool = True) -> None:
-        self._subscriptions: tuple[Subscription, ...] = ()
+        #: The subscriptions, and the handlers of each (detail-type, task type) found so far:
+        #: replaced together, read together (publishing never blocks on subscribing).
+        self._routing: tuple[tuple[Subscription, ...], dict[_Route, tuple[Handler, ...]]] = (
+            (),
+            {},
+        )
         self._lock = threading.Lock()
         self._record = record
         self.published: list[OutboundEvent] = []
@@ -308,28 +314,31 @@ class InMemoryEventBus:
             frozenset(task_types) if task_types is not None else None,
         )
         with self._lock:
-            self._subscriptions = (*self._subscriptions, sub)
+            self._routing = ((*self._routing[0], sub), {})
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
-            self._subscriptions = tuple(s for s in self._subscriptions if s is not sub)
+            self._routing = (tuple(s for s in self._routing[0] if s is not sub), {})
 
     def publish(self, events: Sequence[OutboundEvent]) -> None:
-        subs = self._subscriptions  # an immutable snapshot: subscribing never blocks delivery
+        subs, routes = self._routing
         failed: list[str] = []
         errors: list[str] = []
         for event in events:
             if self._record:
                 self.published.append(event)
-            for sub in subs:
-                if sub.matches(event):
-                    try:
-                        sub.handler(event)
-                    except Exception as exc:
-                        logger.warning("delivery of %s failed: %r", event.event_id, exc)
-                        failed.append(event.event_id)
-                        errors.append(f"{event.event_id}: {exc!r}")
-                        break
+            key = (event.DETAIL_TYPE, event.type)
+            handlers = routes.get(key)
+            if handlers is None:
+                handlers = routes[key] = tuple(s.handler for s in subs if s.matches(event))
+            for handler in handlers:
+                try:
+                    handler(event)
+                except Exception as exc:
+                    logger.warning("delivery of %s failed: %r", event.event_id, exc)
+                    failed.append(event.event_id)
+                    errors.append(f"{event.event_id}: {exc!r}")
+                    break
         if failed:
             raise PublishError(failed, "; ".join(errors))

@@ -56,6 +56,8 @@ class ChangeHub:
                     del self._by_task[watcher.task_id]
 
     def deliver(self, event: OutboundEvent) -> None:
+        if not self._by_task:  # nobody watches (a watcher registers before it reads the task)
+            return
         with self._lock:
             targets = [*self._by_task.get(event.id, ()), *self._by_task.get(None, ())]
         for watcher in targets:
