@@ -10,6 +10,8 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.shared.cookies import Cookie
 
 from taskmanager.adapters.memory import InMemoryEventBus, InMemoryTaskRepository
 from taskmanager.adapters.sqlite import SQLiteTaskRepository
@@ -19,7 +21,7 @@ from taskmanager.domain.model import SubmitTask
 from taskmanager.domain.ports import ListQuery
 from taskmanager.domain.services import submit_task
 from taskmanager.entrypoints.api import create_app, fixed_owner
-from taskmanager.entrypoints.local.asgi import LocalApp, _headers_and_query
+from taskmanager.entrypoints.local.asgi import MAX_BODY_BYTES, LocalApp, _headers_and_query
 from taskmanager.entrypoints.local.runtime import (
     LocalRuntime,
     PoolClosedError,
@@ -349,4 +351,86 @@ def test_an_event_refused_at_commit_is_delivered_again_before_newer_ones(
     assert ids == [ok.id, refused.id, after.id, refused.id, later.id]
     runtime._dispatch()
     assert runtime.store.pending(100) == []
+    runtime.store.close()  # type: ignore[attr-defined]
+
+
+def _post_messages(app: LocalApp, messages: list[dict[str, Any]]) -> tuple[int, Any, int]:
+    """POST /tasks whose body comes in ``messages``: (status, JSON body, messages read)."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/tasks",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+    }
+    sent: list[MutableMapping[str, Any]] = []
+    queue = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        return queue.pop(0)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return int(sent[0]["status"]), json.loads(sent[1]["body"]), len(messages) - len(queue)
+
+
+def test_a_request_body_over_the_server_limit_is_refused_413_before_more_is_read(
+    tmp_path: Path,
+) -> None:
+    runtime, app, _ = _sqlite_app(tmp_path)
+    one = {"type": "http.request", "body": b" " * (MAX_BODY_BYTES + 1), "more_body": False}
+    status, body, read = _post_messages(app, [one])
+    assert (status, body["error"]["code"], read) == (413, "PAYLOAD_TOO_LARGE", 1)
+    assert body["error"]["details"] == {"limit": MAX_BODY_BYTES}
+    half = {"type": "http.request", "body": b" " * (MAX_BODY_BYTES // 2 + 1), "more_body": True}
+    status, body, read = _post_messages(app, [half, half, half])
+    assert (status, body["error"]["code"], read) == (413, "PAYLOAD_TOO_LARGE", 2)
+    assert runtime.store.pending(10) == []  # nothing was submitted
+    runtime.store.close()  # type: ignore[attr-defined]
+
+
+def test_a_body_in_several_messages_is_read_whole(tmp_path: Path) -> None:
+    runtime, app, _ = _sqlite_app(tmp_path)
+    parts = [b'{"type": ', b'"t.parts", "input": {"n": 1}', b"}"]
+    messages = [
+        {"type": "http.request", "body": part, "more_body": number < len(parts) - 1}
+        for number, part in enumerate(parts)
+    ]
+    status, body, read = _post_messages(app, messages)
+    assert (status, body["type"], body["input"], read) == (202, "t.parts", {"n": 1}, 3)
+    exact = {"type": "http.request", "body": b" " * MAX_BODY_BYTES, "more_body": False}
+    status, body, _ = _post_messages(app, [exact])  # at the server's limit: read whole ...
+    assert body["error"]["details"]["size"] == MAX_BODY_BYTES  # ... for the API to judge
+    runtime.store.close()  # type: ignore[attr-defined]
+
+
+def test_a_route_response_becomes_asgi_headers_with_repeats_and_cookies(tmp_path: Path) -> None:
+    runtime, app, _ = _sqlite_app(tmp_path)
+    response = Response(
+        status_code=200,
+        content_type="application/json",
+        body='{"ok": true}',
+        headers={"X-Many": ["1", "2"], "Retry-After": "3"},
+        cookies=[Cookie(name="a", value="b")],
+    )
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    for _ in range(2):  # the second time with the names already converted
+        sent.clear()
+        asyncio.run(app._send_api_response(send, response, head=False))
+        assert sent[0]["status"] == 200
+        assert sorted(sent[0]["headers"]) == [
+            (b"content-length", b"12"),
+            (b"content-type", b"application/json"),
+            (b"retry-after", b"3"),
+            (b"set-cookie", b"a=b; Secure"),
+            (b"x-many", b"1"),
+            (b"x-many", b"2"),
+        ]
+        assert sent[1]["body"] == b'{"ok": true}'
     runtime.store.close()  # type: ignore[attr-defined]

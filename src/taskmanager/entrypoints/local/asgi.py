@@ -88,12 +88,38 @@ def error_body(code: str, message: str, details: Any = None) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+#: Header names as this server reads them (request) and writes them (response), each
+#: converted once: the same few names come with every request. Bounded, since a client
+#: chooses its header names: past the bound a name is converted every time.
+_NAME_CACHE_MAX: Final = 256
+_REQUEST_NAMES: Final[dict[bytes, str]] = {}
+_RESPONSE_NAMES: Final[dict[str, bytes]] = {}
+
+
+def _request_name(raw: bytes) -> str:
+    name = _REQUEST_NAMES.get(raw)
+    if name is None:
+        name = raw.decode("latin-1").lower()
+        if len(_REQUEST_NAMES) < _NAME_CACHE_MAX:
+            _REQUEST_NAMES[raw] = name
+    return name
+
+
+def _response_name(name: str) -> bytes:
+    raw = _RESPONSE_NAMES.get(name)
+    if raw is None:
+        raw = name.lower().encode("latin-1")
+        if len(_RESPONSE_NAMES) < _NAME_CACHE_MAX:
+            _RESPONSE_NAMES[name] = raw
+    return raw
+
+
 def _headers_and_query(scope: Scope) -> tuple[dict[str, str], dict[str, str | list[str]]]:
     """The request's headers (lower-case names, repeats joined with ``,`` as API Gateway
     does) and query (a repeated name has the list of its values)."""
     headers: dict[str, str] = {}
     for raw_name, raw_value in scope["headers"]:
-        name = raw_name.decode("latin-1").lower()
+        name = _request_name(raw_name)
         value = raw_value.decode("latin-1")
         headers[name] = f"{headers[name]},{value}" if name in headers else value
     query: dict[str, str | list[str]] = {}
@@ -241,10 +267,13 @@ class LocalApp:
             batch.set_result(None)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
+        message = await receive()
+        if not message.get("more_body", False) and message["type"] == "http.request":
+            whole: bytes = message.get("body", b"")  # the usual case: one message
+            return whole if len(whole) <= MAX_BODY_BYTES else None
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
             if message["type"] == "http.disconnect":
                 break
             chunk = message.get("body", b"")
@@ -254,17 +283,21 @@ class LocalApp:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+            message = await receive()
         return b"".join(chunks)
 
     async def _send_api_response(self, send: Send, response: Response[Any], *, head: bool) -> None:
-        headers = [
-            (name.lower().encode("latin-1"), str(value).encode("latin-1"))
-            for name, values in response.headers.items()
-            for value in (values if isinstance(values, list) else (values,))
-        ]
-        headers.extend(
-            (b"set-cookie", str(cookie).encode("latin-1")) for cookie in response.cookies
-        )
+        headers: list[tuple[bytes, bytes]] = []
+        for name, values in response.headers.items():
+            raw_name = _response_name(name)
+            if isinstance(values, list):
+                headers.extend((raw_name, str(value).encode("latin-1")) for value in values)
+            else:
+                headers.append((raw_name, str(values).encode("latin-1")))
+        if response.cookies:
+            headers.extend(
+                (b"set-cookie", str(cookie).encode("latin-1")) for cookie in response.cookies
+            )
         raw = response.body
         body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw or b"")
         await _send_whole(send, response.status_code, headers, body, head=head)
