@@ -128,14 +128,18 @@ def test_headers_and_query_read_as_api_gateway_gives_them() -> None:
     assert query == {"a": ["1", "2"], "b": "", "c": "x,y"}
 
 
-def _post(app: LocalApp, body: bytes) -> Coroutine[Any, Any, tuple[int, dict[str, Any]]]:
-    scope = {
+def _post_scope() -> dict[str, Any]:
+    return {
         "type": "http",
         "method": "POST",
         "path": "/tasks",
         "query_string": b"",
         "headers": [(b"content-type", b"application/json")],
     }
+
+
+def _post(app: LocalApp, body: bytes) -> Coroutine[Any, Any, tuple[int, dict[str, Any]]]:
+    scope = _post_scope()
     sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -356,13 +360,7 @@ def test_an_event_refused_at_commit_is_delivered_again_before_newer_ones(
 
 def _post_messages(app: LocalApp, messages: list[dict[str, Any]]) -> tuple[int, Any, int]:
     """POST /tasks whose body comes in ``messages``: (status, JSON body, messages read)."""
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/tasks",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json")],
-    }
+    scope = _post_scope()
     sent: list[MutableMapping[str, Any]] = []
     queue = list(messages)
 

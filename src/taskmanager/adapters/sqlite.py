@@ -804,9 +804,10 @@ class SQLiteTaskRepository:
     def mark_delivered(self, positions: Sequence[int]) -> None:
         if not positions:
             return
-        # One DELETE per batch: on its own it is atomic (autocommit), so no BEGIN/COMMIT
-        # round trips; json_each keeps the statement text (and its prepared form) fixed.
-        # Inside a group commit the DELETE joins the batch's transaction.
+        # One DELETE per call: on its own it is atomic (autocommit), so no BEGIN/COMMIT
+        # round trips; inside a group commit it joins the batch's transaction. A run of
+        # positions is one range; others go through json_each, which keeps the statement
+        # text (and its prepared form) fixed whatever their number.
         numbers = sorted(set(map(int, positions)))
         first, last = numbers[0], numbers[-1]
         db = self._db()

@@ -20,9 +20,9 @@ at the start of the next turn; every request of that turn is answered after the 
 202 still means the task and its outbox row are committed), and the batch's events are
 delivered on this thread right after the commit (see ``LocalRuntime.commit_batch``). Under
 load one COMMIT then serves many requests; alone, a request waits for its own commit as
-before. The batch commits
-whole or not at all: should a write fail after writing rows (a disk error between its two
-statements), every request of the batch is answered 503 and none of them left anything.
+before. The batch commits whole or not at all: should a write fail after writing rows (a
+disk error between its two statements), every request of the batch is answered 503 and
+none of them left anything.
 """
 
 from __future__ import annotations
