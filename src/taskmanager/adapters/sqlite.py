@@ -639,11 +639,7 @@ class SQLiteTaskRepository:
             result, appended = step(db)
         except BaseException as exc:
             if db.total_changes != changes:  # rows of this write are in the transaction
-                local.batch_failed, local.batch_events = exc, []
-                # Now, so that nothing reads the half-written rows meanwhile; commit_batch
-                # tries again should this fail too.
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
+                self._fail_batch(db, exc)
             if isinstance(exc, sqlite3.Error):
                 raise StorageError(f"SQLite write failed: {exc}") from exc
             raise
@@ -651,6 +647,15 @@ class SQLiteTaskRepository:
         # its positions for other events).
         local.batch_events += appended
         return result
+
+    def _fail_batch(self, db: sqlite3.Connection, exc: BaseException) -> None:
+        """The open batch fails as a whole: its later writes are refused and commit_batch
+        raises. Rolled back now, so that nothing reads half-written rows meanwhile
+        (commit_batch tries again should this fail too)."""
+        self._local.batch_failed, self._local.batch_events = exc, []
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
 
     def _remember(self, appended: list[tuple[int, OutboundEvent]]) -> None:
         """Committed: from now on these positions hold these events (AUTOINCREMENT never
@@ -817,11 +822,10 @@ class SQLiteTaskRepository:
             else:
                 db.execute(_DELETE_EVENTS, ("[" + ",".join(map(str, numbers)) + "]",))
         except sqlite3.Error as exc:
-            local = self._local
-            if getattr(local, "batch", False) and not db.in_transaction:
+            if getattr(self._local, "batch", False) and not db.in_transaction:
                 # SQLite ended the batch's transaction (disk full, I/O error): what the batch
                 # wrote before is gone, so the batch must fail as a whole.
-                local.batch_failed, local.batch_events = exc, []
+                self._fail_batch(db, exc)
             raise StorageError(f"SQLite write failed: {exc}") from exc
         recent = self._recent_events
         for position in numbers:

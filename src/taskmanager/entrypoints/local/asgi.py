@@ -31,6 +31,7 @@ import asyncio
 import json
 import logging
 import re
+from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
@@ -90,28 +91,18 @@ def error_body(code: str, message: str, details: Any = None) -> bytes:
 
 #: Header names as this server reads them (request) and writes them (response), each
 #: converted once: the same few names come with every request. Bounded, since a client
-#: chooses its header names: past the bound a name is converted every time.
+#: chooses its header names.
 _NAME_CACHE_MAX: Final = 256
-_REQUEST_NAMES: Final[dict[bytes, str]] = {}
-_RESPONSE_NAMES: Final[dict[str, bytes]] = {}
 
 
+@lru_cache(maxsize=_NAME_CACHE_MAX)
 def _request_name(raw: bytes) -> str:
-    name = _REQUEST_NAMES.get(raw)
-    if name is None:
-        name = raw.decode("latin-1").lower()
-        if len(_REQUEST_NAMES) < _NAME_CACHE_MAX:
-            _REQUEST_NAMES[raw] = name
-    return name
+    return raw.decode("latin-1").lower()
 
 
+@lru_cache(maxsize=_NAME_CACHE_MAX)
 def _response_name(name: str) -> bytes:
-    raw = _RESPONSE_NAMES.get(name)
-    if raw is None:
-        raw = name.lower().encode("latin-1")
-        if len(_RESPONSE_NAMES) < _NAME_CACHE_MAX:
-            _RESPONSE_NAMES[name] = raw
-    return raw
+    return name.lower().encode("latin-1")
 
 
 def _headers_and_query(scope: Scope) -> tuple[dict[str, str], dict[str, str | list[str]]]:

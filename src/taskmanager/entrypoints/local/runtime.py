@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -291,29 +291,60 @@ def _delivered_upto(entries: Sequence[OutboxEntry], failed: set[str]) -> int:
     return entries[-1].position
 
 
+class _DeliveredRows:
+    """Outbox positions whose events are delivered but whose rows are not yet deleted (read
+    and changed from any thread)."""
+
+    def __init__(self) -> None:
+        self._positions: set[int] = set()
+        self._lock = threading.Lock()
+
+    def add(self, positions: Iterable[int]) -> None:
+        with self._lock:
+            self._positions.update(positions)
+
+    def forget(self, positions: Iterable[int]) -> None:
+        """These rows are deleted."""
+        with self._lock:
+            self._positions.difference_update(positions)
+
+    def snapshot(self) -> set[int]:
+        with self._lock:
+            return set(self._positions)
+
+
 class _RelayOutbox:
     """The outbox as a deliverer of the runtime reads it, with the runtime's ``_relay`` lock
     held. Rows of events delivered at their group commit are not delivered again: the
     dispatcher thread deletes them; a committing thread (``deferred``) leaves them to the
-    next batch, as it does with what it delivers itself. What is delivered moves the
-    runtime's ``_delivered_upto`` on."""
+    next batch, as it does with what it delivers itself. ``committed``: the entries a group
+    commit just committed, handed out as they are instead of read back. What is delivered
+    moves the runtime's ``_delivered_upto`` on."""
 
-    def __init__(self, runtime: LocalRuntime, *, deferred: bool = False) -> None:
+    def __init__(
+        self,
+        runtime: LocalRuntime,
+        *,
+        deferred: bool = False,
+        committed: list[OutboxEntry] | None = None,
+    ) -> None:
         self._runtime = runtime
-        self._deferred = deferred
+        self._deferred = deferred or committed is not None
+        self._committed = committed
         self._offered: list[OutboxEntry] = []
 
     def pending(self, limit: int) -> list[OutboxEntry]:
         runtime = self._runtime
+        if self._committed is not None:
+            self._offered, self._committed = self._committed[:limit], self._committed[limit:]
+            return self._offered
         while True:
-            with runtime._to_delete_lock:
-                skip = set(runtime._to_delete)
+            skip = runtime._delivered_rows.snapshot()
             entries = runtime.repo.pending(limit + len(skip) if self._deferred else limit)
             done = [entry.position for entry in entries if entry.position in skip]
             if done and not self._deferred:
                 runtime.repo.mark_delivered(done)
-                with runtime._to_delete_lock:
-                    runtime._to_delete.difference_update(done)
+                runtime._delivered_rows.forget(done)
                 continue  # read again: the limit counts only rows to deliver
             offered = [entry for entry in entries if entry.position not in skip][:limit]
             self._offered = offered
@@ -322,8 +353,7 @@ class _RelayOutbox:
     def mark_delivered(self, positions: Sequence[int]) -> None:
         runtime = self._runtime
         if self._deferred:
-            with runtime._to_delete_lock:
-                runtime._to_delete.update(positions)
+            runtime._delivered_rows.add(positions)
         else:
             runtime.repo.mark_delivered(positions)
         offered, self._offered = self._offered, []
@@ -369,9 +399,7 @@ class LocalRuntime:
         self._relay = threading.Lock()
         #: Every outbox position up to this one is delivered (guarded by ``_relay``).
         self._delivered_upto = 0
-        #: Positions delivered at their commit whose rows are not yet deleted.
-        self._to_delete: set[int] = set()
-        self._to_delete_lock = threading.Lock()
+        self._delivered_rows = _DeliveredRows()
         self._deleting: list[int] = []  # by the open batch's transaction
         self.bus.subscribe(self.hub.deliver)
         self._deps = Dependencies(self.repo, self.clock, self.ids, config.policy, self.bus)
@@ -399,8 +427,7 @@ class LocalRuntime:
         :meth:`commit_batch`. The transaction also deletes the outbox rows of events that
         earlier batches delivered at their commit."""
         self.repo.begin_batch()
-        with self._to_delete_lock:
-            positions = sorted(self._to_delete)
+        positions = sorted(self._delivered_rows.snapshot())
         if positions:
             try:
                 self.repo.mark_delivered(positions)
@@ -417,9 +444,7 @@ class LocalRuntime:
         was kept, nothing is delivered)."""
         deleting, self._deleting = self._deleting, []
         committed = self.repo.commit_batch()
-        if deleting:
-            with self._to_delete_lock:
-                self._to_delete.difference_update(deleting)
+        self._delivered_rows.forget(deleting)
         if committed:
             try:
                 self._deliver_committed(committed)
@@ -431,18 +456,12 @@ class LocalRuntime:
         with self._relay:  # waits for a dispatcher round (rare under load: it is not woken)
             if committed[0].position == self._delivered_upto + 1:
                 # Nothing older waits: deliver the batch as it is, no need to read it back.
-                failed: set[str] = set()
+                outbox = _RelayOutbox(self, committed=committed)
                 try:
-                    self.bus.publish([entry.event for entry in committed])
+                    dispatch_outbox(outbox, self.bus, limit=len(committed))
                 except PublishError as exc:
                     logger.warning("outbox: %s; kept for the next round", exc.message)
-                    failed = set(exc.failed_event_ids)
                     self._wake_dispatcher()
-                self._delivered_upto = _delivered_upto(committed, failed)
-                with self._to_delete_lock:
-                    self._to_delete.update(
-                        e.position for e in committed if e.event.event_id not in failed
-                    )
                 return
         # Older events wait (a processor's report not yet delivered, one that failed, rows
         # of another process): deliver everything pending, in order, as the dispatcher does.
