@@ -21,7 +21,13 @@ from taskmanager.domain.model import SubmitTask
 from taskmanager.domain.ports import ListQuery
 from taskmanager.domain.services import submit_task
 from taskmanager.entrypoints.api import create_app, fixed_owner
-from taskmanager.entrypoints.local.asgi import MAX_BODY_BYTES, LocalApp, _headers_and_query
+from taskmanager.entrypoints.local.asgi import (
+    MAX_BODY_BYTES,
+    LocalApp,
+    _api_answer,
+    _headers_and_query,
+    _send_whole,
+)
 from taskmanager.entrypoints.local.runtime import (
     LocalRuntime,
     PoolClosedError,
@@ -404,8 +410,7 @@ def test_a_body_in_several_messages_is_read_whole(tmp_path: Path) -> None:
     runtime.store.close()  # type: ignore[attr-defined]
 
 
-def test_a_route_response_becomes_asgi_headers_with_repeats_and_cookies(tmp_path: Path) -> None:
-    runtime, app, _ = _sqlite_app(tmp_path)
+def test_a_route_response_becomes_asgi_headers_with_repeats_and_cookies() -> None:
     response = Response(
         status_code=200,
         content_type="application/json",
@@ -420,7 +425,8 @@ def test_a_route_response_becomes_asgi_headers_with_repeats_and_cookies(tmp_path
 
     for _ in range(2):  # the second time with the names already converted
         sent.clear()
-        asyncio.run(app._send_api_response(send, response, head=False))
+        status, headers, body = _api_answer(response)
+        asyncio.run(_send_whole(send, status, headers, body, head=False))
         assert sent[0]["status"] == 200
         assert sorted(sent[0]["headers"]) == [
             (b"content-length", b"12"),
@@ -431,4 +437,3 @@ def test_a_route_response_becomes_asgi_headers_with_repeats_and_cookies(tmp_path
             (b"x-many", b"2"),
         ]
         assert sent[1]["body"] == b'{"ok": true}'
-    runtime.store.close()  # type: ignore[attr-defined]
