@@ -9,8 +9,11 @@
 
 Each load run is bounded (``--seconds``, fixed ``--connections``) and made by a load generator
 in another process: ``wrk`` (Debian's package) when installed, else a Python asyncio client.
-Runs are interleaved (bare, post, get, bare, post, get, ...) and the medians reported, so a
-slow spell of this shared machine weighs on all alike.
+Runs are interleaved in rounds, each round in the reverse order of the one before (bare,
+post, get, then get, post, bare, ...). A ratio is taken within each round, between runs
+seconds apart, and the median of the rounds' ratios is reported: this shared machine's
+speed swings by half from minute to minute, and a ratio of two medians taken minutes apart
+would carry that swing.
 
 Run: ``python benchmarks/server.py`` (about a minute). Prints a table and the lines
 ``ratio post/bare: X``, ``ratio get/bare: Y`` and ``echo p50 ms: N``.
@@ -243,8 +246,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each load run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each load run")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--echo", type=int, default=200, help="demo.echo round trips")
     parser.add_argument("--load", help=argparse.SUPPRESS)
@@ -282,13 +285,14 @@ def main() -> None:
         generator = "wrk" if shutil.which("wrk") else "python asyncio client"
         print(
             f"load: {generator}, {args.connections} connections, {args.rounds} rounds of "
-            f"{args.seconds:g} s each, interleaved; medians"
+            f"{args.seconds:g} s each, interleaved; medians, ratios within each round"
         )
         for url, method in targets.values():  # warm-up
             load(url, method, 1.0, args.connections)
         runs: dict[str, list[Run]] = {name: [] for name in targets}
-        for _ in range(args.rounds):
-            for name, (url, method) in targets.items():
+        for number in range(args.rounds):
+            order = list(targets.items())
+            for name, (url, method) in order if number % 2 == 0 else reversed(order):
                 runs[name].append(load(url, method, args.seconds, args.connections))
         echo = echo_latencies(app_port, args.echo)
     finally:
@@ -314,8 +318,14 @@ def main() -> None:
         f"echo   submit->SUCCESSFUL over {args.echo} tasks: p50 {percentile(echo, 0.5):.2f} ms, "
         f"p99 {percentile(echo, 0.99):.2f} ms"
     )
-    print(f"ratio post/bare: {medians['post'].rps / medians['bare'].rps:.3f}")
-    print(f"ratio get/bare: {medians['get'].rps / medians['bare'].rps:.3f}")
+    ratios = {
+        name: [run.rps / bare.rps for run, bare in zip(runs[name], runs["bare"], strict=True)]
+        for name in ("post", "get")
+    }
+    for name, values in ratios.items():
+        print(f"{name}/bare by round: {', '.join(f'{ratio:.3f}' for ratio in values)}")
+    for name, values in ratios.items():
+        print(f"ratio {name}/bare: {statistics.median(values):.3f}")
     print(f"echo p50 ms: {percentile(echo, 0.5):.2f}")
     print(f"echo p99 ms: {percentile(echo, 0.99):.2f}")
     print(f"errors: {sum(m.errors for m in medians.values())}")
