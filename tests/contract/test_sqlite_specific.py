@@ -427,3 +427,62 @@ def test_create_stores_every_column_of_a_task_that_is_not_new(tmp_path: Path) ->
         assert repo.get(task.id) == task
     later = clock.now() + timedelta(seconds=31)  # past the heartbeat, before the deadline
     assert [t.id for t in repo.due(later, 10)] == [running.id]
+
+
+_ANY_TEXT = st.text(max_size=40)
+
+
+@given(
+    task_id=st.text(min_size=1, max_size=40),
+    owner=_ANY_TEXT,
+    type_=_ANY_TEXT,
+    key=st.none() | _ANY_TEXT,
+    fingerprint=st.none() | _ANY_TEXT,
+    message=st.none() | _ANY_TEXT,
+)
+@settings(max_examples=60, deadline=None)
+def test_any_text_in_a_row_reads_back_unchanged(
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    task_id: str,
+    owner: str,
+    type_: str,
+    key: str | None,
+    fingerprint: str | None,
+    message: str | None,
+) -> None:
+    """A row's small columns are read as one JSON array built by SQLite: quotes,
+    backslashes, control characters, NUL and characters beyond the BMP come back as
+    written, by ``get``, ``list_page`` and ``due``."""
+    repo = SQLiteTaskRepository(str(tmp_path_factory.mktemp("row") / "tasks.db"))
+    clock = ManualClock()
+    command = SubmitTask(type="t", input={"text": message}, heartbeat_seconds=30)
+    task = new_task(command, task_id=task_id, owner=owner, now=clock.now())._replace(
+        type=type_,
+        status=TaskStatus.RUNNING,
+        version=2,
+        started_at=clock.now(),
+        progress=Progress(percent=10, message=message),
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+    )
+    assert repo.create(task, clock.now()).applied
+    assert repo.get(task_id) == task
+    assert repo.list_page(ListQuery(owner=owner, limit=5), clock.now()).items == [task]
+    assert repo.due(clock.now() + timedelta(seconds=31), 5) == [task]
+    repo.close()
+
+
+def test_row_text_with_every_escape_reads_back_unchanged(tmp_path: Path) -> None:
+    text = 'q"b\\s/n\nt\tz\x00c\x1f\x7fé\u2028😀'
+    repo = SQLiteTaskRepository(str(tmp_path / "tasks.db"))
+    clock = ManualClock()
+    command = SubmitTask(type="t", input=text)
+    task = new_task(command, task_id=text, owner=text, now=clock.now())._replace(
+        idempotency_key=text, request_fingerprint=text
+    )
+    assert repo.create(task, clock.now()).applied
+    stored = repo.get(text)
+    assert stored == task
+    assert stored is not None
+    assert (stored.id, stored.owner, stored.input, stored.idempotency_key) == (text,) * 4
