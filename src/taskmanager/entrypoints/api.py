@@ -57,6 +57,7 @@ from taskmanager.domain.model import (
     SubmitTask,
     Task,
     TaskStatus,
+    record_builder,
 )
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES: Final = MAX_PAYLOAD_BYTES + 8 * 1024
 #: Seconds a client should wait before polling an open task again.
 RETRY_AFTER_SECONDS: Final = 1
+_RETRY_AFTER: Final = str(RETRY_AFTER_SECONDS)
 #: Task ids are UUIDs; a longer path segment cannot name a task.
 MAX_TASK_ID_LENGTH: Final = 64
 JSON: Final = "application/json"
@@ -139,6 +141,7 @@ class ApiRequest(NamedTuple):
     event: Mapping[str, Any]
 
 
+_api_request = record_builder(ApiRequest)
 _current: contextvars.ContextVar[ApiRequest] = contextvars.ContextVar("taskmanager_api_request")
 
 
@@ -372,7 +375,7 @@ class Operation:
     Its parameters' validators (:attr:`params`) are built on the route's first request, so
     a cold start builds those of the one route it serves, not of every route."""
 
-    __slots__ = ("_params", "func", "method", "options", "path", "rule")
+    __slots__ = ("_params", "func", "method", "options", "path", "plain_path", "rule")
 
     def __init__(
         self,
@@ -388,13 +391,17 @@ class Operation:
         self.options = options
         self.rule = rule
         self._params: tuple[_Param, ...] | None = None
+        #: Every parameter is a path segment taken as it is (known once :attr:`params` is).
+        self.plain_path = False
 
     @property
     def params(self) -> tuple[_Param, ...]:
         """How each parameter of :attr:`func` is read and validated."""
         params = self._params
         if params is None:  # two racing first requests build the same thing twice
-            params = self._params = _parameters(self.func, self.path)
+            params = _parameters(self.func, self.path)
+            self.plain_path = all(param.as_is for param in params)
+            self._params = params
         return params
 
 
@@ -438,9 +445,12 @@ def _bind(
     operation: Operation, request: ApiRequest, path_args: Mapping[str, str]
 ) -> dict[str, Any]:
     """The route function's arguments, validated; raises ``RequestInvalidError``."""
+    params = operation.params
+    if operation.plain_path:  # the pattern matched, so every segment is there
+        return dict(path_args)
     values: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
-    for param in operation.params:
+    for param in params:
         loc: tuple[Any, ...]
         if param.source == "body":
             loc = ("body",)
@@ -553,7 +563,7 @@ class TaskApi(APIGatewayHttpResolver):
                 match = operation.rule.match(path)
                 if match is not None:
                     text = body.decode("utf-8") if body else None
-                    request = ApiRequest(method, path, headers, query, text, {})
+                    request = _api_request((method, path, headers, query, text, {}))
                     return self.call(operation, request, match.groupdict())
         return self.no_route(method, path)
 
@@ -638,7 +648,7 @@ def _check_event_body(event: Mapping[str, Any]) -> Response[str] | None:
 def _task_response(task: Task, status: int, headers: dict[str, str] | None = None) -> Response[str]:
     headers = headers or {}
     if not task.is_terminal:
-        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        headers["Retry-After"] = _RETRY_AFTER
     return Response(
         status_code=status,
         content_type=JSON,
