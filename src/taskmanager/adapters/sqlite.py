@@ -100,9 +100,9 @@ _COLUMNS: Final = (
 #: less than seventeen columns. The payloads stay out of it: escaped into a JSON string and
 #: back, a large one would cost twice what it costs to parse.
 _ROW: Final = (
-    "json_array(id, owner, type, status, version, created_at, updated_at, deadline_at, "
-    "heartbeat_seconds, progress, error, started_at, finished_at, expires_at, "
-    "last_sequence, idempotency_key, request_fingerprint), input, result"
+    "json_array("
+    + ", ".join(c for c in _COLUMNS.split(", ") if c not in {"input", "result"})
+    + "), input, result"
 )
 
 
