@@ -47,7 +47,15 @@ from taskmanager.domain.ports import ListQuery, Page
 
 if TYPE_CHECKING:
     from taskmanager.domain.events import TaskUpdated
-    from taskmanager.domain.ports import Clock, EventPublisher, IdFactory, Outbox, TaskRepository
+    from taskmanager.domain.ports import (
+        Clock,
+        EventPublisher,
+        IdFactory,
+        Outbox,
+        RenderedTask,
+        ResourceReader,
+        TaskRepository,
+    )
 
 #: Namespace of the deterministic ids derived from (owner, Idempotency-Key).
 IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("5b0f3c1e-8d0a-4c57-9a43-2f1d6f0e7a11")
@@ -226,6 +234,21 @@ def get_task(task_id: str, *, owner: str, repo: TaskRepository, clock: Clock) ->
     if task is None or task.owner != owner or task.is_expired(clock.now()):
         raise TaskNotFoundError(task_id)
     return task
+
+
+def get_rendered_task(
+    task_id: str, *, owner: str, reader: ResourceReader, clock: Clock
+) -> RenderedTask:
+    """``get_task`` as the HTTP API shows it, read through ``reader``: the same checks, and
+    the same text as ``task_resource_json`` of the task."""
+    rendered = reader.get_rendered(task_id)
+    if (
+        rendered is None
+        or rendered.owner != owner
+        or (rendered.expires_at is not None and rendered.expires_at <= clock.now())
+    ):
+        raise TaskNotFoundError(task_id)
+    return rendered
 
 
 def list_tasks(

@@ -49,7 +49,12 @@ from taskmanager.domain.errors import (
     TaskManagerError,
     TaskNotFoundError,
 )
-from taskmanager.domain.events import TaskResource, task_resource
+from taskmanager.domain.events import (
+    RenderingReader,
+    TaskResource,
+    task_resource,
+    task_resource_json,
+)
 from taskmanager.domain.model import (
     DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
@@ -646,21 +651,16 @@ def _check_event_body(event: Mapping[str, Any]) -> Response[str] | None:
 
 
 def _task_response(task: Task, status: int, headers: dict[str, str] | None = None) -> Response[str]:
+    return _resource_response(task_resource_json(task), task.is_terminal, status, headers)
+
+
+def _resource_response(
+    body: str, terminal: bool, status: int, headers: dict[str, str] | None = None
+) -> Response[str]:
     headers = headers or {}
-    if not task.is_terminal:
+    if not terminal:
         headers["Retry-After"] = _RETRY_AFTER
-    return Response(
-        status_code=status,
-        content_type=JSON,
-        body=_resource_json(task_resource(task)),
-        headers=headers,
-    )
-
-
-def _resource_json(resource: TaskResource) -> str:
-    """``resource.model_dump_json()`` from the class's serializer directly: the method passes
-    fifteen keyword options to it on every call, as much again as a small task's JSON."""
-    return resource.__pydantic_serializer__.to_json(resource).decode()
+    return Response(status_code=status, content_type=JSON, body=body, headers=headers)
 
 
 def _check_task_id(task_id: str) -> str:
@@ -744,10 +744,13 @@ def create_app(
     )
     def get(task_id: str) -> Response[str]:
         deps = deps_provider()
-        task = services.get_task(
-            _check_task_id(task_id), owner=caller(), repo=deps.repo, clock=deps.clock
+        task = services.get_rendered_task(
+            _check_task_id(task_id),
+            owner=caller(),
+            reader=deps.reader or RenderingReader(deps.repo),
+            clock=deps.clock,
         )
-        return _task_response(task, 200)
+        return _resource_response(task.json, task.terminal, 200)
 
     @app.operation(
         "GET",
