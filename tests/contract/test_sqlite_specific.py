@@ -15,10 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taskmanager.adapters import sqlite as sqlite_adapter
-from taskmanager.adapters.memory import InMemoryEventBus, ManualClock, UuidIdFactory
+from taskmanager.adapters.memory import (
+    InMemoryEventBus,
+    InMemoryTaskRepository,
+    ManualClock,
+    UuidIdFactory,
+)
 from taskmanager.adapters.sqlite import SCHEMA_VERSION, SQLiteTaskRepository, _stamp
-from taskmanager.domain.errors import StorageError, StorageSchemaError
-from taskmanager.domain.events import rendered_task
+from taskmanager.domain.errors import StorageError, StorageSchemaError, TaskNotFoundError
+from taskmanager.domain.events import RenderingReader, rendered_task
 from taskmanager.domain.model import (
     Progress,
     SubmitTask,
@@ -27,8 +32,13 @@ from taskmanager.domain.model import (
     TaskStatus,
     format_time,
 )
-from taskmanager.domain.ports import ListQuery, RenderedTask
-from taskmanager.domain.services import dispatch_outbox, new_task, submit_task
+from taskmanager.domain.ports import ListQuery, RenderedTask, ResourceReader
+from taskmanager.domain.services import (
+    dispatch_outbox,
+    get_rendered_task,
+    new_task,
+    submit_task,
+)
 from tests.contract import sqlite_workers
 
 if TYPE_CHECKING:
@@ -605,3 +615,30 @@ def test_a_task_rendered_by_sqlite_in_sql_or_in_python_when_it_must(
         assert stored is not None
         assert rendered == rendered_task(stored)
     repo.close()
+
+
+@pytest.mark.parametrize("store", ["sqlite", "memory"])
+def test_get_rendered_task_checks_owner_and_retention_as_get_task_does(
+    tmp_path: Path, store: str
+) -> None:
+    repo: SQLiteTaskRepository | InMemoryTaskRepository = (
+        SQLiteTaskRepository(str(tmp_path / "tasks.db"))
+        if store == "sqlite"
+        else InMemoryTaskRepository()
+    )
+    reader: ResourceReader = (
+        repo if isinstance(repo, SQLiteTaskRepository) else RenderingReader(repo)
+    )
+    clock = ManualClock()
+    task = new_task(SubmitTask(type="t"), task_id="t-1", owner="alice", now=clock.now())
+    task = task._replace(expires_at=clock.now() + timedelta(seconds=10))
+    assert repo.create(task, clock.now()).applied
+    rendered = get_rendered_task("t-1", owner="alice", reader=reader, clock=clock)
+    assert rendered == rendered_task(task)
+    assert (rendered.owner, rendered.terminal) == ("alice", False)
+    for task_id, owner in (("t-1", "bob"), ("t-2", "alice")):
+        with pytest.raises(TaskNotFoundError):
+            get_rendered_task(task_id, owner=owner, reader=reader, clock=clock)
+    clock.advance(10)
+    with pytest.raises(TaskNotFoundError):
+        get_rendered_task("t-1", owner="alice", reader=reader, clock=clock)
