@@ -418,7 +418,7 @@ _SELECT_ONE: Final = f"SELECT {_ROW} FROM tasks WHERE id = ?"
 def _resource_sql() -> str:
     """``TaskResource``'s JSON built by SQLite from a row, field for field in the model's
     order: the same text pydantic-core writes, without building a ``Task`` and a resource
-    in Python and writing it out there (a third of a ``GET /tasks/{id}`` on the server).
+    in Python and writing it out there (over a third of ``TaskApi.handle`` for a GET).
 
     Stored JSON columns go in as JSON (SQLite keeps their numbers' and strings' text as it
     is); plain text is escaped as pydantic-core escapes it (``\\n``, ``\\u001f``, ...).
