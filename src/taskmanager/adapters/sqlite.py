@@ -768,7 +768,7 @@ class SQLiteTaskRepository:
         if row is None:
             return None
         owner, expires_at, status, text = row
-        if _WHOLE_SECOND in text:  # perhaps a timestamp (one in a million), or input text
+        if _WHOLE_SECOND in text:  # a timestamp on a whole second, or input text like one
             task = self.get(task_id)
             return None if task is None else rendered_task(task)
         return _rendered(
