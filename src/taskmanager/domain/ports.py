@@ -101,7 +101,7 @@ class RenderedTask(NamedTuple):
 class ResourceReader(Protocol):
     """A store that renders the API representation itself, sparing the read of a task the
     building of a ``Task`` and its ``TaskResource`` (optional: any ``TaskRepository`` is read
-    through ``rendered_task``)."""
+    through ``RenderingReader``, which renders its ``get`` with ``rendered_task``)."""
 
     def get_rendered(self, task_id: str) -> RenderedTask | None:
         """The stored task, whoever owns it, rendered exactly as
