@@ -40,6 +40,7 @@ from taskmanager.domain.model import (
     TaskError,
     TaskStatus,
     ensure_payload_size,
+    is_past_retention,
     record_builder,
     validate_idempotency_key,
 )
@@ -245,7 +246,7 @@ def get_rendered_task(
     if (
         rendered is None
         or rendered.owner != owner
-        or (rendered.expires_at is not None and rendered.expires_at <= clock.now())
+        or is_past_retention(rendered.expires_at, clock.now())
     ):
         raise TaskNotFoundError(task_id)
     return rendered

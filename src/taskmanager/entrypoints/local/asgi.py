@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
 from taskmanager.domain.errors import StorageError, TaskManagerError
-from taskmanager.domain.events import TaskCreated, TaskResource, TaskSuccessful, task_resource
+from taskmanager.domain.events import TaskCreated, TaskResource, TaskSuccessful, task_resource_json
 from taskmanager.domain.services import get_task
 from taskmanager.entrypoints.api import domain_error_response
 from taskmanager.entrypoints.local.hub import CLOSED
@@ -342,7 +342,7 @@ class LocalApp:
                     )
                     return
                 input_value, last_version = task.input, task.version
-                first = _sse("task", task_resource(task).model_dump_json(), task.version)
+                first = _sse("task", task_resource_json(task), task.version)
                 if task.is_terminal:
                     await self._start_stream(send)
                     await send({"type": "http.response.body", "body": first})
