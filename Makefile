@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install check format format-check lint types imports test bench run schema clean
+.PHONY: install check format format-check lint types imports test test-fast bench run schema clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,6 +37,11 @@ schema: install
 
 test: install
 	$(PY) -m pytest
+
+## The fast loop while you work: the domain's unit and property tests (well under a minute).
+## `make check` remains the whole truth; CI runs that.
+test-fast: install
+	$(PY) -m pytest -q tests/unit tests/property
 
 ## Every benchmark script, one after another (each prints its own table and ratios).
 bench: install
