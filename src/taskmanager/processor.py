@@ -330,7 +330,7 @@ class AwsTransport:
         # botocore without boto3 (whose import adds s3transfer and multiprocessing), one
         # session for both clients, models loaded without listing every service first: only
         # Lambda processors need it, on first use.
-        from taskmanager.entrypoints.aws_session import new_session  # noqa: PLC0415
+        from taskmanager.adapters.aws_session import new_session  # noqa: PLC0415
 
         env = os.environ if environ is None else environ
         table = env.get("TASKMANAGER_TABLE_NAME")
