@@ -330,7 +330,7 @@ class AwsTransport:
         # botocore without boto3 (whose import adds s3transfer and multiprocessing), one
         # session for both clients, models loaded without listing every service first: only
         # Lambda processors need it, on first use.
-        from taskmanager.entrypoints.aws_session import new_session  # noqa: PLC0415
+        from taskmanager.adapters.aws_session import new_session  # noqa: PLC0415
 
         env = os.environ if environ is None else environ
         table = env.get("TASKMANAGER_TABLE_NAME")
@@ -362,17 +362,13 @@ class AwsTransport:
             )
 
     def status(self, task_id: str) -> TaskStatus | None:
-        response = self._dynamodb.get_item(
-            TableName=self.table_name,
-            Key={"task_id": {"S": task_id}},
-            ProjectionExpression="#s",
-            ExpressionAttributeNames={"#s": "status"},
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
-        if not item:
-            return None
-        return TaskStatus(item["status"]["S"])
+        # The item layout is the DynamoDB adapter's (imported on first use: it needs
+        # botocore); the request goes through this transport's client, whose errors reach
+        # the caller unchanged.
+        from taskmanager.adapters.dynamodb import status_from_item, status_request  # noqa: PLC0415
+
+        response = self._dynamodb.get_item(**status_request(self.table_name, task_id))
+        return status_from_item(response.get("Item"))
 
 
 class DirectTransport:

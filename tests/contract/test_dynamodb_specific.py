@@ -33,6 +33,7 @@ from taskmanager.domain.services import (
     record_update,
     submit_task,
 )
+from taskmanager.processor import AwsTransport
 from tests.contract.dynamodb_support import stream_events, table_name
 
 if TYPE_CHECKING:
@@ -325,6 +326,20 @@ def test_stream_images_decode_to_the_stored_task(
         task_from_image({"task_id": {"S": "x"}})
     with pytest.raises(StorageError):
         task_from_image({**task_to_item(stored), "status": {"S": "PAUSED"}})
+
+
+def test_a_processor_reads_the_status_the_repository_stored(
+    client: DynamoDBClient, table: str, clock: ManualClock
+) -> None:
+    repo = DynamoDBTaskRepository(client, table)
+    transport = AwsTransport(events_client=None, dynamodb_client=client, table_name=table)
+    task = submit(repo, clock).task
+    assert transport.status(task.id) is TaskStatus.CREATED
+    send(repo, clock, task.id, "RUNNING")
+    assert transport.status(task.id) is TaskStatus.RUNNING
+    send(repo, clock, task.id, "SUCCESSFUL")
+    assert transport.status(task.id) is TaskStatus.SUCCESSFUL
+    assert transport.status("no-such-task") is None
 
 
 # --- lists and the due query at scale -----------------------------------------------------

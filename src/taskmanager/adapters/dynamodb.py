@@ -252,6 +252,25 @@ def task_from_image(image: Mapping[str, Any]) -> Task:
         raise StorageError(f"stored item is not a task: {exc!r}") from exc
 
 
+def status_request(table_name: str, task_id: str) -> dict[str, Any]:
+    """The arguments of a consistent ``GetItem`` that reads a task's status and nothing else:
+    what a processor asks before and while it works (the table's layout stays here; the
+    caller sends it with its own client). Decode the answer with :func:`status_from_item`."""
+    return {
+        "TableName": table_name,
+        "Key": {"task_id": _s(task_id)},
+        "ProjectionExpression": "#s",
+        "ExpressionAttributeNames": {"#s": "status"},
+        "ConsistentRead": True,
+    }
+
+
+def status_from_item(item: Mapping[str, Any] | None) -> TaskStatus | None:
+    """The status in the ``Item`` a :func:`status_request` returned; None without an item
+    (no such task)."""
+    return TaskStatus(item["status"]["S"]) if item else None
+
+
 class _ConditionFailedError(Exception):
     """A conditional write was refused; ``item`` is the stored item (ALL_OLD) or None."""
 

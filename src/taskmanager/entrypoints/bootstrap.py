@@ -114,8 +114,8 @@ def settings() -> Settings:
 def _session() -> Any:
     # botocore directly: boto3's import adds s3transfer, multiprocessing and concurrent
     # futures, a quarter of a bare boto3 handler's cold start, for nothing used here; and a
-    # model loader that does not list every service's folder first (see aws_session).
-    from taskmanager.entrypoints.aws_session import new_session  # noqa: PLC0415 (first use)
+    # model loader that does not list every service's folder first (see adapters.aws_session).
+    from taskmanager.adapters.aws_session import new_session  # noqa: PLC0415 (first use)
 
     return new_session()
 

@@ -10,8 +10,8 @@ from botocore.exceptions import UnknownServiceError
 from botocore.loaders import JSONFileLoader, Loader
 from botocore.stub import Stubber
 
+from taskmanager.adapters.aws_session import PlainJSONFileLoader, ScanFreeLoader, new_session
 from taskmanager.entrypoints import bootstrap
-from taskmanager.entrypoints.aws_session import PlainJSONFileLoader, ScanFreeLoader, new_session
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -17,7 +17,10 @@ which keep the same order; botocore only reads and iterates the data.
 Everything else is botocore's own loader: the same search paths (``AWS_DATA_PATH``
 included), the same files, the same caches.
 
-Imported on first use only (it imports botocore).
+Imported on first use only (it imports botocore), by the handlers' bootstrap and by the
+processor SDK's ``AwsTransport``; it sits among the adapters, not the entrypoints, so that
+the SDK can share it without importing an entrypoint. The DynamoDB and EventBridge adapters
+are handed their clients and do not import it.
 """
 
 from __future__ import annotations
