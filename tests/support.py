@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 EVENTS = Path(__file__).parent / "events"
-ALICE = "arn:aws:sts::123456789012:assumed-role/supplier/alice"
+ALICE = "arn:aws:iam::123456789012:user/alice"
 
 
 @functools.cache

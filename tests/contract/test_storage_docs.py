@@ -55,3 +55,43 @@ def test_storage_guide_points_at_the_tested_examples() -> None:
     guide = (ROOT / "docs/storage.md").read_text(encoding="utf-8")
     assert "docs/examples/storage_sqlite.py" in guide
     assert "docs/examples/storage_aws.py" in guide
+
+
+def test_owner_migration_example_moves_session_owned_tasks_to_their_role(
+    moto_server: str,
+) -> None:
+    import uuid
+
+    import boto3
+
+    from taskmanager.adapters.dynamodb import DynamoDBTaskRepository, create_table
+    from taskmanager.adapters.memory import SystemClock, UuidIdFactory
+    from taskmanager.domain.model import SubmitTask
+    from taskmanager.domain.services import list_tasks, submit_task
+
+    client = boto3.client("dynamodb", endpoint_url=moto_server)
+    table = f"tasks-migrate-{uuid.uuid4().hex[:8]}"
+    create_table(client, table)
+    repo, clock = DynamoDBTaskRepository(client, table), SystemClock()
+    role = "arn:aws:sts::123456789012:assumed-role/report-service"
+    owners = [
+        f"{role}/i-replica-1",
+        f"{role}/botocore-session-1767",
+        "arn:aws:iam::123456789012:user/alice",
+        "arn:aws:sts::123456789012:assumed-role/Cognito_Auth/CognitoIdentityCredentials",
+    ]
+    for owner in owners:
+        submit_task(SubmitTask(type="r"), owner=owner, repo=repo, clock=clock, ids=UuidIdFactory())
+
+    script = str(ROOT / "docs/examples/migrate_owners.py")
+    assert _run(script, table, moto_server) == ["rewrote the owner of 2 task(s)"]
+    assert _run(script, table, moto_server) == ["rewrote the owner of 0 task(s)"]
+
+    def owned(owner: str) -> list[int]:
+        page = list_tasks(owner=owner, repo=repo, clock=clock)
+        return [task.version for task in page.items]
+
+    assert owned(role) == [1, 1]  # both sessions' tasks, versions unchanged (no event)
+    assert owned(owners[0]) == []
+    assert owned(owners[2]) == [1]
+    assert owned(owners[3]) == [1]  # a shared Cognito session is left to age out

@@ -26,7 +26,7 @@ from tests.support import ALICE, FakeLambdaContext, http_event, load_event
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-BOB = "arn:aws:sts::123456789012:assumed-role/supplier/bob"
+BOB = "arn:aws:iam::123456789012:user/bob"
 BUS = "taskmanager-e2e"
 SOURCE = "taskmanager.e2e"
 PROCESSOR_TYPES = ("e2e.render", "e2e.fail", "e2e.cancel")

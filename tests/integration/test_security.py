@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from taskmanager.domain.ports import TaskRepository
 
-BOB: Final = "arn:aws:sts::123456789012:assumed-role/supplier/bob"
+BOB: Final = "arn:aws:iam::123456789012:user/bob"
 
 INJECTIONS: Final = [
     "' OR '1'='1",

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     )
     from taskmanager.domain.services import Policy
 
-OwnerClaim = Literal["iam", "jwt_sub"]
+OwnerClaim = Literal["iam", "iam_session", "jwt_sub"]
 
 
 ENV_PREFIX: Final = "TASKMANAGER_"

@@ -18,12 +18,12 @@ from taskmanager.entrypoints.api import (
     jwt_sub_owner,
 )
 from taskmanager.entrypoints.bootstrap import Dependencies
-from tests.support import ALICE, http_event, load_event
+from tests.support import http_event, load_event
 
 if TYPE_CHECKING:
     from taskmanager.domain.model import Task
 
-BOB = "arn:aws:sts::123456789012:assumed-role/supplier/bob"
+BOB = "arn:aws:iam::123456789012:user/bob"
 
 
 class Api:
@@ -73,7 +73,8 @@ def test_submit_returns_202_with_location_retry_after_and_one_created_event(api:
     )
     stored = api.repo.get(task["id"])
     assert stored is not None
-    assert stored.owner == ALICE
+    # The event's caller is the role session .../assumed-role/supplier/alice: owned by the role.
+    assert stored.owner == "arn:aws:sts::123456789012:assumed-role/supplier"
     assert [e.event.DETAIL_TYPE for e in api.repo.undelivered] == ["TaskCreated"]
 
 
