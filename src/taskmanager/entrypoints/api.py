@@ -61,6 +61,7 @@ from taskmanager.domain.model import (
     TaskStatus,
     record_builder,
 )
+from taskmanager.entrypoints import observability
 from taskmanager.entrypoints.http_errors import (
     JSON,
     BodyTooLargeError,
@@ -609,9 +610,11 @@ def create_app(
     deps_provider: Callable[[], Dependencies],
     *,
     owner: OwnerResolver = iam_owner,
+    count: Callable[[str], None] = lambda _name: None,
 ) -> TaskApi:
     """The task API's routes over the dependencies ``deps_provider()`` returns (called per
-    request, so it should be cached); ``owner`` names the caller from the request's event."""
+    request, so it should be cached); ``owner`` names the caller from the request's event;
+    ``count(name)`` adds one to a metric (the Lambda's CloudWatch metrics; nothing locally)."""
     app = TaskApi()
 
     def caller() -> str:
@@ -650,6 +653,8 @@ def create_app(
         headers = {"Location": f"/tasks/{result.task.id}"}
         if result.replayed:
             headers["Idempotent-Replayed"] = "true"
+        else:
+            count(observability.TASKS_SUBMITTED)
         return _task_response(result.task, 202, headers)
 
     @app.operation(
@@ -737,23 +742,11 @@ def _correlation(event: Mapping[str, Any]) -> str | None:
 
 @functools.cache
 def _lambda_handler() -> Callable[[Any, Any], Any]:
-    from taskmanager.entrypoints import bootstrap, observability  # noqa: PLC0415
+    from taskmanager.entrypoints import bootstrap  # noqa: PLC0415
 
     owner = OWNER_RESOLVERS[bootstrap.settings().owner_claim]
-    app = create_app(bootstrap.aws_dependencies, owner=owner)
-
-    def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        response = app.resolve(event, context)
-        headers = response.get("headers") or {}
-        if (
-            response["statusCode"] == 202
-            and event.get("rawPath") == "/tasks"
-            and "Idempotent-Replayed" not in headers
-        ):
-            observability.count(observability.TASKS_SUBMITTED)
-        return response
-
-    return observability.instrument(resolve, _correlation)
+    app = create_app(bootstrap.aws_dependencies, owner=owner, count=observability.count)
+    return observability.instrument(app.resolve, _correlation)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
