@@ -387,12 +387,42 @@ def test_a_request_body_over_the_server_limit_is_refused_413_before_more_is_read
     one = {"type": "http.request", "body": b" " * (MAX_BODY_BYTES + 1), "more_body": False}
     status, body, read = _post_messages(app, [one])
     assert (status, body["error"]["code"], read) == (413, "PAYLOAD_TOO_LARGE", 1)
-    assert body["error"]["details"] == {"limit": MAX_BODY_BYTES}
+    # As docs/api.md has it: ``details.field`` says which value was too large.
+    assert body["error"]["details"] == {"field": "body", "limit": MAX_BODY_BYTES}
     half = {"type": "http.request", "body": b" " * (MAX_BODY_BYTES // 2 + 1), "more_body": True}
     status, body, read = _post_messages(app, [half, half, half])
     assert (status, body["error"]["code"], read) == (413, "PAYLOAD_TOO_LARGE", 2)
     assert runtime.store.pending(10) == []  # nothing was submitted
     runtime.store.close()  # type: ignore[attr-defined]
+
+
+def _get(app: LocalApp, path: str) -> tuple[int, Any]:
+    """GET ``path`` of ``app``, answered whole: (status, JSON body)."""
+    scope = {"type": "http", "method": "GET", "path": path, "query_string": b"", "headers": []}
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return int(sent[0]["status"]), json.loads(sent[1]["body"])
+
+
+class UnavailableStore(InMemoryTaskRepository):
+    def get(self, task_id: str) -> Task | None:
+        raise StorageError("the file is locked")
+
+
+def test_the_server_s_own_paths_answer_errors_as_the_api_does() -> None:
+    runtime = LocalRuntime(UnavailableStore())
+    app = LocalApp(runtime, create_app(runtime.deps, owner=fixed_owner("local")), static={})
+    status, body = _get(app, "/tasks/3f0a0c1e-0000-4000-8000-000000000000/events")
+    assert (status, body["error"]["code"]) == (503, "STORAGE_UNAVAILABLE")  # not 400
+    status, body = _get(app, "/static/missing.js")
+    assert (status, body["error"]["code"]) == (404, "ROUTE_NOT_FOUND")  # not NOT_FOUND
 
 
 def test_a_body_in_several_messages_is_read_whole(tmp_path: Path) -> None:

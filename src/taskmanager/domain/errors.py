@@ -22,9 +22,18 @@ class TaskManagerError(Exception):
 
 
 class InvalidRequestError(TaskManagerError):
-    """A request or command broke a rule of the contract (a limit, a pattern, a type)."""
+    """A request or command broke a rule of the contract (a limit, a pattern, a type).
+
+    The subclasses say more where a caller can tell the difference: the command itself
+    (:class:`InvalidCommandError`), its size (:class:`PayloadTooLargeError`)."""
 
     code = "INVALID_REQUEST"
+
+
+class InvalidCommandError(InvalidRequestError):
+    """A command that was read fine but breaks the contract: a field out of its range, or
+    fields that disagree (``heartbeat_seconds`` over the timeout); ``details["field"]``
+    names the field to blame where there is one."""
 
 
 class PayloadTooLargeError(InvalidRequestError):

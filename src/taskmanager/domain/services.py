@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 
 from taskmanager.domain.errors import (
     IdempotencyKeyReusedError,
+    InvalidCommandError,
     InvalidRequestError,
     PublishError,
     StorageError,
@@ -147,7 +148,7 @@ def new_task(
     ensure_payload_size(input_, "input")
     timeout = command.timeout_seconds or policy.default_timeout_seconds
     if heartbeat is not None and heartbeat > timeout:
-        raise InvalidRequestError(
+        raise InvalidCommandError(
             f"heartbeat_seconds ({heartbeat}) may not exceed timeout_seconds ({timeout})",
             details={"field": "heartbeat_seconds"},
         )

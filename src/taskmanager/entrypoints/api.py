@@ -15,8 +15,9 @@ route's parameters are validated with pydantic adapters built once from its sign
 request costs a few microseconds beyond the use case. (Powertools' own validation middleware
 rebuilds that per request and costs more than the route.) The OpenAPI document is generated
 by Powertools from the same signatures, on first request. Routes are thin: read the request,
-call one use case, shape the response. Every error leaves as
-``{"error": {"code", "message", "details"}}``; checks that must come before any parsing (body
+call one use case, shape the response. Every error is a ``TaskManagerError`` and leaves
+through ``http_errors``: its status from the one table there, its body
+``{"error": {"code", "message", "details"}}``. Checks that must come before any parsing (body
 size, encoding, content type) run first, on the raw body.
 """
 
@@ -28,7 +29,6 @@ import contextvars
 import functools
 import inspect
 import json
-import logging
 import re
 import typing
 import urllib.parse
@@ -41,11 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from taskmanager.domain import services
 from taskmanager.domain.errors import (
-    IdempotencyKeyReusedError,
+    InvalidCommandError,
     InvalidRequestError,
-    PayloadTooLargeError,
-    StorageError,
-    TaskAlreadyFinishedError,
     TaskManagerError,
     TaskNotFoundError,
 )
@@ -64,6 +61,18 @@ from taskmanager.domain.model import (
     TaskStatus,
     record_builder,
 )
+from taskmanager.entrypoints import observability
+from taskmanager.entrypoints.http_errors import (
+    JSON,
+    BodyTooLargeError,
+    ErrorResponse,
+    MethodNotAllowedError,
+    RouteNotFoundError,
+    UnauthenticatedError,
+    UnsupportedMediaTypeError,
+    error_response,
+    internal_error,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -75,8 +84,6 @@ if TYPE_CHECKING:
     #: Names the caller from the API Gateway event the request came in (``{}`` locally).
     OwnerResolver = Callable[[Mapping[str, Any]], str | None]
 
-logger = logging.getLogger(__name__)
-
 #: A request body larger than this is refused with 413 before it is parsed: the largest
 #: legal body is a 128 KiB input plus the few other fields of ``SubmitTask``.
 MAX_BODY_BYTES: Final = MAX_PAYLOAD_BYTES + 8 * 1024
@@ -85,34 +92,7 @@ RETRY_AFTER_SECONDS: Final = 1
 _RETRY_AFTER: Final = str(RETRY_AFTER_SECONDS)
 #: Task ids are UUIDs; a longer path segment cannot name a task.
 MAX_TASK_ID_LENGTH: Final = 64
-JSON: Final = "application/json"
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
-
-_STATUS_BY_CODE: Final[dict[str, int]] = {
-    InvalidRequestError.code: 400,
-    PayloadTooLargeError.code: 413,
-    TaskNotFoundError.code: 404,
-    TaskAlreadyFinishedError.code: 409,
-    IdempotencyKeyReusedError.code: 422,
-    StorageError.code: 503,
-}
-_SUBMIT_FIELDS: Final = frozenset(SubmitTask.model_fields)
-
-
-class ErrorBody(BaseModel):
-    model_config = ConfigDict(frozen=True, defer_build=True)
-
-    code: str
-    message: str
-    details: Any = None
-
-
-class ErrorResponse(BaseModel):
-    """Every error response has this body."""
-
-    model_config = ConfigDict(frozen=True, defer_build=True)
-
-    error: ErrorBody
 
 
 class TaskPage(BaseModel):
@@ -215,38 +195,20 @@ OWNER_RESOLVERS: Final[dict[str, OwnerResolver]] = {
 }
 
 
-class UnauthenticatedError(TaskManagerError):
-    """The request carries no identity the API can own tasks by."""
-
-    code = "UNAUTHENTICATED"
-
-
 # --- errors ---------------------------------------------------------------------------------
 
 
-def error_response(
-    status: int, code: str, message: str, details: Any = None, headers: Mapping[str, str] = {}
-) -> Response[str]:
-    body = json.dumps({"error": {"code": code, "message": message, "details": details}})
-    return Response(status_code=status, content_type=JSON, body=body, headers=dict(headers))
-
-
-class RequestInvalidError(Exception):
-    """A parameter or the body does not validate; ``errors`` as pydantic reports them."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__("the request does not validate")
-        self.errors = errors
-
-
-def _validation_status(errors: list[dict[str, Any]]) -> tuple[int, str]:
-    """400 for JSON that does not parse or a bad query/header; 422 for a body that parses
-    but breaks the contract."""
+def _invalid(errors: list[dict[str, Any]]) -> InvalidRequestError:
+    """The error for parameters that do not validate (``errors`` as pydantic reports them):
+    a request that cannot be read (JSON that does not parse, a bad query or header) is an
+    ``InvalidRequestError``; a body that parses but breaks the contract, an
+    ``InvalidCommandError``."""
+    details = _public_errors(errors)
     if any(e.get("type") == "json_invalid" for e in errors):
-        return 400, "request body is not valid JSON"
+        return InvalidRequestError("request body is not valid JSON", details=details)
     if all(tuple(e.get("loc", ()))[:1] == ("body",) for e in errors):
-        return 422, "request body does not match the contract"
-    return 400, "request parameters are not valid"
+        return InvalidCommandError("request body does not match the contract", details=details)
+    return InvalidRequestError("request parameters are not valid", details=details)
 
 
 def _public_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -272,26 +234,8 @@ def _json_loads(text: str) -> Any:
         raise json.JSONDecodeError("JSON nested too deeply", text, 0) from exc
 
 
-def domain_error_response(exc: TaskManagerError) -> Response[str]:
-    """The response for a domain error (503 for ``StorageError``)."""
-    status = _STATUS_BY_CODE.get(exc.code)
-    if status is None:
-        status = 401 if isinstance(exc, UnauthenticatedError) else 500
-        if isinstance(exc, InvalidRequestError):
-            status = 400
-    if status >= 500:
-        logger.error("request failed: %s", exc.code, exc_info=exc)
-    return error_response(status, exc.code, exc.message, exc.details)
-
-
-def _invalid_request(errors: list[dict[str, Any]]) -> Response[str]:
-    status, message = _validation_status(errors)
-    return error_response(status, "INVALID_REQUEST", message, _public_errors(errors))
-
-
 def _unexpected(exc: Exception) -> Response[str]:
-    logger.error("unexpected error", exc_info=exc)
-    return error_response(500, "INTERNAL_ERROR", "the request could not be completed")
+    return error_response(internal_error(exc))
 
 
 # --- checks on the raw body -----------------------------------------------------------------
@@ -303,31 +247,17 @@ def check_body(method: str, headers: Mapping[str, str], raw: bytes) -> Response[
     if not raw:
         return None
     if len(raw) > MAX_BODY_BYTES:
-        return _too_large(len(raw))
+        return error_response(BodyTooLargeError(MAX_BODY_BYTES, len(raw)))
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError:
-        return error_response(400, "INVALID_REQUEST", "body is not UTF-8")
+        return error_response(InvalidRequestError("body is not UTF-8"))
     if method.upper() in _BODY_METHODS:
         content_type = headers.get("content-type", "").lower()
         media = content_type.split(";", 1)[0].strip()
         if media != JSON and not (media.startswith("application/") and media.endswith("+json")):
-            return error_response(
-                415,
-                "UNSUPPORTED_MEDIA_TYPE",
-                "send the body as application/json",
-                {"content_type": content_type or None},
-            )
+            return error_response(UnsupportedMediaTypeError(content_type))
     return None
-
-
-def _too_large(size: int) -> Response[str]:
-    return error_response(
-        413,
-        "PAYLOAD_TOO_LARGE",
-        f"request body is {size} bytes; the limit is {MAX_BODY_BYTES} bytes",
-        {"field": "body", "size": size, "limit": MAX_BODY_BYTES},
-    )
 
 
 # --- the route table ------------------------------------------------------------------------
@@ -487,7 +417,7 @@ def _missing(loc: tuple[Any, ...]) -> dict[str, Any]:
 def _bind(
     operation: Operation, request: ApiRequest, path_args: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The route function's arguments, validated; raises ``RequestInvalidError``."""
+    """The route function's arguments, validated; raises ``InvalidRequestError``."""
     params = operation.params
     if operation.plain_path:  # the pattern matched, so every segment is there
         return dict(path_args)
@@ -507,7 +437,7 @@ def _bind(
                         "loc": ("body", exc.pos),
                         "msg": "JSON decode error",
                     }
-                    raise RequestInvalidError([error]) from exc
+                    raise _invalid([error]) from exc
         else:
             loc = (param.source, param.key)
             source: Mapping[str, Any] = (
@@ -532,7 +462,7 @@ def _bind(
         except ValidationError as exc:
             errors.extend({**e, "loc": (*loc, *e["loc"])} for e in exc.errors(include_url=False))
     if errors:
-        raise RequestInvalidError(errors)
+        raise _invalid(errors)
     return values
 
 
@@ -580,10 +510,8 @@ class TaskApi(APIGatewayHttpResolver):
         token = _current.set(request)
         try:
             return operation.func(**_bind(operation, request, path_args))
-        except RequestInvalidError as exc:
-            return _invalid_request(exc.errors)
         except TaskManagerError as exc:
-            return domain_error_response(exc)
+            return error_response(exc)
         except Exception as exc:  # the contract: never a stack trace
             return _unexpected(exc)
         finally:
@@ -614,14 +542,9 @@ class TaskApi(APIGatewayHttpResolver):
         """405 with ``Allow`` when the path exists for other methods, else 404."""
         allowed = sorted(op.method for op in self.operations if op.rule.match(path))
         if allowed:
-            return error_response(
-                405,
-                "METHOD_NOT_ALLOWED",
-                f"{method} is not allowed on {path}",
-                {"allowed": allowed},
-                {"Allow": ", ".join(allowed)},
-            )
-        return error_response(404, "ROUTE_NOT_FOUND", f"no route {method} {path}")
+            error = MethodNotAllowedError(method, path, allowed)
+            return error_response(error, {"Allow": ", ".join(allowed)})
+        return error_response(RouteNotFoundError(method, path))
 
     def openapi_document(self) -> str:
         """The OpenAPI document of the routes, generated by Powertools from the routes'
@@ -674,13 +597,13 @@ def _check_event_body(event: Mapping[str, Any]) -> Response[str] | None:
     if not body:
         return None
     if len(body) > MAX_BODY_BYTES * 4 // 3 + 4:  # even base64 cannot make this fit
-        return _too_large(len(body))
+        return error_response(BodyTooLargeError(MAX_BODY_BYTES, len(body)))
     raw: bytes
     if event.get("isBase64Encoded"):
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            return error_response(400, "INVALID_REQUEST", "body is not valid base64")
+            return error_response(InvalidRequestError("body is not valid base64"))
     else:
         raw = body.encode("utf-8", "surrogatepass")
     method = event.get("requestContext", {}).get("http", {}).get("method", "")
@@ -725,9 +648,11 @@ def create_app(
     deps_provider: Callable[[], Dependencies],
     *,
     owner: OwnerResolver = iam_owner,
+    count: Callable[[str], None] = lambda _name: None,
 ) -> TaskApi:
     """The task API's routes over the dependencies ``deps_provider()`` returns (called per
-    request, so it should be cached); ``owner`` names the caller from the request's event."""
+    request, so it should be cached); ``owner`` names the caller from the request's event;
+    ``count(name)`` adds one to a metric (the Lambda's CloudWatch metrics; nothing locally)."""
     app = TaskApi()
 
     def caller() -> str:
@@ -754,24 +679,20 @@ def create_app(
         ] = None,
     ) -> Response[str]:
         deps = deps_provider()
-        try:
-            result = services.submit_task(
-                command,
-                owner=caller(),
-                repo=deps.repo,
-                clock=deps.clock,
-                ids=deps.ids,
-                policy=deps.policy,
-                idempotency_key=idempotency_key,
-            )
-        except InvalidRequestError as exc:
-            field = (exc.details or {}).get("field") if isinstance(exc.details, dict) else None
-            if field in _SUBMIT_FIELDS and not isinstance(exc, PayloadTooLargeError):
-                return error_response(422, exc.code, exc.message, exc.details)
-            raise
+        result = services.submit_task(
+            command,
+            owner=caller(),
+            repo=deps.repo,
+            clock=deps.clock,
+            ids=deps.ids,
+            policy=deps.policy,
+            idempotency_key=idempotency_key,
+        )
         headers = {"Location": f"/tasks/{result.task.id}"}
         if result.replayed:
             headers["Idempotent-Replayed"] = "true"
+        else:
+            count(observability.TASKS_SUBMITTED)
         return _task_response(result.task, 202, headers)
 
     @app.operation(
@@ -859,23 +780,11 @@ def _correlation(event: Mapping[str, Any]) -> str | None:
 
 @functools.cache
 def _lambda_handler() -> Callable[[Any, Any], Any]:
-    from taskmanager.entrypoints import bootstrap, observability  # noqa: PLC0415
+    from taskmanager.entrypoints import bootstrap  # noqa: PLC0415
 
     owner = OWNER_RESOLVERS[bootstrap.settings().owner_claim]
-    app = create_app(bootstrap.aws_dependencies, owner=owner)
-
-    def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        response = app.resolve(event, context)
-        headers = response.get("headers") or {}
-        if (
-            response["statusCode"] == 202
-            and event.get("rawPath") == "/tasks"
-            and "Idempotent-Replayed" not in headers
-        ):
-            observability.count(observability.TASKS_SUBMITTED)
-        return response
-
-    return observability.instrument(resolve, _correlation)
+    app = create_app(bootstrap.aws_dependencies, owner=owner, count=observability.count)
+    return observability.instrument(app.resolve, _correlation)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

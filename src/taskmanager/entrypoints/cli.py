@@ -25,8 +25,7 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from taskmanager.client import ApiError as ClientApiError
-from taskmanager.client import TaskClient
+from taskmanager.client import ApiError, TaskClient
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -47,15 +46,6 @@ class UsageError(Exception):
     """Bad arguments the parser could not catch (exit 2)."""
 
 
-class ApiError(Exception):
-    """The server answered with an error body, or could not be reached (exit 1)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}" if status == 0 else f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-
-
 class Api:
     """The project's HTTP client (``taskmanager.client.TaskClient``) plus the event stream
     of a task, which only the local server offers."""
@@ -65,11 +55,10 @@ class Api:
         self.client = TaskClient(self.base_url)
 
     def call(self, operation: Callable[..., BaseModel], *args: Any, **kwargs: Any) -> Any:
-        """Run a client operation; its result as plain JSON data."""
+        """Run a client operation; its result as plain JSON data. Raises the client's
+        ``ApiError`` for an error response, and for a server it cannot reach (status 0)."""
         try:
             return operation(*args, **kwargs).model_dump(mode="json")
-        except ClientApiError as exc:
-            raise ApiError(exc.status, str(exc.code), exc.message) from None
         except OSError as exc:
             raise _unreachable(self.base_url, exc) from None
 
@@ -402,7 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"taskmanager: error: {exc}\n")
         return EXIT_USAGE
     except ApiError as exc:
-        sys.stderr.write(f"taskmanager: {exc}\n")
+        # Status 0: no server answered, so there is no status to show.
+        shown = f"{exc.code}: {exc.message}" if exc.status == 0 else str(exc)
+        sys.stderr.write(f"taskmanager: {shown}\n")
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

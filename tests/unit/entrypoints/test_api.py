@@ -97,6 +97,25 @@ def test_same_idempotency_key_with_another_request_is_422(api: Api) -> None:
     assert (status, error_code(body)) == (422, "IDEMPOTENCY_KEY_REUSED")
 
 
+def test_a_new_task_counts_one_submitted_metric_and_a_replay_or_a_refusal_none(
+    api: Api,
+) -> None:
+    counted: list[str] = []
+    deps = Dependencies(repo=api.repo, clock=api.clock, ids=UuidIdFactory())
+    counting = Api(create_app(lambda: deps, count=counted.append), api.repo, api.clock)
+    key = {"Idempotency-Key": "order-42"}
+    task = counting.submit({"type": "report"}, headers=key)
+    assert counted == ["TasksSubmitted"]
+    counting.submit({"type": "report"}, headers=key)  # the same task, replayed
+    status, _, _ = counting.request(
+        "POST", "/tasks", {"type": "r", "timeout_seconds": 5, "heartbeat_seconds": 6}
+    )
+    assert status == 422
+    status, _, _ = counting.request("POST", f"/tasks/{task['id']}/cancel")
+    assert status == 202  # a 202 of another route is no submission either
+    assert counted == ["TasksSubmitted"]
+
+
 def test_idempotency_keys_are_scoped_to_the_caller(api: Api) -> None:
     key = {"Idempotency-Key": "order-42"}
     mine = api.submit({"type": "report"}, headers=key)

@@ -28,8 +28,6 @@ none of them left anything.
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import re
 from functools import lru_cache
 from importlib import resources
@@ -39,7 +37,12 @@ from urllib.parse import parse_qsl
 from taskmanager.domain.errors import StorageError, TaskManagerError
 from taskmanager.domain.events import TaskCreated, TaskResource, TaskSuccessful, task_resource_json
 from taskmanager.domain.services import get_task
-from taskmanager.entrypoints.api import domain_error_response
+from taskmanager.entrypoints.http_errors import (
+    BodyTooLargeError,
+    RouteNotFoundError,
+    error_response,
+    internal_error,
+)
 from taskmanager.entrypoints.local.hub import CLOSED
 
 if TYPE_CHECKING:
@@ -55,8 +58,6 @@ if TYPE_CHECKING:
     Message = MutableMapping[str, Any]
     Receive = Callable[[], Awaitable[Message]]
     Send = Callable[[Message], Awaitable[None]]
-
-logger = logging.getLogger("taskmanager.local")
 
 #: API Gateway HTTP APIs refuse bodies over 10 MB; so does this server, before reading more.
 MAX_BODY_BYTES: Final = 10 * 1024 * 1024
@@ -82,11 +83,6 @@ def load_static() -> dict[str, bytes]:
         if entry.is_file() and not entry.name.startswith((".", "_")):
             files[entry.name] = entry.read_bytes()
     return files
-
-
-def error_body(code: str, message: str, details: Any = None) -> bytes:
-    body = {"error": {"code": code, "message": message, "details": details}}
-    return json.dumps(body, separators=(",", ":")).encode()
 
 
 #: Header names as this server reads them (request) and writes them (response), each
@@ -194,31 +190,18 @@ class LocalApp:
         else:
             body = await self._read_rest(message, receive)
         if body is None:
-            await self._respond(
-                send,
-                413,
-                error_body(
-                    "PAYLOAD_TOO_LARGE",
-                    f"request body is over {MAX_BODY_BYTES} bytes",
-                    {"limit": MAX_BODY_BYTES},
-                ),
-            )
+            await self._answer(send, error_response(BodyTooLargeError(MAX_BODY_BYTES)))
             return
         batch = self._join_batch(write=method == "POST")
         try:
             response = self.api.handle(method, path, *_headers_and_query(scope), body)
-        except Exception:  # the API maps every known error; anything else is ours
-            logger.exception("%s %s failed", method, path)
-            response = None
+        except Exception as exc:  # the API maps every known error; anything else is ours
+            response = error_response(internal_error(exc, "the server failed; see its log"))
         if batch is not None:  # what this request wrote or read is answered once committed
             try:
                 await batch
             except StorageError as exc:
-                response = domain_error_response(exc)
-        if response is None:
-            body = error_body("INTERNAL_ERROR", "the server failed; see its log", None)
-            await self._respond(send, 500, body)
-            return
+                response = error_response(exc)
         status, headers, body = _api_answer(response)
         await _send_whole(send, status, headers, body, head=method == "HEAD")
 
@@ -302,13 +285,16 @@ class LocalApp:
         headers = [(b"content-type", content_type.encode()), *(extra or [])]
         await _send_whole(send, status, headers, body, head=head)
 
+    async def _answer(self, send: Send, response: Response[str]) -> None:
+        """Send an answer of the route table's kind (an error, here)."""
+        status, headers, body = _api_answer(response)
+        await _send_whole(send, status, headers, body, head=False)
+
     async def _static(self, path: str, method: str, send: Send) -> None:
         name = "index.html" if path == "/" else path.removeprefix("/static/")
         content = self.static.get(name)
         if content is None:
-            await self._respond(
-                send, 404, error_body("NOT_FOUND", f"no file {path}", {"path": path})
-            )
+            await self._answer(send, error_response(RouteNotFoundError(method, path)))
             return
         suffix = name[name.rfind(".") :] if "." in name else ""
         content_type = _STATIC_TYPES.get(suffix, "application/octet-stream")
@@ -336,10 +322,7 @@ class LocalApp:
                         task_id, owner=runtime.config.owner, repo=runtime.repo, clock=runtime.clock
                     )
                 except TaskManagerError as exc:
-                    status = 404 if exc.code == "TASK_NOT_FOUND" else 400
-                    await self._respond(
-                        send, status, error_body(exc.code, exc.message, exc.details)
-                    )
+                    await self._answer(send, error_response(exc))
                     return
                 input_value, last_version = task.input, task.version
                 first = _sse("task", task_resource_json(task), task.version)
