@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install check format format-check lint types imports test test-fast bench run schema clean
+.PHONY: install check format format-check lint types imports test test-fast test-min bench run schema clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Everything CI checks: formatting, lint, types, layering, then the whole test suite.
-check: install format-check lint types imports test
+check: install format-check lint types imports test test-min
 
 format: install
 	$(VENV)/bin/ruff format src tests benchmarks docs
@@ -43,6 +43,22 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q tests/unit tests/property
 
+## The domain and entrypoint tests again on the lowest versions pyproject allows
+## (.ci/minimum-versions.txt), in a venv of their own: the floors in pyproject are tested.
+MIN_VENV ?= .venv-min
+MIN_STAMP := $(MIN_VENV)/.installed
+$(MIN_STAMP): pyproject.toml .ci/minimum-versions.txt
+	python3 -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install --quiet --upgrade pip
+	$(MIN_VENV)/bin/pip install --quiet -c .ci/minimum-versions.txt -e '.[aws,server]' \
+		pytest pytest-timeout hypothesis 'moto[server]'
+	touch $(MIN_STAMP)
+
+test-min: $(MIN_STAMP)
+	$(MIN_VENV)/bin/python -c "import aws_lambda_powertools.shared.version as v, pydantic, boto3; \
+		print('minimum versions: powertools', v.VERSION, 'pydantic', pydantic.VERSION, 'boto3', boto3.__version__)"
+	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit
+
 ## Every benchmark script, one after another (each prints its own table and ratios).
 bench: install
 	@set -e; for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script; done
@@ -52,4 +68,4 @@ run: install
 	$(VENV)/bin/taskmanager serve
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(MIN_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

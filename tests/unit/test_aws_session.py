@@ -58,7 +58,7 @@ def test_clients_work_and_unknown_services_fail_as_in_botocore() -> None:
     client = session.create_client("dynamodb", region_name="us-east-1")
     with Stubber(client) as stub:
         stub.add_response("get_item", {"Item": {"status": {"S": "RUNNING"}}})
-        assert client.get_item(TableName="t", Key={"task_id": {"S": "a"}})["Item"]
+        assert client.get_item(TableName="tasks", Key={"task_id": {"S": "a"}})["Item"]
     with pytest.raises(UnknownServiceError, match=r"Valid service names are: .*dynamodb"):
         session.create_client("no-such-service", region_name="us-east-1")
 

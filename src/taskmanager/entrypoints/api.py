@@ -782,6 +782,7 @@ def _correlation(event: Mapping[str, Any]) -> str | None:
 def _lambda_handler() -> Callable[[Any, Any], Any]:
     from taskmanager.entrypoints import bootstrap  # noqa: PLC0415
 
+    observability.require_powertools()  # before the routes use what older releases lack
     owner = OWNER_RESOLVERS[bootstrap.settings().owner_claim]
     app = create_app(bootstrap.aws_dependencies, owner=owner, count=observability.count)
     return observability.instrument(app.resolve, _correlation)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import gc
 import os
+import re
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from aws_lambda_powertools import Logger, Metrics, Tracer
+
+#: The lowest Powertools release the handlers work with (pyproject's floor, proved in CI by
+#: ``make test-min``): the API's routes pass ``status_code=`` to ``route()``, first in 3.28.
+MIN_POWERTOOLS: Final = (3, 28, 0)
 
 DEFAULT_NAMESPACE: Final = "taskmanager"
 DEFAULT_SERVICE: Final = "taskmanager"
@@ -43,6 +48,46 @@ EVENTS_PUBLISHED: Final = "EventsPublished"
 PUBLISH_FAILURES: Final = "PublishFailures"
 TASKS_TIMED_OUT: Final = "TasksTimedOut"
 TASKS_HEARTBEAT_TIMED_OUT: Final = "TasksHeartbeatTimedOut"
+
+
+class PowertoolsTooOldError(RuntimeError):
+    """The Powertools found (a layer, the runtime's packages) is older than the handlers need."""
+
+
+def require_powertools(found: str | None = None) -> None:
+    """Refuse to start on a Powertools older than :data:`MIN_POWERTOOLS`, with a message that
+    names the fix, instead of failing later inside a request with an ``AttributeError``.
+
+    ``found`` defaults to the installed version (the layer's, on Lambda)."""
+    if found is None:
+        found = installed_powertools()
+    if _release(found) < MIN_POWERTOOLS:
+        floor = ".".join(map(str, MIN_POWERTOOLS))
+        raise PowertoolsTooOldError(
+            f"taskmanager needs aws-lambda-powertools >= {floor}, found {found}: use the "
+            f"Powertools layer of version {floor} or later (docs/deploy.md, "
+            '"Before your first apply")'
+        )
+
+
+def installed_powertools() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("aws-lambda-powertools")
+    except PackageNotFoundError:  # copied in without its metadata: ask the package itself
+        from aws_lambda_powertools.shared.version import VERSION  # noqa: PLC0415
+
+        return VERSION
+
+
+def _release(version: str) -> tuple[int, int, int]:
+    """``"3.28.0"`` -> ``(3, 28, 0)``; a pre-release or local suffix is ignored."""
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
+    if match is None:
+        return (0, 0, 0)
+    major, minor, patch = match.groups(default="0")
+    return (int(major), int(minor), int(patch))
 
 
 def tracing_enabled() -> bool:
@@ -94,6 +139,7 @@ def instrument(
     ~50,000 objects: 30-45 ms here, about 5 % of the API handler's cold-start instructions.
     Frozen, collections walk only what was created since; those objects are collected as
     usual."""
+    require_powertools()
     gc.freeze()
     log = logger()
     traced = tracer()
