@@ -3,11 +3,13 @@ the sparse index attributes, stream images, long filtered lists."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
@@ -33,11 +35,13 @@ from taskmanager.domain.services import (
     record_update,
     submit_task,
 )
+from tests.contract.botocore_faults import LostAnswers
 from tests.contract.dynamodb_support import stream_events, table_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from botocore.awsrequest import AWSPreparedRequest
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 
@@ -237,6 +241,80 @@ def test_a_lost_update_response_is_classified_duplicate_not_applied_twice(
     stored = plain.get(task.id)
     assert stored is not None
     assert (stored.status, stored.version) == (TaskStatus.SUCCESSFUL, 2)
+
+
+# --- a lost answer under botocore's own retry ---------------------------------------------
+
+
+def http_clients(moto_server: str) -> tuple[DynamoDBClient, Any]:
+    """A DynamoDB client retrying as the deployment's does (botocore standard mode, 4
+    attempts), and a streams client, on moto server."""
+    config = Config(retries={"mode": "standard", "total_max_attempts": 4})
+    client = boto3.client(
+        "dynamodb", region_name="us-east-1", endpoint_url=moto_server, config=config
+    )
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1", endpoint_url=moto_server)
+    return client, streams
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 17 item 4: botocore's retry of a PutItem that wrote meets the condition; "
+    "the adapter knows only its own attempts and reports the submit refused",
+)
+@pytest.mark.parametrize("key", [None, "order-17"])
+def test_a_submit_whose_answer_was_lost_after_the_write_is_created_not_refused(
+    moto_server: str, key: str | None, clock: ManualClock
+) -> None:
+    client, streams = http_clients(moto_server)
+    table = table_name()
+    create_table(client, table)
+    lost = LostAnswers(client, "PutItem")
+    repo = DynamoDBTaskRepository(client, table)
+
+    submitted = submit(repo, clock, key=key)
+
+    assert (lost.calls, lost.attempts) == (1, 2)  # the second attempt was botocore's retry
+    assert not submitted.replayed
+    assert repo.get(submitted.task.id) == submitted.task
+    assert [e.event_id for e in stream_events(client, streams, table)] == [f"{submitted.task.id}:1"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 17 item 4: the retry finds our task already changed by its processor and "
+    "the adapter reports the submit refused",
+)
+@pytest.mark.parametrize("key", [None, "order-17"])
+def test_a_lost_submit_answer_is_ours_even_when_the_task_changed_before_the_retry(
+    moto_server: str, key: str | None, clock: ManualClock
+) -> None:
+    client, streams = http_clients(moto_server)
+    table = table_name()
+    create_table(client, table)
+    processor_repo = DynamoDBTaskRepository(
+        boto3.client("dynamodb", endpoint_url=moto_server), table
+    )
+
+    def processor_starts(request: AWSPreparedRequest) -> None:
+        task_id = json.loads(cast("bytes", request.body))["Item"]["task_id"]["S"]
+        send(processor_repo, clock, task_id, "RUNNING", sequence=1)
+
+    lost = LostAnswers(client, "PutItem", after_write=processor_starts)
+    repo = DynamoDBTaskRepository(client, table)
+
+    submitted = submit(repo, clock, key=key)
+
+    assert (lost.calls, lost.attempts) == (1, 2)
+    assert not submitted.replayed
+    assert (submitted.task.status, submitted.task.version) == (TaskStatus.CREATED, 1)
+    stored = repo.get(submitted.task.id)
+    assert stored is not None
+    assert (stored.status, stored.version) == (TaskStatus.RUNNING, 2)
+    assert [e.event_id for e in stream_events(client, streams, table)] == [
+        f"{submitted.task.id}:1",
+        f"{submitted.task.id}:2",
+    ]
 
 
 # --- layout -------------------------------------------------------------------------------
