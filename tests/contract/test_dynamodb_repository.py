@@ -36,7 +36,7 @@ def _store(endpoint_url: str | None = None) -> Store:
     )
     table = table_name()
     create_table(client, table)
-    repo = DynamoDBTaskRepository(client, table, base_delay=0)
+    repo = DynamoDBTaskRepository(client, table)
     return Store(
         repo,
         lambda: stream_events(client, streams, table),

@@ -1,20 +1,23 @@
-"""DynamoDB beyond the shared contract: calls per operation, retries, the table layout and
-the sparse index attributes, stream images, long filtered lists."""
+"""DynamoDB beyond the shared contract: calls per operation, retries (botocore's) and lost
+answers, the table layout and the sparse index attributes, stream images, long filtered
+lists."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from taskmanager.adapters.dynamodb import (
     BY_DEADLINE,
     BY_HEARTBEAT,
     BY_OWNER,
+    CREATE_TOKEN,
     NO_HEARTBEAT_SECONDS,
     DynamoDBTaskRepository,
     create_table,
@@ -33,12 +36,20 @@ from taskmanager.domain.services import (
     record_update,
     submit_task,
 )
+from taskmanager.entrypoints.bootstrap import AWS_MAX_ATTEMPTS, client_config
 from taskmanager.processor import AwsTransport
+from tests.contract.botocore_faults import (
+    CountedAttempts,
+    FailedAttempts,
+    LostAnswers,
+    record_backoffs,
+)
 from tests.contract.dynamodb_support import stream_events, table_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from botocore.awsrequest import AWSPreparedRequest
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 
@@ -113,128 +124,151 @@ def test_each_write_is_exactly_one_request_and_the_write_path_never_reads(
     assert unknown.outcome is UpdateOutcome.REJECTED
 
 
-# --- retries and failures -----------------------------------------------------------------
+# --- retries: botocore's, the only layer -----------------------------------------------------
+# Faults are injected under botocore's retry handler (tests/contract/botocore_faults.py), on
+# a client configured as the deployment's, against moto server.
 
 
-class FlakyDynamoDB:
-    """Wraps a real client. ``fail[op]`` errors are raised before the call reaches the table;
-    ``lose[op]`` responses are lost after the table applied the request."""
-
-    def __init__(
-        self,
-        real: DynamoDBClient,
-        fail: dict[str, list[Exception]] | None = None,
-        lose: dict[str, int] | None = None,
-    ) -> None:
-        self.real = real
-        self.fail = fail or {}
-        self.lose = Counter(lose or {})
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        operation = getattr(self.real, name)
-
-        def call(**kwargs: Any) -> Any:
-            self.calls[name] += 1
-            pending = self.fail.get(name)
-            if pending:
-                raise pending.pop(0)
-            response = operation(**kwargs)
-            if self.lose[name] > 0:
-                self.lose[name] -= 1
-                raise EndpointConnectionError(endpoint_url="http://lost")
-            return response
-
-        call.__name__ = name
-        return call
-
-
-def client_error(code: str, operation: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
-
-
-def flaky_repo(
-    real: DynamoDBClient, table: str, **faults: Any
-) -> tuple[DynamoDBTaskRepository, FlakyDynamoDB]:
-    flaky = FlakyDynamoDB(real, **faults)
-    sleeps: list[float] = []
-    repo = DynamoDBTaskRepository(
-        cast("DynamoDBClient", flaky), table, max_attempts=4, sleep=sleeps.append
+def http_clients(moto_server: str) -> tuple[DynamoDBClient, Any]:
+    """A DynamoDB client retrying as the deployment's does, and a streams client, on moto
+    server."""
+    client = boto3.client(
+        "dynamodb", region_name="us-east-1", endpoint_url=moto_server, config=client_config()
     )
-    return repo, flaky
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1", endpoint_url=moto_server)
+    return client, streams
 
 
-def test_throttled_writes_are_retried_then_succeed(
-    client: DynamoDBClient, table: str, clock: ManualClock
+@pytest.fixture
+def http_table(moto_server: str) -> tuple[DynamoDBClient, Any, str]:
+    client, streams = http_clients(moto_server)
+    table = table_name()
+    create_table(client, table)
+    return client, streams, table
+
+
+def test_throttled_writes_are_retried_by_botocore_then_succeed(
+    http_table: Any, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo, flaky = flaky_repo(
-        client,
-        table,
-        fail={
-            "put_item": [client_error("ProvisionedThroughputExceededException", "PutItem")] * 2,
-            "update_item": [client_error("InternalServerError", "UpdateItem")] * 3,
-        },
-    )
+    client, _, table = http_table
+    backoffs = record_backoffs(monkeypatch)
+    puts = FailedAttempts(client, "PutItem", [("ProvisionedThroughputExceededException", 400)] * 2)
+    updates = FailedAttempts(client, "UpdateItem", [("InternalServerError", 500)] * 3)
+    repo = DynamoDBTaskRepository(client, table)
     task = submit(repo, clock).task
     assert send(repo, clock, task.id, "SUCCESSFUL").outcome is UpdateOutcome.APPLIED
-    assert flaky.calls == Counter({"put_item": 3, "update_item": 4})
-    stored = DynamoDBTaskRepository(client, table).get(task.id)
+    assert (puts.calls, puts.attempts) == (1, 3)
+    assert (updates.calls, updates.attempts) == (1, 4)
+    # Full jitter: throttling backs off from 1 s, a server fault from 25 ms, doubling.
+    assert len(backoffs) == 5
+    for delay, cap in zip(backoffs, [1, 2, 0.025, 0.05, 0.1], strict=True):
+        assert 0 <= delay <= cap
+    stored = repo.get(task.id)
     assert stored is not None
     assert (stored.status, stored.version) == (TaskStatus.SUCCESSFUL, 2)
 
 
-@pytest.mark.parametrize("code", ["ThrottlingException", "InternalServerError"])
+@pytest.mark.parametrize(
+    ("code", "status"), [("ThrottlingException", 400), ("InternalServerError", 500)]
+)
 def test_exhausted_retries_raise_storage_error_and_change_nothing(
-    client: DynamoDBClient, table: str, clock: ManualClock, code: str
+    http_table: Any, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, code: str, status: int
 ) -> None:
-    plain = DynamoDBTaskRepository(client, table)
-    task = submit(plain, clock).task
-    repo, flaky = flaky_repo(
-        client, table, fail={"update_item": [client_error(code, "UpdateItem")] * 9}
-    )
+    client, _, table = http_table
+    record_backoffs(monkeypatch)
+    repo = DynamoDBTaskRepository(client, table)
+    task = submit(repo, clock).task
+    updates = FailedAttempts(client, "UpdateItem", [(code, status)] * 9)
     with pytest.raises(StorageError) as raised:
         send(repo, clock, task.id, "SUCCESSFUL")
     assert isinstance(raised.value.__cause__, ClientError)
-    assert raised.value.details["attempts"] == 4
-    assert flaky.calls["update_item"] == 4
-    assert plain.get(task.id) == task
+    assert raised.value.details["attempts"] == AWS_MAX_ATTEMPTS == 4
+    assert (updates.calls, updates.attempts) == (1, 4)
+    assert repo.get(task.id) == task
 
 
-def test_a_request_that_cannot_succeed_is_not_retried(
-    client: DynamoDBClient, clock: ManualClock
-) -> None:
-    repo, flaky = flaky_repo(client, "no-such-table")
+def test_a_request_that_cannot_succeed_is_not_retried(moto_server: str, clock: ManualClock) -> None:
+    client, _ = http_clients(moto_server)
+    puts = CountedAttempts(client, "PutItem")
+    repo = DynamoDBTaskRepository(client, "no-such-table")
     with pytest.raises(StorageError) as raised:
         submit(repo, clock)
     assert raised.value.details["code"] == "ResourceNotFoundException"
-    assert flaky.calls["put_item"] == 1
+    assert (puts.calls, puts.attempts) == (1, 1)
     with pytest.raises(StorageError):
         repo.list_page(ListQuery(owner="alice", limit=5), clock.now())
 
 
-def test_a_lost_submit_response_is_recognised_as_our_own_write(
-    client: DynamoDBClient, table: str, clock: ManualClock
+@pytest.mark.parametrize("key", [None, "order-17"])
+def test_a_submit_whose_answer_was_lost_after_the_write_is_created_not_refused(
+    http_table: Any, key: str | None, clock: ManualClock
 ) -> None:
-    repo, flaky = flaky_repo(client, table, lose={"put_item": 1})
-    submitted = submit(repo, clock)
+    client, streams, table = http_table
+    lost = LostAnswers(client, "PutItem")
+    repo = DynamoDBTaskRepository(client, table)
+
+    submitted = submit(repo, clock, key=key)
+
+    assert (lost.calls, lost.attempts) == (1, 2)  # the second attempt was botocore's retry
     assert not submitted.replayed
-    assert flaky.calls["put_item"] == 2
-    streams = boto3.client(
-        "dynamodbstreams",
-        region_name="us-east-1",
-        endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com",
-    )
+    assert repo.get(submitted.task.id) == submitted.task
     assert [e.event_id for e in stream_events(client, streams, table)] == [f"{submitted.task.id}:1"]
 
 
-def test_a_lost_update_response_is_classified_duplicate_not_applied_twice(
+@pytest.mark.parametrize("key", [None, "order-17"])
+def test_a_lost_submit_answer_is_ours_even_when_the_task_changed_before_the_retry(
+    http_table: Any, moto_server: str, key: str | None, clock: ManualClock
+) -> None:
+    client, streams, table = http_table
+    processor_repo = DynamoDBTaskRepository(
+        boto3.client("dynamodb", endpoint_url=moto_server), table
+    )
+
+    def processor_starts(request: AWSPreparedRequest) -> None:
+        task_id = json.loads(cast("bytes", request.body))["Item"]["task_id"]["S"]
+        send(processor_repo, clock, task_id, "RUNNING", sequence=1)
+
+    lost = LostAnswers(client, "PutItem", after_write=processor_starts)
+    repo = DynamoDBTaskRepository(client, table)
+
+    submitted = submit(repo, clock, key=key)
+
+    assert (lost.calls, lost.attempts) == (1, 2)
+    assert not submitted.replayed
+    assert (submitted.task.status, submitted.task.version) == (TaskStatus.CREATED, 1)
+    stored = repo.get(submitted.task.id)
+    assert stored is not None
+    assert (stored.status, stored.version) == (TaskStatus.RUNNING, 2)
+    assert [e.event_id for e in stream_events(client, streams, table)] == [
+        f"{submitted.task.id}:1",
+        f"{submitted.task.id}:2",
+    ]
+
+
+def test_the_same_task_sent_by_another_request_is_refused_not_taken_for_ours(
     client: DynamoDBClient, table: str, clock: ManualClock
 ) -> None:
-    plain = DynamoDBTaskRepository(client, table)
+    # Two submits of one request at one clock reading make equal tasks; the second is
+    # a replay (refused, the stored task returned), not a lost answer of the first.
+    repo = DynamoDBTaskRepository(client, table)
+    first = submit(repo, clock, key="order-17")
+    again = submit(repo, clock, key="order-17")
+    assert again.task == first.task
+    assert (first.replayed, again.replayed) == (False, True)
+    assert repo.create(first.task, clock.now()) == (False, first.task)
+
+
+def test_a_lost_update_answer_is_classified_duplicate_not_applied_twice(
+    http_table: Any, moto_server: str, clock: ManualClock
+) -> None:
+    client, _, table = http_table
+    plain = DynamoDBTaskRepository(boto3.client("dynamodb", endpoint_url=moto_server), table)
     task = submit(plain, clock).task
-    repo, _ = flaky_repo(client, table, lose={"update_item": 1})
+    lost = LostAnswers(client, "UpdateItem")
+    repo = DynamoDBTaskRepository(client, table)
     result = send(repo, clock, task.id, "SUCCESSFUL")
     assert result.outcome is UpdateOutcome.DUPLICATE
+    assert (lost.calls, lost.attempts) == (1, 2)
     stored = plain.get(task.id)
     assert stored is not None
     assert (stored.status, stored.version) == (TaskStatus.SUCCESSFUL, 2)
@@ -310,7 +344,8 @@ def test_sparse_index_attributes_follow_the_status(
     assert stored is not None
     assert stored.expires_at is not None
     assert int(item["expires_at"]["N"]) == int(stored.expires_at.timestamp())
-    assert task_to_item(stored) == item
+    # The item is the task's encoding, plus the token of the request that created it.
+    assert task_to_item(stored) == {k: v for k, v in item.items() if k != CREATE_TOKEN}
 
 
 def test_stream_images_decode_to_the_stored_task(

@@ -1,9 +1,11 @@
 """The one abstract suite of the ``EventPublisher`` port, on the in-memory bus and on
 EventBridge (moto in-process, and moto server over HTTP), plus EventBridge's own limits:
-batching by 10 entries and by 256 KB, per-entry retries, and naming what was not delivered."""
+batching by 10 entries and by 256 KB, per-entry retries (the publisher's), whole-request
+retries (botocore's), and naming what was not delivered."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from taskmanager.adapters.memory import InMemoryEventBus
 from taskmanager.domain.errors import PublishError
 from taskmanager.domain.events import event_for
 from taskmanager.domain.model import Task, TaskError, TaskStatus
+from taskmanager.entrypoints.bootstrap import AWS_MAX_ATTEMPTS, client_config
+from tests.contract.botocore_faults import FailedAttempts, record_backoffs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -300,34 +304,54 @@ def test_entries_still_failing_after_the_last_attempt_are_named(aws: Any) -> Non
     assert delivered == {e.event_id for e in events} - failing
 
 
-def test_a_throttled_request_is_retried_and_a_refused_one_is_not(aws: Any) -> None:
-    from botocore.exceptions import ClientError
+_buses = itertools.count()
 
-    events_client, received = aws
 
-    class Refusing:
-        def __init__(self, code: str, times: int) -> None:
-            self.code, self.times, self.calls = code, times, 0
+@pytest.fixture
+def aws_http(
+    moto_server: str,
+) -> tuple[EventBridgeClient, str, Callable[[], list[tuple[str, dict[str, Any]]]]]:
+    """An events client retrying as the deployment's does, on moto server, a bus of its own
+    and a reader of what the bus delivered."""
+    events = boto3.client(
+        "events", region_name="us-east-1", endpoint_url=moto_server, config=client_config()
+    )
+    sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=moto_server)
+    name = f"retries-{next(_buses)}"
+    return events, name, eventbridge_to_queue(events, sqs, name)
 
-        def put_events(self, Entries: list[Any]) -> Any:  # noqa: N803 (boto3's name)
-            self.calls += 1
-            if self.calls <= self.times:
-                error: Any = {"Error": {"Code": self.code, "Message": "no"}}
-                raise ClientError(error, "PutEvents")
-            return events_client.put_events(Entries=Entries)
 
+def test_a_throttled_request_is_retried_by_botocore_and_a_refused_one_is_not(
+    aws_http: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events_client, bus, received = aws_http
+    backoffs = record_backoffs(monkeypatch)
     events = make_events(3)
-    throttled = Refusing("ThrottlingException", 2)
-    EventBridgePublisher(
-        cast("EventBridgeClient", throttled), "default", SOURCE, sleep=lambda _: None
-    ).publish(events)
-    assert throttled.calls == 3
+    throttled = FailedAttempts(events_client, "PutEvents", [("ThrottlingException", 400)] * 2)
+    EventBridgePublisher(events_client, bus, SOURCE, sleep=lambda _: None).publish(events)
+    assert (throttled.calls, throttled.attempts) == (1, 3)  # one request, botocore's retries
+    assert len(backoffs) == 2
     assert len(received()) == 3
 
-    denied = Refusing("AccessDeniedException", 99)
+    denied = FailedAttempts(events_client, "PutEvents", [("AccessDeniedException", 400)] * 99)
     with pytest.raises(PublishError) as raised:
-        EventBridgePublisher(
-            cast("EventBridgeClient", denied), "default", SOURCE, sleep=lambda _: None
-        ).publish(events)
-    assert denied.calls == 1
+        EventBridgePublisher(events_client, bus, SOURCE, sleep=lambda _: None).publish(events)
+    assert (denied.calls, denied.attempts) == (1, 1)
     assert raised.value.failed_event_ids == [e.event_id for e in events]
+
+
+def test_a_request_throttled_through_all_of_botocores_attempts_is_not_sent_again(
+    aws_http: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events_client, bus, received = aws_http
+    record_backoffs(monkeypatch)
+    events = make_events(3)
+    throttled = FailedAttempts(events_client, "PutEvents", [("ThrottlingException", 400)] * 99)
+    rounds: list[float] = []
+    with pytest.raises(PublishError) as raised:
+        EventBridgePublisher(events_client, bus, SOURCE, sleep=rounds.append).publish(events)
+    assert (throttled.calls, throttled.attempts) == (1, AWS_MAX_ATTEMPTS)
+    assert rounds == []  # no second round on top of the client's retries
+    assert raised.value.failed_event_ids == [e.event_id for e in events]
+    assert "ThrottlingException" in raised.value.message
+    assert received() == []

@@ -81,7 +81,7 @@ def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TaskReposit
         with mock_aws():
             client = boto3.client("dynamodb", region_name="us-east-1")
             create_table(client, "tasks")
-            yield DynamoDBTaskRepository(client, "tasks", base_delay=0)
+            yield DynamoDBTaskRepository(client, "tasks")
 
 
 class Caller:

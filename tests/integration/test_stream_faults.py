@@ -43,8 +43,9 @@ MAX_INVOCATIONS: Final = 400
 
 class FaultyEventBridge:
     """A real (moto) events client behind a faulty network: each request is throttled with
-    probability ``throttle``; otherwise each entry fails with probability ``fail`` (and is
-    not forwarded, as EventBridge drops it). Records what really got through."""
+    probability ``throttle`` (a request the client's own retries did not get through: the
+    publisher does not send it again); otherwise each entry fails with probability ``fail``
+    (and is not forwarded, as EventBridge drops it). Records what really got through."""
 
     def __init__(self, real: EventBridgeClient, rng: random.Random, fail: float, throttle: float):
         self.real, self.rng, self.fail, self.throttle = real, rng, fail, throttle
@@ -97,7 +98,7 @@ def aws() -> Iterator[dict[str, Any]]:
 
 def make_changes(dynamodb: Any, rng: random.Random) -> None:
     """Lifecycles of TASKS tasks: each committed change is one stream record."""
-    repo = DynamoDBTaskRepository(dynamodb, "tasks", base_delay=0)
+    repo = DynamoDBTaskRepository(dynamodb, "tasks")
     clock = ManualClock()
     for n in range(TASKS):
         task = submit_task(

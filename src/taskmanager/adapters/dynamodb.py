@@ -5,7 +5,9 @@ Every write is one conditional request, never a read followed by a write:
 - submit is one ``PutItem`` with ``attribute_not_exists(task_id) OR expires_time <= now``
   (a live task with that id is kept; an expired one that DynamoDB has not deleted yet is
   replaced) and ``ReturnValuesOnConditionCheckFailure=ALL_OLD``: a refused submit carries
-  the stored task, from which the use case tells an idempotent replay from a reused key;
+  the stored task, from which the use case tells an idempotent replay from a reused key. The
+  item carries the request's random ``create_token``, so a retry of that same request that
+  finds the item it wrote itself (the answer to the write was lost) reports it created;
 - every guarded change is one ``UpdateItem`` whose ``ConditionExpression`` is the domain's
   :class:`~taskmanager.domain.model.Guard` (prior status in the allowed set, sequence bound,
   owner, version), with ``ReturnValues=ALL_NEW`` and ``ReturnValuesOnConditionCheckFailure=
@@ -44,6 +46,7 @@ attribute                type  meaning
 ``deadline_epoch``       N     its range key: ``deadline_at`` in epoch seconds (6 decimals)
 ``hb_shard``             S     hash key of sparse GSI ``by-heartbeat``; only while RUNNING
 ``heartbeat_due_epoch``  N     its range key: ``updated_at + heartbeat_seconds``
+``create_token``         S     random token of the ``PutItem`` that wrote the item
 =======================  ====  ====================================================
 
 Indexes: ``by-owner`` (``owner``, ``created_key``), ``by-deadline`` (``open_shard``,
@@ -60,8 +63,10 @@ task without a heartbeat centuries in the future, where the due query never reac
 Payloads are stored as JSON text, not DynamoDB maps: JSON numbers (floats, big integers)
 round-trip exactly and the 400 KB item limit holds (input and result are 128 KiB each).
 
-Throttling and transient failures are retried with bounded, jittered exponential backoff;
-then a ``StorageError`` is raised (``raise ... from`` the botocore error). No botocore
+The adapter sends each request once: throttling, server faults and connection errors are
+retried by the client, in botocore (``Config(retries=...)``; the deployment's is
+:func:`taskmanager.entrypoints.bootstrap.client_config`), the one retry layer. A request that
+still fails raises ``StorageError`` (``raise ... from`` the botocore error). No botocore
 ``ClientError`` leaves this module.
 """
 
@@ -72,9 +77,8 @@ import binascii
 import hashlib
 import json
 import math
-import random
 import re
-import time
+import secrets
 import zlib
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, ParamSpec, TypeVar, cast
@@ -114,19 +118,8 @@ DUE_SHARDS: Final = 4
 #: ``heartbeat_due_epoch`` offset for a RUNNING task without a heartbeat (about 317 years).
 NO_HEARTBEAT_SECONDS: Final = 10**10
 
-#: Error codes worth another try: throttling and server-side failures.
-RETRYABLE_CODES: Final = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "Throttling",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "TransactionConflictException",
-    }
-)
+#: The attribute holding the random token of the ``PutItem`` that created the item.
+CREATE_TOKEN: Final = "create_token"
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = timedelta(microseconds=1)
@@ -274,86 +267,76 @@ def status_from_item(item: Mapping[str, Any] | None) -> TaskStatus | None:
 class _ConditionFailedError(Exception):
     """A conditional write was refused; ``item`` is the stored item (ALL_OLD) or None."""
 
-    def __init__(self, item: Mapping[str, Any] | None, retried: bool) -> None:
+    def __init__(self, item: Mapping[str, Any] | None) -> None:
         super().__init__("conditional check failed")
         self.item = item
-        self.retried = retried
 
 
 class DynamoDBTaskRepository:
     """The :class:`~taskmanager.domain.ports.TaskRepository` on one DynamoDB table.
 
-    ``client`` is a boto3 DynamoDB client (built lazily and cached by the caller).
-    ``max_attempts`` bounds the tries of one request on throttling or transient errors;
-    ``base_delay`` and ``max_delay`` shape the full-jitter exponential backoff between them.
+    ``client`` is a boto3 (or botocore) DynamoDB client, built lazily and cached by the
+    caller. Its retry configuration is the only retry of a request: this adapter sends each
+    request once (the deployment's: :func:`taskmanager.entrypoints.bootstrap.client_config`).
     """
 
-    def __init__(
-        self,
-        client: DynamoDBClient,
-        table_name: str,
-        *,
-        max_attempts: int = 5,
-        base_delay: float = 0.05,
-        max_delay: float = 2.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self.table_name = table_name
-        self._max_attempts = max_attempts
-        self._base_delay = base_delay
-        self._max_delay = max_delay
-        self._sleep = sleep
 
-    # -- sending with bounded retries --------------------------------------------------------
+    # -- sending -----------------------------------------------------------------------------
     def _call(self, operation: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        """One request, retried by botocore as the client is configured; its refusal or
+        failure translated."""
         name = getattr(operation, "__name__", "request")
-        attempt = 1
-        while True:
-            try:
-                return operation(*args, **kwargs)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code == "ConditionalCheckFailedException":
-                    item = cast("Mapping[str, Any] | None", exc.response.get("Item"))
-                    raise _ConditionFailedError(item, attempt > 1) from exc
-                if code not in RETRYABLE_CODES or attempt >= self._max_attempts:
-                    raise StorageError(
-                        f"DynamoDB {name} on {self.table_name} failed after {attempt} "
-                        f"attempt(s): {code or exc}",
-                        details={"operation": name, "code": code, "attempts": attempt},
-                    ) from exc
-            except BotoCoreError as exc:
-                if attempt >= self._max_attempts:
-                    raise StorageError(
-                        f"DynamoDB {name} on {self.table_name} failed after {attempt} "
-                        f"attempt(s): {exc}",
-                        details={"operation": name, "attempts": attempt},
-                    ) from exc
-            cap = min(self._max_delay, self._base_delay * 2 ** (attempt - 1))
-            self._sleep(random.uniform(0, cap))  # jitter, not cryptography
-            attempt += 1
+        try:
+            return operation(*args, **kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                item = cast("Mapping[str, Any] | None", exc.response.get("Item"))
+                raise _ConditionFailedError(item) from exc
+            attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+            raise StorageError(
+                f"DynamoDB {name} on {self.table_name} failed after {attempts} "
+                f"attempt(s): {code or exc}",
+                details={"operation": name, "code": code, "attempts": attempts},
+            ) from exc
+        except BotoCoreError as exc:
+            # A connection fault that outlasted the client's retries (their count is not
+            # on the exception).
+            raise StorageError(
+                f"DynamoDB {name} on {self.table_name} failed: {exc}",
+                details={"operation": name},
+            ) from exc
 
     # -- writes ------------------------------------------------------------------------------
     def create(self, task: Task, now: datetime) -> WriteResult:
+        # This create's own mark on the item. When an attempt of this PutItem writes the
+        # item but its answer is lost, the retry (botocore resends the same request, token
+        # and all) meets the condition; the stored item then carries this token: it is our
+        # own write, the task is created, even if its processor changed it since. Any other
+        # request, an idempotent replay of the same submit included, has another token.
+        # Comparing the stored task with ours could not tell: two submits of one request at
+        # the same clock reading make equal tasks, and a task changed before the retry
+        # arrived no longer equals the one we sent.
+        token = _s(secrets.token_hex(16))
         try:
             self._call(
                 self._client.put_item,
                 TableName=self.table_name,
-                Item=task_to_item(task),
+                Item={**task_to_item(task), CREATE_TOKEN: token},
                 ConditionExpression="attribute_not_exists(#id) OR #expires <= :now",
                 ExpressionAttributeNames={"#id": "task_id", "#expires": "expires_time"},
                 ExpressionAttributeValues={":now": _s(format_time(now))},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except _ConditionFailedError as refused:
-            existing = None if refused.item is None else task_from_image(refused.item)
-            if refused.retried and existing == task:
-                # An earlier attempt wrote it and its answer was lost: it is ours.
+            if refused.item is None:
+                return WriteResult(False, None)
+            if refused.item.get(CREATE_TOKEN) == token:
                 return WriteResult(True, task)
-            return WriteResult(False, existing)
+            return WriteResult(False, task_from_image(refused.item))
         return WriteResult(True, task)
 
     def apply(self, guard: Guard, change: Change) -> WriteResult:

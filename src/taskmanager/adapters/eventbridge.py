@@ -6,9 +6,16 @@ sized the way EventBridge documents it ("Calculating PutEvents event entry size"
 for ``Time`` plus the UTF-8 bytes of ``Source``, ``DetailType``, ``Detail`` and each
 ``Resources`` entry.
 
-EventBridge accepts a request and still fails single entries (``FailedEntryCount``, an
-``ErrorCode`` on the entry). Those entries, and whole requests refused for throttling or a
-server fault, are sent again with jittered exponential backoff, a bounded number of times.
+Each kind of failure is retried by one layer only:
+
+- a whole request refused for throttling or a server fault, or lost on the network, is
+  retried by the client (botocore, as its ``Config(retries=...)`` says; the deployment's is
+  :func:`taskmanager.entrypoints.bootstrap.client_config`). When it still fails, its entries
+  are not sent again here: that would multiply the client's attempts.
+- EventBridge accepts a request and still fails single entries (``FailedEntryCount``, an
+  ``ErrorCode`` on the entry). botocore sees a success and retries nothing, so this module
+  sends those entries again, with jittered exponential backoff, a bounded number of times.
+
 Then ``PublishError`` names exactly the ``event_id`` of every event not delivered, so the
 stream handler reports those records, and only those, as batch item failures.
 """
@@ -38,11 +45,6 @@ MAX_ENTRIES: Final = 10
 MAX_REQUEST_BYTES: Final = 256 * 1024
 #: What ``Time`` counts for in an entry's size.
 TIME_BYTES: Final = 14
-#: Whole-request errors worth another try.
-RETRYABLE_CODES: Final = frozenset(
-    {"ThrottlingException", "InternalException", "InternalFailure", "ServiceUnavailable"}
-)
-
 #: Entry error codes that no retry can fix.
 PERMANENT_ENTRY_CODES: Final = frozenset(
     {"InvalidArgument", "MalformedDetail", "ValidationException", "AccessDeniedException"}
@@ -88,8 +90,9 @@ def batches(entries: Sequence[_Pair]) -> list[list[_Pair]]:
 class EventBridgePublisher:
     """Publishes outbound events to one event bus with one ``source``.
 
-    ``client`` is a boto3 EventBridge (``events``) client. ``max_attempts`` bounds how often
-    one entry is sent; ``base_delay``/``max_delay`` shape the backoff between attempts.
+    ``client`` is a boto3 EventBridge (``events``) client; its retry configuration retries
+    whole requests. ``max_attempts`` bounds how often an entry is sent when EventBridge fails
+    it alone; ``base_delay``/``max_delay`` shape the backoff between those rounds.
     """
 
     def __init__(
@@ -160,15 +163,17 @@ class EventBridgePublisher:
             raise PublishError(failed, f"bus {self.bus_name}: {shown}")
 
     def _send(self, batch: list[_Pair]) -> list[tuple[_Pair, str, bool]]:
-        """Send one request; returns the entries that failed: (entry, reason, retryable)."""
+        """Send one request; returns the entries that failed: (entry, reason, retryable).
+
+        A request that fails as a whole has had the client's retries already: its entries
+        are not retryable here."""
         try:
             response = self._client.put_events(Entries=[entry for _, entry in batch])
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            retryable = code in RETRYABLE_CODES
-            return [(pair, f"PutEvents refused: {code or exc}", retryable) for pair in batch]
+            return [(pair, f"PutEvents refused: {code or exc}", False) for pair in batch]
         except BotoCoreError as exc:
-            return [(pair, f"PutEvents failed: {exc}", True) for pair in batch]
+            return [(pair, f"PutEvents failed: {exc}", False) for pair in batch]
         if not response.get("FailedEntryCount"):
             return []
         results: list[Any] = response.get("Entries", [])

@@ -25,6 +25,8 @@ from taskmanager.domain.model import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from botocore.config import Config
+
     from taskmanager.domain.ports import (
         Clock,
         EventPublisher,
@@ -38,6 +40,14 @@ OwnerClaim = Literal["iam", "iam_session", "jwt_sub"]
 
 
 ENV_PREFIX: Final = "TASKMANAGER_"
+
+#: Attempts botocore makes of one AWS request, the first included. botocore is the only
+#: retry layer (the adapters send each request once; docs/storage.md, "Failures"), so this
+#: bounds every request. Standard mode backs off with full jitter, from 1 s for throttling
+#: and from 25-50 ms for server and connection faults, doubling: four attempts wait at most
+#: 1 + 2 + 4 = 7 s, so a throttled request still gets its 503 out within the API function's
+#: default 10 s timeout.
+AWS_MAX_ATTEMPTS: Final = 4
 
 
 class Settings(BaseModel):
@@ -120,17 +130,24 @@ def _session() -> Any:
     return new_session()
 
 
+def client_config() -> Config:
+    """The configuration of every AWS client: botocore's standard retry mode, at most
+    :data:`AWS_MAX_ATTEMPTS` attempts per request; TCP keep-alive."""
+    from botocore.config import Config  # noqa: PLC0415
+
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": AWS_MAX_ATTEMPTS}, tcp_keepalive=True
+    )
+
+
 @functools.cache
 def client(service: str) -> Any:
     """One botocore client per service for the life of the process (the same client class
-    boto3 would build).
+    boto3 would build), configured by :func:`client_config`.
 
     ``AWS_ENDPOINT_URL`` (an SDK-wide setting) points every client at another endpoint,
     which is how the end-to-end tests reach moto server."""
-    from botocore.config import Config  # noqa: PLC0415
-
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, tcp_keepalive=True)
-    return _session().create_client(service, config=config)
+    return _session().create_client(service, config=client_config())
 
 
 @functools.cache
