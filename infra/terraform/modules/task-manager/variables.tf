@@ -239,13 +239,15 @@ variable "api" {
 }
 
 variable "sweeper_schedule_expression" {
-  description = "How often the sweeper looks for tasks past their deadline or heartbeat: an EventBridge rate() or cron() expression."
+  description = "How often the sweeper looks for tasks past their deadline or heartbeat: an EventBridge rate() or cron() expression, e.g. rate(1 minute), rate(5 minutes), cron(0/5 * * * ? *)."
   type        = string
   default     = "rate(1 minute)"
 
+  # EventBridge refuses a singular unit with a value above 1 and a plural one with 1
+  # (rate(5 minute), rate(1 minutes)); a cron expression has six fields.
   validation {
-    condition     = can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.sweeper_schedule_expression))
-    error_message = "sweeper_schedule_expression must be rate(N unit) or cron(...)."
+    condition     = can(regex("^(rate\\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\\)|cron\\([^ ()]+( [^ ()]+){5}\\))$", var.sweeper_schedule_expression))
+    error_message = "sweeper_schedule_expression must be rate(1 minute|hour|day), rate(N minutes|hours|days) with N > 1, or cron(...) with six fields: EventBridge refuses the rest."
   }
 }
 
