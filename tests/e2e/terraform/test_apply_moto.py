@@ -118,7 +118,7 @@ def deployment(
     moto_server: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployment]:
-    processor_zip = tmp_path_factory.mktemp("processor") / "word-count.zip"
+    processor_zip = tmp_path_factory.mktemp("processor") / "word-count-python3.12-x86_64.zip"
     build(
         arch="x86_64",
         output=processor_zip,

@@ -126,13 +126,13 @@ def suites(terraform: Terraform, tmp_path_factory: pytest.TempPathFactory) -> Su
 
 
 @pytest.mark.parametrize(
-    "test_file", SUITES, ids=[str(p.relative_to(TFTEST)).removesuffix(".tftest.hcl") for p in SUITES]
+    "test_file",
+    SUITES,
+    ids=[str(p.relative_to(TFTEST)).removesuffix(".tftest.hcl") for p in SUITES],
 )
 def test_module_rule(suites: Suites, test_file: Path) -> None:
     outcome = suites.outcome(test_file)
-    assert outcome.runs, f"no run of {test_file.name} completed:\n" + "\n".join(
-        outcome.diagnostics
-    )
+    assert outcome.runs, f"no run of {test_file.name} completed:\n" + "\n".join(outcome.diagnostics)
     failed = {run: status for run, status in outcome.runs.items() if status != "pass"}
     assert failed == {}, "\n".join(outcome.diagnostics)
 

@@ -31,8 +31,8 @@ def test_terraform_validates(terraform: Terraform, infra_copy: Path, root: str) 
     assert result["error_count"] == 0
 
 
-def test_a_bad_variable_is_refused_by_validation(terraform: Terraform, infra_copy: Path) -> None:
-    """The variables' validation blocks run: an unknown architecture is refused at plan."""
+def _refused_plan(terraform: Terraform, infra_copy: Path, *variables: str) -> str:
+    """Plan the example with these variables; it must fail. Returns its error output."""
     example = infra_copy / "examples" / "complete"
     terraform.init(example, backend=False)
     done = subprocess.run(
@@ -42,10 +42,8 @@ def test_a_bad_variable_is_refused_by_validation(terraform: Terraform, infra_cop
             "-no-color",
             "-input=false",
             "-refresh=false",
-            "-var=lambda_zip=x.zip",
-            "-var=processor_zip=y.zip",
             "-var=powertools_layer_arn=arn:aws:lambda:eu-west-1:017000801446:layer:P:1",
-            "-var=architecture=sparc",
+            *(f"-var={v}" for v in variables),
         ],
         cwd=example,
         env=terraform.env,
@@ -55,7 +53,31 @@ def test_a_bad_variable_is_refused_by_validation(terraform: Terraform, infra_cop
         check=False,
     )
     assert done.returncode != 0
-    assert "lambda_package.architecture must be x86_64 or arm64" in done.stderr
+    return done.stderr
+
+
+def test_a_bad_variable_is_refused_by_validation(terraform: Terraform, infra_copy: Path) -> None:
+    """The variables' validation blocks run: an unknown architecture is refused at plan."""
+    errors = _refused_plan(
+        terraform, infra_copy, "lambda_zip=x.zip", "processor_zip=y.zip", "architecture=sparc"
+    )
+    assert "lambda_package.architecture must be x86_64 or arm64" in errors
+
+
+def test_zips_built_for_another_architecture_are_refused_at_plan(
+    terraform: Terraform, infra_copy: Path
+) -> None:
+    """x86_64 zips for the example's arm64 functions: pydantic-core would fail to import in
+    every function, so the plan stops, for the task manager's zip and the processor's."""
+    errors = _refused_plan(
+        terraform,
+        infra_copy,
+        "lambda_zip=dist/lambda/taskmanager-python3.12-x86_64.zip",
+        "processor_zip=dist/lambda/wordcount-python3.12-x86_64.zip",
+        "architecture=arm64",
+    )
+    assert errors.count("must name a zip built for lambda_package.runtime") == 2
+    assert "-python3.12-arm64.zip" in errors
 
 
 def test_checkov_passes_with_every_skip_explained() -> None:

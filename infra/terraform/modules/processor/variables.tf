@@ -30,7 +30,7 @@ variable "task_manager" {
 }
 
 variable "lambda_package" {
-  description = "Zip with the processor code (and taskmanager, as built by `python -m taskmanager.build_lambda --include ...`), its runtime, architecture and handler, e.g. \"my_processor.handler\" where handler = Processor(...).lambda_handler."
+  description = "Zip with the processor code (and taskmanager, as built by `python -m taskmanager.build_lambda --arch <architecture> --runtime <runtime> --output <name>-<runtime>-<architecture>.zip --include ...`; a zip whose name says another runtime or architecture is refused), the function's runtime, architecture and handler, e.g. \"my_processor.handler\" where handler = Processor(...).lambda_handler."
   type = object({
     path         = string
     handler      = string
@@ -49,6 +49,13 @@ variable "lambda_package" {
   validation {
     condition     = contains(["x86_64", "arm64"], var.lambda_package.architecture)
     error_message = "lambda_package.architecture must be x86_64 or arm64."
+  }
+  # pydantic-core in the zip is compiled for one Python version and one architecture: a
+  # function of another one fails at its first import. taskmanager.build_lambda puts both in
+  # the zip's name.
+  validation {
+    condition     = endswith(basename(var.lambda_package.path), "-${var.lambda_package.runtime}-${var.lambda_package.architecture}.zip")
+    error_message = "lambda_package.path must name a zip built for lambda_package.runtime and lambda_package.architecture, ending in -${var.lambda_package.runtime}-${var.lambda_package.architecture}.zip as taskmanager.build_lambda names it: pydantic-core in the zip is compiled for one Python version and one architecture, and fails to import in any other."
   }
 }
 

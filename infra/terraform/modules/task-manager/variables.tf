@@ -9,7 +9,7 @@ variable "name" {
 }
 
 variable "lambda_package" {
-  description = "The Lambda code zip built by `python -m taskmanager.build_lambda` (path on the machine running terraform) and the runtime and architecture it was built for."
+  description = "The Lambda code zip built by `python -m taskmanager.build_lambda --arch <architecture> --runtime <runtime>` (path on the machine running terraform; its name ends in -<runtime>-<architecture>.zip, and a zip built for another runtime or architecture is refused) and the runtime and architecture of the functions."
   type = object({
     path         = string
     runtime      = optional(string, "python3.12")
@@ -27,6 +27,13 @@ variable "lambda_package" {
   validation {
     condition     = contains(["x86_64", "arm64"], var.lambda_package.architecture)
     error_message = "lambda_package.architecture must be x86_64 or arm64."
+  }
+  # pydantic-core in the zip is compiled for one Python version and one architecture: a
+  # function of another one fails at its first import. taskmanager.build_lambda puts both in
+  # the zip's name.
+  validation {
+    condition     = endswith(basename(var.lambda_package.path), "-${var.lambda_package.runtime}-${var.lambda_package.architecture}.zip")
+    error_message = "lambda_package.path must name a zip built for lambda_package.runtime and lambda_package.architecture, ending in -${var.lambda_package.runtime}-${var.lambda_package.architecture}.zip as taskmanager.build_lambda names it: pydantic-core in the zip is compiled for one Python version and one architecture, and fails to import in any other."
   }
 }
 
