@@ -217,11 +217,12 @@ variable "stream_processing" {
 }
 
 variable "api" {
-  description = "The HTTP API: authorization AWS_IAM (owner = the caller's IAM principal) or JWT (owner = the token's sub; needs jwt_issuer and jwt_audience), stage throttling, and access log retention."
+  description = "The HTTP API: authorization AWS_IAM (owner = the caller's IAM principal) or JWT (owner = the token's sub; needs jwt_issuer, jwt_audience and authorization_scopes: the scopes every route requires, a token needing at least one of them, or [] to accept any token for the audience, OpenID Connect ID tokens included), and stage throttling."
   type = object({
     authorization          = optional(string, "AWS_IAM")
     jwt_issuer             = optional(string)
     jwt_audience           = optional(list(string), [])
+    authorization_scopes   = optional(list(string))
     throttling_burst_limit = optional(number, 100)
     throttling_rate_limit  = optional(number, 50)
   })
@@ -238,6 +239,20 @@ variable "api" {
   validation {
     condition     = var.api.jwt_issuer == null || startswith(coalesce(var.api.jwt_issuer, "-"), "https://")
     error_message = "api.jwt_issuer must be an https:// URL."
+  }
+  # Without scopes API Gateway accepts any valid token for the audience, ID tokens included
+  # (nothing tells them from access tokens), so JWT asks for an explicit choice.
+  validation {
+    condition     = var.api.authorization != "JWT" || var.api.authorization_scopes != null
+    error_message = "api.authorization = JWT needs api.authorization_scopes: the scopes every route requires (a token must carry at least one), or [] to accept any token for the audience, OpenID Connect ID tokens included."
+  }
+  validation {
+    condition     = var.api.authorization == "JWT" || length(coalesce(var.api.authorization_scopes, [])) == 0
+    error_message = "api.authorization_scopes apply to JWT authorization only."
+  }
+  validation {
+    condition     = alltrue([for s in coalesce(var.api.authorization_scopes, []) : can(regex("^[!#-\\[\\]-~]+$", s))])
+    error_message = "api.authorization_scopes must be single OAuth scopes: printable ASCII without spaces, quotes or backslashes (RFC 6749 section 3.3)."
   }
   validation {
     condition     = var.api.throttling_burst_limit >= 1 && var.api.throttling_rate_limit > 0
