@@ -31,6 +31,18 @@ resource "aws_cloudwatch_event_rule" "this" {
   event_bus_name = var.task_manager.event_bus_name
   event_pattern  = jsonencode(local.task_created_pattern)
   tags           = var.tags
+
+  lifecycle {
+    # The rule is made on the bus by name, and the SDK reads the task table by name, both
+    # with this provider's credentials: another account or region would find nothing there.
+    precondition {
+      condition = (
+        split(":", var.task_manager.event_bus_arn)[4] == data.aws_caller_identity.current.account_id &&
+        split(":", var.task_manager.event_bus_arn)[3] == data.aws_region.current.name
+      )
+      error_message = "The processor must be deployed in the task manager's account and region (the bus ${var.task_manager.event_bus_arn}); see docs/deploy.md, \"Processors\"."
+    }
+  }
 }
 
 resource "aws_cloudwatch_event_target" "this" {

@@ -19,7 +19,7 @@ variable "task_type" {
 }
 
 variable "task_manager" {
-  description = "Outputs of the task-manager module this processor works for."
+  description = "Outputs of the task-manager module this processor works for, deployed in the same account and region (the plan stops otherwise)."
   type = object({
     event_bus_name        = string
     event_bus_arn         = string

@@ -111,7 +111,9 @@ resource "aws_dynamodb_table" "this" {
   tags = var.tags
 }
 
-# --- EventBridge: the bus, the TaskUpdated rule and who may publish ----------------------------
+# --- EventBridge: the bus and the TaskUpdated rule --------------------------------------------
+# Processors publish TaskUpdated from this account (docs/deploy.md, "Processors"): their roles
+# attach processor_policy_json, and the bus needs no resource policy.
 
 resource "aws_cloudwatch_event_bus" "this" {
   count = var.event_bus.create ? 1 : 0
@@ -124,34 +126,6 @@ data "aws_cloudwatch_event_bus" "existing" {
   count = var.event_bus.create ? 0 : 1
 
   name = var.event_bus.name
-}
-
-data "aws_iam_policy_document" "bus" {
-  count = length(var.event_bus.publisher_principals) > 0 ? 1 : 0
-
-  statement {
-    sid       = "ProcessorsPublishTaskUpdated"
-    actions   = ["events:PutEvents"]
-    resources = [local.event_bus_arn]
-
-    principals {
-      type        = "AWS"
-      identifiers = var.event_bus.publisher_principals
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "events:detail-type"
-      values   = ["TaskUpdated"]
-    }
-  }
-}
-
-# Authoritative: replaces any other policy on the bus, so it is managed only when asked for.
-resource "aws_cloudwatch_event_bus_policy" "this" {
-  count = length(var.event_bus.publisher_principals) > 0 ? 1 : 0
-
-  event_bus_name = local.event_bus_name
-  policy         = data.aws_iam_policy_document.bus[0].json
 }
 
 resource "aws_cloudwatch_event_rule" "task_updated" {

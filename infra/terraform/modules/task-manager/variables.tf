@@ -129,24 +129,17 @@ variable "table" {
 }
 
 variable "event_bus" {
-  description = "The EventBridge bus: create one named `name` (default \"<name>\") or, with create = false, use the existing bus of that name (\"default\" works). publisher_principals: AWS account ids or IAM ARNs of other accounts allowed to PutEvents TaskUpdated on it (empty: no bus policy is managed; same-account processors need only the `processor_publish_policy_json` output)."
+  description = "The EventBridge bus: create one named `name` (default \"<name>\") or, with create = false, use the existing bus of that name (\"default\" works). update_sources: the event sources the TaskUpdated rule accepts (empty: any). Processors run in this account and region and attach the `processor_policy_json` output to their roles."
   type = object({
-    create               = optional(bool, true)
-    name                 = optional(string)
-    publisher_principals = optional(list(string), [])
-    update_sources       = optional(list(string), [])
+    create         = optional(bool, true)
+    name           = optional(string)
+    update_sources = optional(list(string), [])
   })
   default = {}
 
   validation {
     condition     = var.event_bus.create || var.event_bus.name != null
     error_message = "event_bus.name is required when event_bus.create is false."
-  }
-  validation {
-    condition = alltrue([
-      for p in var.event_bus.publisher_principals : can(regex("^([0-9]{12}|arn:aws[a-z-]*:iam::[0-9]{12}:(root|role/.+|user/.+))$", p))
-    ])
-    error_message = "event_bus.publisher_principals must be 12-digit account ids or IAM role/user/root ARNs; '*' is not allowed."
   }
 }
 
