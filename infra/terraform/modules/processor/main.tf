@@ -15,6 +15,10 @@ locals {
     detail = merge(local.base_pattern.detail, { type = [var.task_type] })
   })
 
+  # With JSON logs Lambda drops application logs below this level whatever Powertools emits,
+  # so it follows function.log_level; Lambda spells WARNING as WARN.
+  application_log_level = { DEBUG = "DEBUG", INFO = "INFO", WARNING = "WARN", ERROR = "ERROR" }[var.function.log_level]
+
   failure_send_action = {
     sqs    = "sqs:SendMessage"
     sns    = "sns:Publish"
@@ -211,12 +215,14 @@ resource "aws_lambda_function" "this" {
       TASKMANAGER_EVENT_SOURCE   = var.task_manager.event_source
       TASKMANAGER_TRACING        = var.function.tracing ? "true" : "false"
       POWERTOOLS_SERVICE_NAME    = var.name
+      POWERTOOLS_LOG_LEVEL       = var.function.log_level
     })
   }
 
   logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.this.name
+    log_format            = "JSON"
+    log_group             = aws_cloudwatch_log_group.this.name
+    application_log_level = local.application_log_level
   }
 
   tracing_config {

@@ -70,10 +70,11 @@ variable "powertools_layer_arn" {
 }
 
 variable "function" {
-  description = "Function settings: memory (MB), timeout (s, the longest a task's work may take in one invocation), log retention (days), X-Ray tracing and extra environment variables."
+  description = "Function settings: memory (MB), timeout (s, the longest a task's work may take in one invocation), log level (POWERTOOLS_LOG_LEVEL and Lambda's application log level filter, which drops JSON logs below it), log retention (days), X-Ray tracing and extra environment variables."
   type = object({
     memory_size        = optional(number, 512)
     timeout            = optional(number, 900)
+    log_level          = optional(string, "INFO")
     log_retention_days = optional(number, 30)
     tracing            = optional(bool, true)
     environment        = optional(map(string), {})
@@ -87,6 +88,10 @@ variable "function" {
   validation {
     condition     = var.function.timeout >= 1 && var.function.timeout <= 900
     error_message = "function.timeout must be 1-900 s."
+  }
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.function.log_level)
+    error_message = "function.log_level must be DEBUG, INFO, WARNING or ERROR."
   }
   validation {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.function.log_retention_days)

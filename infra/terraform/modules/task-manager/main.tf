@@ -8,6 +8,10 @@ locals {
   event_bus_arn  = var.event_bus.create ? aws_cloudwatch_event_bus.this[0].arn : data.aws_cloudwatch_event_bus.existing[0].arn
   owner_claim    = var.api.authorization == "JWT" ? "jwt_sub" : "iam"
 
+  # With JSON logs Lambda drops application logs below this level whatever Powertools emits,
+  # so it follows lambda.log_level; Lambda spells WARNING as WARN.
+  application_log_level = { DEBUG = "DEBUG", INFO = "INFO", WARNING = "WARN", ERROR = "ERROR" }[var.lambda.log_level]
+
   # Queue ARNs from their names, so each queue's policy can name the queue itself.
   queue_arn_prefix   = "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
   updates_queue_name = "${var.name}-updates"

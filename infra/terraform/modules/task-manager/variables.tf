@@ -48,7 +48,7 @@ variable "powertools_layer_arn" {
 }
 
 variable "lambda" {
-  description = "Settings shared by the four functions: memory, log level, X-Ray tracing, log retention and per-function timeouts in seconds."
+  description = "Settings shared by the four functions: memory, log level (Powertools' POWERTOOLS_LOG_LEVEL and Lambda's application log level filter, which drops JSON logs below it), X-Ray tracing, log retention and per-function timeouts in seconds."
   type = object({
     memory_size        = optional(number, 512)
     log_level          = optional(string, "INFO")
