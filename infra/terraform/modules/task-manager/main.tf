@@ -41,6 +41,7 @@ locals {
 
 resource "aws_dynamodb_table" "this" {
   # checkov:skip=CKV_AWS_28:Point-in-time recovery is var.table.point_in_time_recovery, on by default; checkov cannot evaluate optional() defaults of an object variable.
+  # checkov:skip=CKV_AWS_119:A customer managed key is var.table.kms_key_arn; without one the table uses DynamoDB's free AWS owned key, as documented, rather than the AWS managed key KMS charges for.
   name                        = local.table_name
   billing_mode                = "PAY_PER_REQUEST"
   hash_key                    = "task_id"
@@ -107,8 +108,11 @@ resource "aws_dynamodb_table" "this" {
     enabled = var.table.point_in_time_recovery
   }
 
+  # DynamoDB always encrypts. Enabled without a key would pick the AWS managed key
+  # (aws/dynamodb, KMS charges); disabled is the AWS owned key, free, as table.kms_key_arn =
+  # null promises. With a key ARN, that customer managed key.
   server_side_encryption {
-    enabled     = true
+    enabled     = var.table.kms_key_arn != null
     kms_key_arn = var.table.kms_key_arn
   }
 

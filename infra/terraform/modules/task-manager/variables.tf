@@ -109,7 +109,7 @@ variable "settings" {
 }
 
 variable "table" {
-  description = "DynamoDB table: name (default \"<name>-tasks\"), deletion protection, point-in-time recovery and an optional customer managed KMS key (null: the AWS owned key)."
+  description = "DynamoDB table: name (default \"<name>-tasks\"), deletion protection, point-in-time recovery and an optional customer managed KMS key (null: DynamoDB's AWS owned key, no KMS charges; the AWS managed aws/dynamodb key is not used)."
   type = object({
     name                   = optional(string)
     deletion_protection    = optional(bool, true)
@@ -287,7 +287,7 @@ variable "alarms" {
 }
 
 variable "kms_key_arn" {
-  description = "Optional customer managed KMS key for the SQS queues, CloudWatch log groups and Lambda environment variables (null: AWS managed encryption). The key policy must allow SQS, CloudWatch Logs and EventBridge to use it."
+  description = "Optional customer managed KMS key for the SQS queues, CloudWatch log groups and Lambda environment variables (null: each service's default encryption: SQS managed SSE, CloudWatch Logs' own encryption, Lambda's default key). The key policy must allow SQS, CloudWatch Logs and EventBridge to use it. The table has its own key setting, table.kms_key_arn."
   type        = string
   default     = null
 
