@@ -60,7 +60,7 @@ variable "lambda_package" {
 }
 
 variable "powertools_layer_arn" {
-  description = "ARN of the public Powertools for AWS Lambda (Python) v3 layer for the runtime, architecture and region."
+  description = "ARN of the public Powertools for AWS Lambda (Python) v3 layer for the runtime, architecture and region. A layer named for another runtime or architecture than lambda_package's stops the plan."
   type        = string
 
   validation {

@@ -38,7 +38,7 @@ variable "lambda_package" {
 }
 
 variable "powertools_layer_arn" {
-  description = "ARN of the public Powertools for AWS Lambda (Python) v3 layer matching the runtime, architecture and region, e.g. arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7. The zip does not ship Powertools."
+  description = "ARN of the public Powertools for AWS Lambda (Python) v3 layer matching the runtime, architecture and region, e.g. arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7. The zip does not ship Powertools. A layer named for another runtime or architecture than lambda_package's stops the plan."
   type        = string
 
   validation {
