@@ -132,7 +132,7 @@ def _hcl(path: Path) -> dict[str, Any]:
 
 
 def _version(text: str) -> tuple[int, int, int]:
-    major, minor, patch = (text.split(".") + ["0", "0"])[:3]
+    major, minor, patch = [*text.split("."), "0", "0"][:3]
     return int(major), int(minor), int(patch)
 
 
