@@ -12,6 +12,13 @@ Lambda's code folder is read-only, so Python cannot cache what it compiles there
 (``--python``, or found on PATH / in pyenv). The ``.pyc`` files use unchecked hash-based
 invalidation (PEP 552): no timestamps, and Python loads them without re-reading the source.
 
+pydantic-core is a compiled extension for one Python version and one architecture, so a
+function of another runtime or architecture fails at its first import. The zip says what it
+was built for twice: its name ends with ``-<runtime>-<architecture>.zip`` (the Terraform
+modules compare it with ``lambda_package.runtime`` and ``.architecture`` at plan), and
+``taskmanager-build.json`` inside records the runtime, architecture, platform and pinned
+versions.
+
 The zip is deterministic: the same inputs give a byte-identical file (sorted entries, fixed
 timestamps and permissions, hash-based ``.pyc``, pinned dependency versions taken from the
 building environment, so the zip runs the versions the tests ran).
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -41,6 +49,8 @@ BUNDLED_ROOTS: Final = ("pydantic", "pydantic-settings")
 PROVIDED: Final = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "aws-lambda-powertools"}
 )
+#: At the top of the zip: what it was built for (runtime, architecture) and from (versions).
+MANIFEST: Final = "taskmanager-build.json"
 _EPOCH: Final = (1980, 1, 1, 0, 0, 0)
 _SKIP_DIRS: Final = frozenset({"__pycache__", "bin"})
 
@@ -55,6 +65,11 @@ class BuildResult:
     size: int
     pinned: tuple[str, ...]
     compiled_with: str | None
+
+
+def zip_suffix(runtime: str, arch: str) -> str:
+    """How the zip's name ends: the runtime and architecture its compiled parts are for."""
+    return f"-{runtime}-{arch}.zip"
 
 
 def _canonical(name: str) -> str:
@@ -185,6 +200,19 @@ def _files(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
+def _write_manifest(
+    root: Path, *, runtime: str, arch: str, requirements: tuple[str, ...], pyc: bool
+) -> None:
+    manifest = {
+        "runtime": runtime,
+        "architecture": arch,
+        "platform": ARCHITECTURES[arch],
+        "requirements": list(requirements),
+        "pyc": pyc,
+    }
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
 def write_zip(root: Path, output: Path) -> None:
     """A zip of ``root`` that depends only on the files' names and contents."""
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +241,13 @@ def build(
         raise BuildError(f"unknown architecture {arch!r}; use one of {sorted(ARCHITECTURES)}")
     if runtime not in RUNTIMES:
         raise BuildError(f"unsupported runtime {runtime!r}; use one of {list(RUNTIMES)}")
+    suffix = zip_suffix(runtime, arch)
+    output = output or Path("dist", "lambda", f"taskmanager{suffix}")
+    if not output.name.endswith(suffix):
+        raise BuildError(
+            f"output {output}: the name must end with {suffix}, the runtime and architecture "
+            "the zip is built for; the Terraform modules compare it with lambda_package"
+        )
     interpreter: str | None = None
     if compile_pyc:
         interpreter = python or find_interpreter(runtime)
@@ -225,7 +260,6 @@ def build(
     for include in includes:
         if not include.exists():
             raise BuildError(f"--include {include}: no such file or directory")
-    output = output or Path("dist", "lambda", f"taskmanager-{runtime}-{arch}.zip")
     requirements = pinned_requirements()
     package = Path(__file__).resolve().parent
     with tempfile.TemporaryDirectory(prefix="taskmanager-lambda-") as scratch:
@@ -240,6 +274,13 @@ def build(
                 shutil.copyfile(include, root / include.name)
         if interpreter is not None:
             _compile(interpreter, root)
+        _write_manifest(
+            root,
+            runtime=runtime,
+            arch=arch,
+            requirements=requirements,
+            pyc=interpreter is not None,
+        )
         write_zip(root, output)
     return BuildResult(output, output.stat().st_size, requirements, interpreter)
 
@@ -251,7 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES))
     parser.add_argument("--runtime", default="python3.12", choices=RUNTIMES)
-    parser.add_argument("--output", type=Path, help="zip path (default dist/lambda/...)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="zip path ending in -<runtime>-<arch>.zip "
+        "(default dist/lambda/taskmanager-<runtime>-<arch>.zip)",
+    )
     parser.add_argument(
         "--include",
         type=Path,

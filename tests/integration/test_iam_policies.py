@@ -8,6 +8,10 @@ actions AWS offers without resource-level permissions; otherwise it names the re
 (a Terraform reference, maybe with a documented suffix such as ``:*`` for a log group's
 streams or ``/stream/*`` for a table's streams), never a bare or account-wide wildcard.
 No principal is ``*``, and no AWS-managed admin or full-access policy is attached.
+
+Processors live in the task manager's account (docs/deploy.md, "Processors"): no resource
+policy names another account (``principals`` of type ``AWS``), no bus or table policy
+resource exists, and functions may be invoked by AWS services only.
 """
 
 from __future__ import annotations
@@ -112,6 +116,40 @@ def wildcard_resources(statements: list[tuple[str, dict[str, Any]]]) -> list[tup
     return offenders
 
 
+def account_principals(statements: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Statements granting to IAM principals (accounts, roles, users) by resource policy."""
+    return [
+        where
+        for where, statement in statements
+        for principal in statement.get("principals", [])
+        if _plain(principal.get("type")) == "AWS"
+    ]
+
+
+def resources_of_type(root: Path = TERRAFORM) -> dict[str, list[dict[str, Any]]]:
+    """Every ``resource`` block under ``root``, by type."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(root.rglob("*.tf")):
+        if ".terraform" in path.parts:
+            continue
+        with path.open() as handle:
+            parsed = hcl2.load(handle)
+        for resource in parsed.get("resource", []):
+            for kind, blocks in resource.items():
+                found.setdefault(_plain(kind), []).extend(blocks.values())
+    return found
+
+
+#: Resource policies that would let another account reach the bus or the table.
+CROSS_ACCOUNT_POLICIES: Final = frozenset(
+    {
+        "aws_cloudwatch_event_bus_policy",
+        "aws_cloudwatch_event_permission",
+        "aws_dynamodb_resource_policy",
+    }
+)
+
+
 def open_principals(statements: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return [
         where
@@ -159,6 +197,19 @@ data "aws_iam_policy_document" "sample" {
       identifiers = ["*"]
     }
   }
+  statement {
+    sid     = "Service"
+    actions = ["sqs:SendMessage"]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_cloudwatch_event_bus_policy" "this" {
+  event_bus_name = "bus"
+  policy         = data.aws_iam_policy_document.sample.json
 }
 """
 
@@ -166,13 +217,17 @@ data "aws_iam_policy_document" "sample" {
 def test_the_checker_finds_each_kind_of_wildcard(tmp_path: Path) -> None:
     (tmp_path / "sample.tf").write_text(SAMPLE)
     statements = policy_statements(tmp_path)
-    assert len(statements) == 6
+    assert len(statements) == 7
     assert [w.rsplit(":", 1)[1] for w, _ in wildcard_actions(statements)] == ["AnyAction"]
     assert [w.rsplit(":", 1)[1] for w, _ in wildcard_resources(statements)] == [
         "AnyTable",
         "AnyQueue",
     ]
     assert [w.rsplit(":", 1)[1] for w in open_principals(statements)] == ["Everyone"]
+    assert [w.rsplit(":", 1)[1] for w in account_principals(statements)] == ["Everyone"]
+    assert set(resources_of_type(tmp_path)) & CROSS_ACCOUNT_POLICIES == {
+        "aws_cloudwatch_event_bus_policy"
+    }
     assert resource_is_specific("${aws_dynamodb_table.this.arn}/stream/*")
     assert not resource_is_specific("arn:${data.aws_partition.current.partition}:sqs:*:*:*")
 
@@ -186,3 +241,15 @@ def test_the_projects_terraform_policies_have_no_needless_wildcard() -> None:
     text = "\n".join(p.read_text() for p in TERRAFORM.rglob("*.tf")) if TERRAFORM.exists() else ""
     assert "AdministratorAccess" not in text
     assert not re.search(r"arn:aws:iam::aws:policy/\S*FullAccess", text)
+
+
+def test_nothing_opens_the_task_managers_resources_to_other_accounts() -> None:
+    """Processors run in the task manager's account. A bus policy for other accounts'
+    TaskUpdated could not make them work (they read the table in their own account and never
+    receive TaskCreated), so none is made, and Lambda functions admit only AWS services."""
+    assert account_principals(policy_statements()) == []
+    resources = resources_of_type()
+    assert set(resources) & CROSS_ACCOUNT_POLICIES == set()
+    principals = [_plain(p["principal"]) for p in resources.get("aws_lambda_permission", [])]
+    assert principals
+    assert all(p.endswith(".amazonaws.com") for p in principals), principals

@@ -99,7 +99,7 @@ def infra_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real Lambda zip (taskmanager + pydantic wheels, .pyc for python3.12)."""
-    output = tmp_path_factory.mktemp("lambda") / "taskmanager.zip"
+    output = tmp_path_factory.mktemp("lambda") / "taskmanager-python3.12-x86_64.zip"
     try:
         build(arch="x86_64", output=output)
     except BuildError as exc:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import json
 import subprocess
 import sys
 import zipfile
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from taskmanager.build_lambda import BuildError, build, find_interpreter, main
+from taskmanager.build_lambda import MANIFEST, BuildError, build, find_interpreter, main
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,7 +23,7 @@ MAGIC_312 = 3531
 
 
 def test_same_inputs_give_a_byte_identical_zip(lambda_zip: Path, tmp_path: Path) -> None:
-    again = tmp_path / "again.zip"
+    again = tmp_path / "again-python3.12-x86_64.zip"
     build(arch="x86_64", output=again)
     assert again.read_bytes() == lambda_zip.read_bytes()
 
@@ -92,17 +94,45 @@ def test_zip_imports_under_the_runtime_python_from_a_read_only_folder(
 
 
 def test_arm64_gets_aarch64_wheels(tmp_path: Path) -> None:
-    output = tmp_path / "arm.zip"
+    output = tmp_path / "arm-python3.12-arm64.zip"
     build(arch="arm64", output=output)
     names = zipfile.ZipFile(output).namelist()
     (core,) = [n for n in names if n.startswith("pydantic_core/_pydantic_core.")]
     assert core.endswith(".cpython-312-aarch64-linux-gnu.so")
+    manifest = json.loads(zipfile.ZipFile(output).read(MANIFEST))
+    assert (manifest["runtime"], manifest["architecture"]) == ("python3.12", "arm64")
+
+
+def test_zip_records_the_runtime_and_architecture_its_compiled_parts_are_for(
+    lambda_zip: Path,
+) -> None:
+    """pydantic-core is built for one Python version and one architecture: the zip's name
+    says which (Terraform compares it with the function's runtime and architecture) and so
+    does a manifest inside, with the pinned versions."""
+    assert lambda_zip.name.endswith("-python3.12-x86_64.zip")
+    archive = zipfile.ZipFile(lambda_zip)
+    manifest = json.loads(archive.read(MANIFEST))
+    assert manifest["runtime"] == "python3.12"
+    assert manifest["architecture"] == "x86_64"
+    assert manifest["platform"] == "manylinux2014_x86_64"
+    assert manifest["pyc"] is True
+    core_version = next(r for r in manifest["requirements"] if r.startswith("pydantic-core=="))
+    assert core_version.split("==")[1] == importlib.metadata.version("pydantic-core")
+
+
+def test_an_output_not_named_for_its_runtime_and_architecture_is_refused(tmp_path: Path) -> None:
+    """Refused before anything is fetched: a zip that does not say what it was built for
+    could be deployed to a function of another runtime or architecture."""
+    for name in ("taskmanager.zip", "taskmanager-python3.12-x86_64.zip"):
+        with pytest.raises(BuildError, match=r"must end with -python3\.13-arm64\.zip"):
+            build(arch="arm64", runtime="python3.13", output=tmp_path / name, compile_pyc=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_prints_path_and_size(
     lambda_zip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    output = tmp_path / "cli.zip"
+    output = tmp_path / "cli-python3.12-x86_64.zip"
     assert main(["--arch", "x86_64", "--output", str(output)]) == 0
     path, size, unit = capsys.readouterr().out.split()
     assert path == str(output)
@@ -114,10 +144,14 @@ def test_cli_prints_path_and_size(
 def test_a_wrong_interpreter_or_input_is_refused(tmp_path: Path) -> None:
     if sys.version_info[:2] != (3, 12):
         with pytest.raises(BuildError, match=r"no python3\.12 interpreter"):
-            build(arch="x86_64", output=tmp_path / "x.zip", python=sys.executable)
+            build(arch="x86_64", output=tmp_path / "x-python3.12-x86_64.zip", python=sys.executable)
     with pytest.raises(BuildError, match="unknown architecture"):
-        build(arch="sparc", output=tmp_path / "x.zip")
+        build(arch="sparc", output=tmp_path / "x-python3.12-x86_64.zip")
     with pytest.raises(BuildError, match="no such file"):
-        build(arch="x86_64", output=tmp_path / "x.zip", includes=(tmp_path / "missing.py",))
-    assert not (tmp_path / "x.zip").exists()
+        build(
+            arch="x86_64",
+            output=tmp_path / "x-python3.12-x86_64.zip",
+            includes=(tmp_path / "missing.py",),
+        )
+    assert not (tmp_path / "x-python3.12-x86_64.zip").exists()
     assert importlib.util.find_spec("taskmanager.build_lambda") is not None

@@ -42,22 +42,30 @@ def test_every_variable_and_output_has_a_description() -> None:
 
 
 def test_build_commands_in_deploy_doc_run(tmp_path: Path, lambda_zip: Path) -> None:
+    """The doc builds both zips for the example's architecture variable and gives terraform
+    that same variable, so a reader who switches ARCH switches both."""
     doc = (REPO / "docs" / "deploy.md").read_text()
+    (arch,) = re.findall(r"^ARCH=([a-z0-9_]+)\b", doc, flags=re.MULTILINE)
+    assert arch == "x86_64"
+    assert "-var architecture=$ARCH" in doc
     commands = [
-        shlex.split(line)[3:]
+        shlex.split(line.replace("$ARCH", arch))[3:]
         for line in doc.splitlines()
         if line.startswith("python -m taskmanager.build_lambda ")
     ]
     assert len(commands) == 2
     for args in commands:
+        assert args[args.index("--arch") + 1] == arch
         output = args.index("--output") + 1
+        assert args[output].endswith(f"-python3.12-{arch}.zip")
         args[output] = str(tmp_path / args[output])
         include = [i + 1 for i, a in enumerate(args) if a == "--include"]
         for i in include:
             args[i] = str(REPO / args[i])
         assert main(args) == 0
     plain, processor = (
-        tmp_path / "dist" / "lambda" / n for n in ("taskmanager.zip", "wordcount.zip")
+        tmp_path / "dist" / "lambda" / f"{n}-python3.12-{arch}.zip"
+        for n in ("taskmanager", "wordcount")
     )
     assert plain.read_bytes() == lambda_zip.read_bytes()
     assert "wordcount_processor.py" in zipfile.ZipFile(processor).namelist()

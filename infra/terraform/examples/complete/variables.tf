@@ -11,17 +11,17 @@ variable "name" {
 }
 
 variable "lambda_zip" {
-  description = "Task manager zip from `python -m taskmanager.build_lambda --arch <architecture>`."
+  description = "Task manager zip from `python -m taskmanager.build_lambda --arch <architecture>` (named ...-python3.12-<architecture>.zip)."
   type        = string
 }
 
 variable "processor_zip" {
-  description = "Processor zip from `python -m taskmanager.build_lambda --arch <architecture> --include docs/examples/wordcount_processor.py`."
+  description = "Processor zip from `python -m taskmanager.build_lambda --arch <architecture> --output dist/lambda/wordcount-python3.12-<architecture>.zip --include docs/examples/wordcount_processor.py`."
   type        = string
 }
 
 variable "architecture" {
-  description = "Lambda architecture the zips were built for: x86_64 or arm64."
+  description = "Lambda architecture of every function: x86_64 or arm64. Both zips must be built for it (their names say so; the modules refuse a mismatch at plan)."
   type        = string
   default     = "x86_64"
 }

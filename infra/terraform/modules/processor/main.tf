@@ -15,6 +15,19 @@ locals {
     detail = merge(local.base_pattern.detail, { type = [var.task_type] })
   })
 
+  # With JSON logs Lambda drops application logs below this level whatever Powertools emits,
+  # so it follows function.log_level; Lambda spells WARNING as WARN.
+  application_log_level = { DEBUG = "DEBUG", INFO = "INFO", WARNING = "WARN", ERROR = "ERROR" }[var.function.log_level]
+
+  # The public Powertools layers are built per Python version and architecture and named for
+  # them (AWSLambdaPowertoolsPythonV3-python312-x86_64); a layer named otherwise is the
+  # deployer's own and is not checked.
+  powertools_layer_name = split(":", var.powertools_layer_arn)[6]
+  powertools_layer_fits = (
+    !can(regex("-python3[0-9]+-(x86_64|arm64)$", local.powertools_layer_name)) ||
+    endswith(local.powertools_layer_name, "-${replace(var.lambda_package.runtime, ".", "")}-${var.lambda_package.architecture}")
+  )
+
   failure_send_action = {
     sqs    = "sqs:SendMessage"
     sns    = "sns:Publish"
@@ -31,6 +44,18 @@ resource "aws_cloudwatch_event_rule" "this" {
   event_bus_name = var.task_manager.event_bus_name
   event_pattern  = jsonencode(local.task_created_pattern)
   tags           = var.tags
+
+  lifecycle {
+    # The rule is made on the bus by name, and the SDK reads the task table by name, both
+    # with this provider's credentials: another account or region would find nothing there.
+    precondition {
+      condition = (
+        split(":", var.task_manager.event_bus_arn)[4] == data.aws_caller_identity.current.account_id &&
+        split(":", var.task_manager.event_bus_arn)[3] == data.aws_region.current.name
+      )
+      error_message = "The processor must be deployed in the task manager's account and region (the bus ${var.task_manager.event_bus_arn}); see docs/deploy.md, \"Processors\"."
+    }
+  }
 }
 
 resource "aws_cloudwatch_event_target" "this" {
@@ -199,12 +224,14 @@ resource "aws_lambda_function" "this" {
       TASKMANAGER_EVENT_SOURCE   = var.task_manager.event_source
       TASKMANAGER_TRACING        = var.function.tracing ? "true" : "false"
       POWERTOOLS_SERVICE_NAME    = var.name
+      POWERTOOLS_LOG_LEVEL       = var.function.log_level
     })
   }
 
   logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.this.name
+    log_format            = "JSON"
+    log_group             = aws_cloudwatch_log_group.this.name
+    application_log_level = local.application_log_level
   }
 
   tracing_config {
@@ -212,6 +239,13 @@ resource "aws_lambda_function" "this" {
   }
 
   tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = local.powertools_layer_fits
+      error_message = "powertools_layer_arn names a layer built for another runtime or architecture than ${var.lambda_package.runtime} on ${var.lambda_package.architecture}: use AWSLambdaPowertoolsPythonV3-${replace(var.lambda_package.runtime, ".", "")}-${var.lambda_package.architecture}."
+    }
+  }
 }
 
 # --- Alarms -----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ variable "task_type" {
 }
 
 variable "task_manager" {
-  description = "Outputs of the task-manager module this processor works for."
+  description = "Outputs of the task-manager module this processor works for, deployed in the same account and region (the plan stops otherwise)."
   type = object({
     event_bus_name        = string
     event_bus_arn         = string
@@ -30,7 +30,7 @@ variable "task_manager" {
 }
 
 variable "lambda_package" {
-  description = "Zip with the processor code (and taskmanager, as built by `python -m taskmanager.build_lambda --include ...`), its runtime, architecture and handler, e.g. \"my_processor.handler\" where handler = Processor(...).lambda_handler."
+  description = "Zip with the processor code (and taskmanager, as built by `python -m taskmanager.build_lambda --arch <architecture> --runtime <runtime> --output <name>-<runtime>-<architecture>.zip --include ...`; a zip whose name says another runtime or architecture is refused), the function's runtime, architecture and handler, e.g. \"my_processor.handler\" where handler = Processor(...).lambda_handler."
   type = object({
     path         = string
     handler      = string
@@ -50,10 +50,17 @@ variable "lambda_package" {
     condition     = contains(["x86_64", "arm64"], var.lambda_package.architecture)
     error_message = "lambda_package.architecture must be x86_64 or arm64."
   }
+  # pydantic-core in the zip is compiled for one Python version and one architecture: a
+  # function of another one fails at its first import. taskmanager.build_lambda puts both in
+  # the zip's name.
+  validation {
+    condition     = endswith(basename(var.lambda_package.path), "-${var.lambda_package.runtime}-${var.lambda_package.architecture}.zip")
+    error_message = "lambda_package.path must name a zip built for lambda_package.runtime and lambda_package.architecture, ending in -${var.lambda_package.runtime}-${var.lambda_package.architecture}.zip as taskmanager.build_lambda names it: pydantic-core in the zip is compiled for one Python version and one architecture, and fails to import in any other."
+  }
 }
 
 variable "powertools_layer_arn" {
-  description = "ARN of the public Powertools for AWS Lambda (Python) v3 layer for the runtime, architecture and region."
+  description = "ARN of the public Powertools for AWS Lambda (Python) v3 layer for the runtime, architecture and region. A layer named for another runtime or architecture than lambda_package's stops the plan."
   type        = string
 
   validation {
@@ -63,10 +70,11 @@ variable "powertools_layer_arn" {
 }
 
 variable "function" {
-  description = "Function settings: memory (MB), timeout (s, the longest a task's work may take in one invocation), log retention (days), X-Ray tracing and extra environment variables."
+  description = "Function settings: memory (MB), timeout (s, the longest a task's work may take in one invocation), log level (POWERTOOLS_LOG_LEVEL and Lambda's application log level filter, which drops JSON logs below it), log retention (days), X-Ray tracing and extra environment variables."
   type = object({
     memory_size        = optional(number, 512)
     timeout            = optional(number, 900)
+    log_level          = optional(string, "INFO")
     log_retention_days = optional(number, 30)
     tracing            = optional(bool, true)
     environment        = optional(map(string), {})
@@ -80,6 +88,10 @@ variable "function" {
   validation {
     condition     = var.function.timeout >= 1 && var.function.timeout <= 900
     error_message = "function.timeout must be 1-900 s."
+  }
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.function.log_level)
+    error_message = "function.log_level must be DEBUG, INFO, WARNING or ERROR."
   }
   validation {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.function.log_retention_days)

@@ -3,8 +3,9 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = ">= 5.0"
+      source = "hashicorp/aws"
+      # 5.32: aws_lambda_function.logging_config and the python3.12 runtime; 5.76: python3.13.
+      version = ">= 5.76"
     }
   }
 }

@@ -7,6 +7,9 @@ locals {
     "POST /tasks/{id}/cancel",
     "GET /openapi.json",
   ])
+
+  # Every route requires the same scopes (null: none, as with AWS_IAM or an explicit []).
+  route_scopes = var.api.authorization == "JWT" && length(coalesce(var.api.authorization_scopes, [])) > 0 ? var.api.authorization_scopes : null
 }
 
 resource "aws_apigatewayv2_api" "this" {
@@ -42,11 +45,12 @@ resource "aws_apigatewayv2_authorizer" "jwt" {
 resource "aws_apigatewayv2_route" "this" {
   for_each = local.routes
 
-  api_id             = aws_apigatewayv2_api.this.id
-  route_key          = each.value
-  target             = "integrations/${aws_apigatewayv2_integration.api.id}"
-  authorization_type = var.api.authorization
-  authorizer_id      = var.api.authorization == "JWT" ? aws_apigatewayv2_authorizer.jwt[0].id : null
+  api_id               = aws_apigatewayv2_api.this.id
+  route_key            = each.value
+  target               = "integrations/${aws_apigatewayv2_integration.api.id}"
+  authorization_type   = var.api.authorization
+  authorizer_id        = var.api.authorization == "JWT" ? aws_apigatewayv2_authorizer.jwt[0].id : null
+  authorization_scopes = local.route_scopes
 }
 
 resource "aws_cloudwatch_log_group" "api_access" {

@@ -23,6 +23,15 @@ locals {
   }
 
   table_index_arn = { for name in ["by-owner", "by-deadline", "by-heartbeat"] : name => "${aws_dynamodb_table.this.arn}/index/${name}" }
+
+  # The public Powertools layers are built per Python version and architecture and named for
+  # them (AWSLambdaPowertoolsPythonV3-python312-x86_64); a layer named otherwise is the
+  # deployer's own and is not checked.
+  powertools_layer_name = split(":", var.powertools_layer_arn)[6]
+  powertools_layer_fits = (
+    !can(regex("-python3[0-9]+-(x86_64|arm64)$", local.powertools_layer_name)) ||
+    endswith(local.powertools_layer_name, "-${replace(var.lambda_package.runtime, ".", "")}-${var.lambda_package.architecture}")
+  )
 }
 
 # --- One role per function, each with only what that function calls --------------------------
@@ -219,8 +228,9 @@ resource "aws_lambda_function" "this" {
   }
 
   logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.this[each.key].name
+    log_format            = "JSON"
+    log_group             = aws_cloudwatch_log_group.this[each.key].name
+    application_log_level = local.application_log_level
   }
 
   tracing_config {
@@ -228,6 +238,13 @@ resource "aws_lambda_function" "this" {
   }
 
   tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = local.powertools_layer_fits
+      error_message = "powertools_layer_arn names a layer built for another runtime or architecture than ${var.lambda_package.runtime} on ${var.lambda_package.architecture}: use AWSLambdaPowertoolsPythonV3-${replace(var.lambda_package.runtime, ".", "")}-${var.lambda_package.architecture}."
+    }
+  }
 }
 
 # --- Event sources ---------------------------------------------------------------------------

@@ -8,6 +8,10 @@ locals {
   event_bus_arn  = var.event_bus.create ? aws_cloudwatch_event_bus.this[0].arn : data.aws_cloudwatch_event_bus.existing[0].arn
   owner_claim    = var.api.authorization == "JWT" ? "jwt_sub" : "iam"
 
+  # With JSON logs Lambda drops application logs below this level whatever Powertools emits,
+  # so it follows lambda.log_level; Lambda spells WARNING as WARN.
+  application_log_level = { DEBUG = "DEBUG", INFO = "INFO", WARNING = "WARN", ERROR = "ERROR" }[var.lambda.log_level]
+
   # Queue ARNs from their names, so each queue's policy can name the queue itself.
   queue_arn_prefix   = "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
   updates_queue_name = "${var.name}-updates"
@@ -37,6 +41,7 @@ locals {
 
 resource "aws_dynamodb_table" "this" {
   # checkov:skip=CKV_AWS_28:Point-in-time recovery is var.table.point_in_time_recovery, on by default; checkov cannot evaluate optional() defaults of an object variable.
+  # checkov:skip=CKV_AWS_119:A customer managed key is var.table.kms_key_arn; without one the table uses DynamoDB's free AWS owned key, as documented, rather than the AWS managed key KMS charges for.
   name                        = local.table_name
   billing_mode                = "PAY_PER_REQUEST"
   hash_key                    = "task_id"
@@ -103,15 +108,20 @@ resource "aws_dynamodb_table" "this" {
     enabled = var.table.point_in_time_recovery
   }
 
+  # DynamoDB always encrypts. Enabled without a key would pick the AWS managed key
+  # (aws/dynamodb, KMS charges); disabled is the AWS owned key, free, as table.kms_key_arn =
+  # null promises. With a key ARN, that customer managed key.
   server_side_encryption {
-    enabled     = true
+    enabled     = var.table.kms_key_arn != null
     kms_key_arn = var.table.kms_key_arn
   }
 
   tags = var.tags
 }
 
-# --- EventBridge: the bus, the TaskUpdated rule and who may publish ----------------------------
+# --- EventBridge: the bus and the TaskUpdated rule --------------------------------------------
+# Processors publish TaskUpdated from this account (docs/deploy.md, "Processors"): their roles
+# attach processor_policy_json, and the bus needs no resource policy.
 
 resource "aws_cloudwatch_event_bus" "this" {
   count = var.event_bus.create ? 1 : 0
@@ -124,34 +134,6 @@ data "aws_cloudwatch_event_bus" "existing" {
   count = var.event_bus.create ? 0 : 1
 
   name = var.event_bus.name
-}
-
-data "aws_iam_policy_document" "bus" {
-  count = length(var.event_bus.publisher_principals) > 0 ? 1 : 0
-
-  statement {
-    sid       = "ProcessorsPublishTaskUpdated"
-    actions   = ["events:PutEvents"]
-    resources = [local.event_bus_arn]
-
-    principals {
-      type        = "AWS"
-      identifiers = var.event_bus.publisher_principals
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "events:detail-type"
-      values   = ["TaskUpdated"]
-    }
-  }
-}
-
-# Authoritative: replaces any other policy on the bus, so it is managed only when asked for.
-resource "aws_cloudwatch_event_bus_policy" "this" {
-  count = length(var.event_bus.publisher_principals) > 0 ? 1 : 0
-
-  event_bus_name = local.event_bus_name
-  policy         = data.aws_iam_policy_document.bus[0].json
 }
 
 resource "aws_cloudwatch_event_rule" "task_updated" {

@@ -9,7 +9,7 @@ variable "name" {
 }
 
 variable "lambda_package" {
-  description = "The Lambda code zip built by `python -m taskmanager.build_lambda` (path on the machine running terraform) and the runtime and architecture it was built for."
+  description = "The Lambda code zip built by `python -m taskmanager.build_lambda --arch <architecture> --runtime <runtime>` (path on the machine running terraform; its name ends in -<runtime>-<architecture>.zip, and a zip built for another runtime or architecture is refused) and the runtime and architecture of the functions."
   type = object({
     path         = string
     runtime      = optional(string, "python3.12")
@@ -28,10 +28,17 @@ variable "lambda_package" {
     condition     = contains(["x86_64", "arm64"], var.lambda_package.architecture)
     error_message = "lambda_package.architecture must be x86_64 or arm64."
   }
+  # pydantic-core in the zip is compiled for one Python version and one architecture: a
+  # function of another one fails at its first import. taskmanager.build_lambda puts both in
+  # the zip's name.
+  validation {
+    condition     = endswith(basename(var.lambda_package.path), "-${var.lambda_package.runtime}-${var.lambda_package.architecture}.zip")
+    error_message = "lambda_package.path must name a zip built for lambda_package.runtime and lambda_package.architecture, ending in -${var.lambda_package.runtime}-${var.lambda_package.architecture}.zip as taskmanager.build_lambda names it: pydantic-core in the zip is compiled for one Python version and one architecture, and fails to import in any other."
+  }
 }
 
 variable "powertools_layer_arn" {
-  description = "ARN of the public Powertools for AWS Lambda (Python) v3 layer matching the runtime, architecture and region, e.g. arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7. The zip does not ship Powertools."
+  description = "ARN of the public Powertools for AWS Lambda (Python) v3 layer matching the runtime, architecture and region, e.g. arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7. The zip does not ship Powertools. A layer named for another runtime or architecture than lambda_package's stops the plan."
   type        = string
 
   validation {
@@ -41,7 +48,7 @@ variable "powertools_layer_arn" {
 }
 
 variable "lambda" {
-  description = "Settings shared by the four functions: memory, log level, X-Ray tracing, log retention and per-function timeouts in seconds."
+  description = "Settings shared by the four functions: memory, log level (Powertools' POWERTOOLS_LOG_LEVEL and Lambda's application log level filter, which drops JSON logs below it), X-Ray tracing, log retention and per-function timeouts in seconds."
   type = object({
     memory_size        = optional(number, 512)
     log_level          = optional(string, "INFO")
@@ -102,7 +109,7 @@ variable "settings" {
 }
 
 variable "table" {
-  description = "DynamoDB table: name (default \"<name>-tasks\"), deletion protection, point-in-time recovery and an optional customer managed KMS key (null: the AWS owned key)."
+  description = "DynamoDB table: name (default \"<name>-tasks\"), deletion protection, point-in-time recovery and an optional customer managed KMS key (null: DynamoDB's AWS owned key, no KMS charges; the AWS managed aws/dynamodb key is not used)."
   type = object({
     name                   = optional(string)
     deletion_protection    = optional(bool, true)
@@ -122,24 +129,17 @@ variable "table" {
 }
 
 variable "event_bus" {
-  description = "The EventBridge bus: create one named `name` (default \"<name>\") or, with create = false, use the existing bus of that name (\"default\" works). publisher_principals: AWS account ids or IAM ARNs of other accounts allowed to PutEvents TaskUpdated on it (empty: no bus policy is managed; same-account processors need only the `processor_publish_policy_json` output)."
+  description = "The EventBridge bus: create one named `name` (default \"<name>\") or, with create = false, use the existing bus of that name (\"default\" works). update_sources: the event sources the TaskUpdated rule accepts (empty: any). Processors run in this account and region and attach the `processor_policy_json` output to their roles."
   type = object({
-    create               = optional(bool, true)
-    name                 = optional(string)
-    publisher_principals = optional(list(string), [])
-    update_sources       = optional(list(string), [])
+    create         = optional(bool, true)
+    name           = optional(string)
+    update_sources = optional(list(string), [])
   })
   default = {}
 
   validation {
     condition     = var.event_bus.create || var.event_bus.name != null
     error_message = "event_bus.name is required when event_bus.create is false."
-  }
-  validation {
-    condition = alltrue([
-      for p in var.event_bus.publisher_principals : can(regex("^([0-9]{12}|arn:aws[a-z-]*:iam::[0-9]{12}:(root|role/.+|user/.+))$", p))
-    ])
-    error_message = "event_bus.publisher_principals must be 12-digit account ids or IAM role/user/root ARNs; '*' is not allowed."
   }
 }
 
@@ -210,11 +210,12 @@ variable "stream_processing" {
 }
 
 variable "api" {
-  description = "The HTTP API: authorization AWS_IAM (owner = the caller's IAM principal) or JWT (owner = the token's sub; needs jwt_issuer and jwt_audience), stage throttling, and access log retention."
+  description = "The HTTP API: authorization AWS_IAM (owner = the caller's IAM principal) or JWT (owner = the token's sub; needs jwt_issuer, jwt_audience and authorization_scopes: the scopes every route requires, a token needing at least one of them, or [] to accept any token for the audience, OpenID Connect ID tokens included), and stage throttling."
   type = object({
     authorization          = optional(string, "AWS_IAM")
     jwt_issuer             = optional(string)
     jwt_audience           = optional(list(string), [])
+    authorization_scopes   = optional(list(string))
     throttling_burst_limit = optional(number, 100)
     throttling_rate_limit  = optional(number, 50)
   })
@@ -232,6 +233,20 @@ variable "api" {
     condition     = var.api.jwt_issuer == null || startswith(coalesce(var.api.jwt_issuer, "-"), "https://")
     error_message = "api.jwt_issuer must be an https:// URL."
   }
+  # Without scopes API Gateway accepts any valid token for the audience, ID tokens included
+  # (nothing tells them from access tokens), so JWT asks for an explicit choice.
+  validation {
+    condition     = var.api.authorization != "JWT" || var.api.authorization_scopes != null
+    error_message = "api.authorization = JWT needs api.authorization_scopes: the scopes every route requires (a token must carry at least one), or [] to accept any token for the audience, OpenID Connect ID tokens included."
+  }
+  validation {
+    condition     = var.api.authorization == "JWT" || length(coalesce(var.api.authorization_scopes, [])) == 0
+    error_message = "api.authorization_scopes apply to JWT authorization only."
+  }
+  validation {
+    condition     = alltrue([for s in coalesce(var.api.authorization_scopes, []) : can(regex("^[!#-\\[\\]-~]+$", s))])
+    error_message = "api.authorization_scopes must be single OAuth scopes: printable ASCII without spaces, quotes or backslashes (RFC 6749 section 3.3)."
+  }
   validation {
     condition     = var.api.throttling_burst_limit >= 1 && var.api.throttling_rate_limit > 0
     error_message = "api throttling limits must be positive."
@@ -239,13 +254,15 @@ variable "api" {
 }
 
 variable "sweeper_schedule_expression" {
-  description = "How often the sweeper looks for tasks past their deadline or heartbeat: an EventBridge rate() or cron() expression."
+  description = "How often the sweeper looks for tasks past their deadline or heartbeat: an EventBridge rate() or cron() expression, e.g. rate(1 minute), rate(5 minutes), cron(0/5 * * * ? *)."
   type        = string
   default     = "rate(1 minute)"
 
+  # EventBridge refuses a singular unit with a value above 1 and a plural one with 1
+  # (rate(5 minute), rate(1 minutes)); a cron expression has six fields.
   validation {
-    condition     = can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.sweeper_schedule_expression))
-    error_message = "sweeper_schedule_expression must be rate(N unit) or cron(...)."
+    condition     = can(regex("^(rate\\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\\)|cron\\([^ ()]+( [^ ()]+){5}\\))$", var.sweeper_schedule_expression))
+    error_message = "sweeper_schedule_expression must be rate(1 minute|hour|day), rate(N minutes|hours|days) with N > 1, or cron(...) with six fields: EventBridge refuses the rest."
   }
 }
 
@@ -270,7 +287,7 @@ variable "alarms" {
 }
 
 variable "kms_key_arn" {
-  description = "Optional customer managed KMS key for the SQS queues, CloudWatch log groups and Lambda environment variables (null: AWS managed encryption). The key policy must allow SQS, CloudWatch Logs and EventBridge to use it."
+  description = "Optional customer managed KMS key for the SQS queues, CloudWatch log groups and Lambda environment variables (null: each service's default encryption: SQS managed SSE, CloudWatch Logs' own encryption, Lambda's default key). The key policy must allow SQS, CloudWatch Logs and EventBridge to use it. The table has its own key setting, table.kms_key_arn."
   type        = string
   default     = null
 

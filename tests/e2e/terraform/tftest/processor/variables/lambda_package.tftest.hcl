@@ -1,0 +1,53 @@
+# The zip carries pydantic-core compiled for one Python version and one architecture; a
+# function of another runtime or architecture fails at its first import. taskmanager.build_lambda
+# names the zip <name>-<runtime>-<architecture>.zip and the module compares that name with
+# lambda_package.runtime and lambda_package.architecture at plan.
+
+variables {
+  name      = "tm-test-wordcount"
+  task_type = "text.wordcount"
+  task_manager = {
+    event_bus_name        = "tm-test"
+    event_bus_arn         = "arn:aws:events:eu-west-1:123456789012:event-bus/tm-test"
+    event_source          = "taskmanager"
+    table_name            = "tm-test-tasks"
+    processor_policy_json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
+  }
+  powertools_layer_arn = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7"
+  lambda_package       = { handler = "wordcount_processor.handler", path = "zips/wordcount-python3.12-x86_64.zip" }
+}
+
+run "default_runtime_and_architecture_match_the_name" {
+  command = plan
+}
+
+run "arm64_zip_for_an_arm64_function" {
+  command = plan
+  variables {
+    lambda_package = { handler = "wordcount_processor.handler", path = "zips/wordcount-python3.13-arm64.zip", runtime = "python3.13", architecture = "arm64" }
+  }
+}
+
+run "x86_64_zip_for_an_arm64_function_is_refused" {
+  command = plan
+  variables {
+    lambda_package = { handler = "wordcount_processor.handler", path = "zips/wordcount-python3.12-x86_64.zip", architecture = "arm64" }
+  }
+  expect_failures = [var.lambda_package]
+}
+
+run "python3_12_zip_for_a_python3_13_function_is_refused" {
+  command = plan
+  variables {
+    lambda_package = { handler = "wordcount_processor.handler", path = "zips/wordcount-python3.12-x86_64.zip", runtime = "python3.13" }
+  }
+  expect_failures = [var.lambda_package]
+}
+
+run "a_zip_whose_name_does_not_say_is_refused" {
+  command = plan
+  variables {
+    lambda_package = { handler = "wordcount_processor.handler", path = "zips/wordcount.zip" }
+  }
+  expect_failures = [var.lambda_package]
+}
