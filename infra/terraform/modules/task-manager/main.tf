@@ -6,7 +6,7 @@ locals {
   table_name     = coalesce(var.table.name, "${var.name}-tasks")
   event_bus_name = var.event_bus.create ? coalesce(var.event_bus.name, var.name) : var.event_bus.name
   event_bus_arn  = var.event_bus.create ? aws_cloudwatch_event_bus.this[0].arn : data.aws_cloudwatch_event_bus.existing[0].arn
-  owner_claim    = var.api.authorization == "JWT" ? "jwt_sub" : "iam"
+  owner_claim    = var.api.authorization == "JWT" ? "jwt_sub" : (var.api.iam_owner_keeps_session ? "iam_session" : "iam")
 
   # With JSON logs Lambda drops application logs below this level whatever Powertools emits,
   # so it follows lambda.log_level; Lambda spells WARNING as WARN.

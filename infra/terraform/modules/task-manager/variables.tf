@@ -210,14 +210,15 @@ variable "stream_processing" {
 }
 
 variable "api" {
-  description = "The HTTP API: authorization AWS_IAM (owner = the caller's IAM principal) or JWT (owner = the token's sub; needs jwt_issuer, jwt_audience and authorization_scopes: the scopes every route requires, a token needing at least one of them, or [] to accept any token for the audience, OpenID Connect ID tokens included), and stage throttling."
+  description = "The HTTP API: authorization AWS_IAM (owner = the caller's IAM principal) or JWT (owner = the token's sub; needs jwt_issuer, jwt_audience and authorization_scopes: the scopes every route requires, a token needing at least one of them, or [] to accept any token for the audience, OpenID Connect ID tokens included), and stage throttling. With AWS_IAM an assumed role owns its tasks as account and role, all its sessions together; iam_owner_keeps_session = true makes each session an owner of its own (docs/api.md, \"Callers and isolation\")."
   type = object({
-    authorization          = optional(string, "AWS_IAM")
-    jwt_issuer             = optional(string)
-    jwt_audience           = optional(list(string), [])
-    authorization_scopes   = optional(list(string))
-    throttling_burst_limit = optional(number, 100)
-    throttling_rate_limit  = optional(number, 50)
+    authorization           = optional(string, "AWS_IAM")
+    iam_owner_keeps_session = optional(bool, false)
+    jwt_issuer              = optional(string)
+    jwt_audience            = optional(list(string), [])
+    authorization_scopes    = optional(list(string))
+    throttling_burst_limit  = optional(number, 100)
+    throttling_rate_limit   = optional(number, 50)
   })
   default = {}
 
@@ -246,6 +247,10 @@ variable "api" {
   validation {
     condition     = alltrue([for s in coalesce(var.api.authorization_scopes, []) : can(regex("^[!#-\\[\\]-~]+$", s))])
     error_message = "api.authorization_scopes must be single OAuth scopes: printable ASCII without spaces, quotes or backslashes (RFC 6749 section 3.3)."
+  }
+  validation {
+    condition     = var.api.authorization == "AWS_IAM" || !var.api.iam_owner_keeps_session
+    error_message = "api.iam_owner_keeps_session applies to AWS_IAM authorization only."
   }
   validation {
     condition     = var.api.throttling_burst_limit >= 1 && var.api.throttling_rate_limit > 0
