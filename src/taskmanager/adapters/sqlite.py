@@ -46,12 +46,10 @@ from taskmanager.domain.errors import InvalidCursorError, StorageError, StorageS
 from taskmanager.domain.events import (
     TaskCreated,
     TaskFailed,
-    TaskResource,
     TaskRunning,
     TaskSuccessful,
     event_detail_json,
     events_for_change,
-    rendered_task,
 )
 from taskmanager.domain.model import (
     TERMINAL_STATUSES,
@@ -61,7 +59,7 @@ from taskmanager.domain.model import (
     TaskStatus,
     record_builder,
 )
-from taskmanager.domain.ports import OutboxEntry, Page, RenderedTask, WriteResult
+from taskmanager.domain.ports import OutboxEntry, Page, WriteResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -262,7 +260,6 @@ sqlite3.register_adapter(type(None), _null)
 _parse_time: Final = datetime.fromisoformat
 _STATUS_BY_VALUE: Final = {status.value: status for status in TaskStatus}
 _task = record_builder(Task)
-_rendered = record_builder(RenderedTask)
 # The contracts' validators called directly: ``model_validate_json`` forwards five keyword
 # options to them on every call, which costs about as much as decoding a small object.
 _progress_from_json: Final = Progress.__pydantic_validator__.validate_json
@@ -415,32 +412,6 @@ _INSERT_NEW: Final = _upsert(
 _SELECT_ONE: Final = f"SELECT {_ROW} FROM tasks WHERE id = ?"
 
 
-def _resource_sql() -> str:
-    """``TaskResource``'s JSON built by SQLite from a row, field for field in the model's
-    order: the same text pydantic-core writes, without building a ``Task`` and a resource
-    in Python and writing it out there (over a third of ``TaskApi.handle`` for a GET).
-
-    Stored JSON columns go in as JSON (SQLite keeps their numbers' and strings' text as it
-    is); plain text is escaped as pydantic-core escapes it (``\\n``, ``\\u001f``, ...).
-    Timestamps go in as stored, with six fraction digits: pydantic-core leaves them out
-    when they are all zero, so ``get_rendered`` renders such a task in Python instead.
-    ``tests/contract/test_sqlite_specific.py`` compares the two texts over generated tasks."""
-    columns = set(_COLUMNS.split(", "))
-    parts: list[str] = []
-    for name in TaskResource.model_fields:
-        if name not in columns:
-            raise RuntimeError(f"TaskResource.{name} has no column to be rendered from")
-        parts.append(f"'{name}', json({name})" if name in _JSON_COLUMNS else f"'{name}', {name}")
-    return (
-        f"SELECT owner, expires_at, status, json_object({', '.join(parts)}) FROM tasks WHERE id = ?"
-    )
-
-
-#: The columns that hold JSON text (the rest hold plain values).
-_JSON_COLUMNS: Final = frozenset({"input", "result", "progress", "error"})
-_SELECT_RENDERED: Final = _resource_sql()
-#: In a rendered task, what a timestamp with no fraction would end with (see above).
-_WHOLE_SECOND: Final = '.000000Z"'
 _DUE_BY_DEADLINE: Final = (
     f"SELECT {_ROW} FROM tasks WHERE due_us IS NOT NULL AND due_us <= ? ORDER BY due_us LIMIT ?"
 )
@@ -758,27 +729,6 @@ class SQLiteTaskRepository:
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
         return None if row is None else _row_to_task(row)
-
-    def get_rendered(self, task_id: str) -> RenderedTask | None:
-        """The task as the HTTP API shows it, rendered by SQLite (see ``_resource_sql``)."""
-        try:
-            row = self._db().execute(_SELECT_RENDERED, (task_id,)).fetchone()
-        except sqlite3.Error as exc:
-            raise StorageError(f"SQLite read failed: {exc}") from exc
-        if row is None:
-            return None
-        owner, expires_at, status, text = row
-        if _WHOLE_SECOND in text:  # a timestamp on a whole second, or input text like one
-            task = self.get(task_id)
-            return None if task is None else rendered_task(task)
-        return _rendered(
-            (
-                owner,
-                None if expires_at is None else _parse_time(expires_at),
-                status in _TERMINAL_VALUES,
-                text,
-            )
-        )
 
     def list_page(self, query: ListQuery, now: datetime) -> Page:
         where = ["owner = ?", "(expires_at IS NULL OR expires_at > ?)"]

@@ -27,7 +27,6 @@ from taskmanager.domain.model import (
     TaskType,
     check_payload_size,
 )
-from taskmanager.domain.ports import RenderedTask, TaskRepository
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -345,25 +344,6 @@ def task_resource_json(task: Task) -> str:
     again as a small task's JSON)."""
     resource = task_resource(task)
     return resource.__pydantic_serializer__.to_json(resource).decode()
-
-
-def rendered_task(task: Task) -> RenderedTask:
-    """``task`` as the HTTP API shows it."""
-    return RenderedTask(task.owner, task.expires_at, task.is_terminal, task_resource_json(task))
-
-
-class RenderingReader:
-    """A :class:`~taskmanager.domain.ports.ResourceReader` over any repository: reads the
-    task and renders it."""
-
-    __slots__ = ("repo",)
-
-    def __init__(self, repo: TaskRepository) -> None:
-        self.repo = repo
-
-    def get_rendered(self, task_id: str) -> RenderedTask | None:
-        task = self.repo.get(task_id)
-        return None if task is None else rendered_task(task)
 
 
 #: Frozen models never change their fields-set, so one set per class serves every instance.

@@ -234,12 +234,8 @@ class Task(NamedTuple):
         return self.deadline_at
 
     def is_expired(self, now: datetime) -> bool:
-        return is_past_retention(self.expires_at, now)
-
-
-def is_past_retention(expires_at: datetime | None, now: datetime) -> bool:
-    """A task with this ``expires_at`` is gone for readers at ``now`` (DESIGN: retention)."""
-    return expires_at is not None and expires_at <= now
+        """Past its retention at ``now``: gone for readers (DESIGN: retention)."""
+        return self.expires_at is not None and self.expires_at <= now
 
 
 class Guard(NamedTuple):

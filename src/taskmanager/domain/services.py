@@ -40,7 +40,6 @@ from taskmanager.domain.model import (
     TaskError,
     TaskStatus,
     ensure_payload_size,
-    is_past_retention,
     record_builder,
     validate_idempotency_key,
 )
@@ -53,8 +52,6 @@ if TYPE_CHECKING:
         EventPublisher,
         IdFactory,
         Outbox,
-        RenderedTask,
-        ResourceReader,
         TaskRepository,
     )
 
@@ -235,21 +232,6 @@ def get_task(task_id: str, *, owner: str, repo: TaskRepository, clock: Clock) ->
     if task is None or task.owner != owner or task.is_expired(clock.now()):
         raise TaskNotFoundError(task_id)
     return task
-
-
-def get_rendered_task(
-    task_id: str, *, owner: str, reader: ResourceReader, clock: Clock
-) -> RenderedTask:
-    """``get_task`` as the HTTP API shows it, read through ``reader``: the same checks, and
-    the same text as ``task_resource_json`` of the task."""
-    rendered = reader.get_rendered(task_id)
-    if (
-        rendered is None
-        or rendered.owner != owner
-        or is_past_retention(rendered.expires_at, clock.now())
-    ):
-        raise TaskNotFoundError(task_id)
-    return rendered
 
 
 def list_tasks(

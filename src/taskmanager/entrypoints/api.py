@@ -49,12 +49,7 @@ from taskmanager.domain.errors import (
     TaskManagerError,
     TaskNotFoundError,
 )
-from taskmanager.domain.events import (
-    RenderingReader,
-    TaskResource,
-    task_resource,
-    task_resource_json,
-)
+from taskmanager.domain.events import TaskResource, task_resource, task_resource_json
 from taskmanager.domain.model import (
     DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
@@ -651,15 +646,10 @@ def _check_event_body(event: Mapping[str, Any]) -> Response[str] | None:
 
 
 def _task_response(task: Task, status: int, headers: dict[str, str] | None = None) -> Response[str]:
-    return _resource_response(task_resource_json(task), task.is_terminal, status, headers)
-
-
-def _resource_response(
-    body: str, terminal: bool, status: int, headers: dict[str, str] | None = None
-) -> Response[str]:
     headers = headers or {}
-    if not terminal:
+    if not task.is_terminal:
         headers["Retry-After"] = _RETRY_AFTER
+    body = task_resource_json(task)
     return Response(status_code=status, content_type=JSON, body=body, headers=headers)
 
 
@@ -744,13 +734,10 @@ def create_app(
     )
     def get(task_id: str) -> Response[str]:
         deps = deps_provider()
-        task = services.get_rendered_task(
-            _check_task_id(task_id),
-            owner=caller(),
-            reader=deps.reader or RenderingReader(deps.repo),
-            clock=deps.clock,
+        task = services.get_task(
+            _check_task_id(task_id), owner=caller(), repo=deps.repo, clock=deps.clock
         )
-        return _resource_response(task.json, task.terminal, 200)
+        return _task_response(task, 200)
 
     @app.operation(
         "GET",

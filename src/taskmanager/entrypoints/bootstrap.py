@@ -25,13 +25,7 @@ from taskmanager.domain.model import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from taskmanager.domain.ports import (
-        Clock,
-        EventPublisher,
-        IdFactory,
-        ResourceReader,
-        TaskRepository,
-    )
+    from taskmanager.domain.ports import Clock, EventPublisher, IdFactory, TaskRepository
     from taskmanager.domain.services import Policy
 
 OwnerClaim = Literal["iam", "jwt_sub"]
@@ -99,9 +93,6 @@ class Dependencies:
     policy: Policy = field(default_factory=_policy)
     publisher: EventPublisher | None = None
     event_source: str = "taskmanager"
-    #: Where ``GET /tasks/{id}`` reads the task already rendered (a store that renders it
-    #: itself); ``None``: from ``repo``, rendered here.
-    reader: ResourceReader | None = None
 
 
 @functools.cache
