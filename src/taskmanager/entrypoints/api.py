@@ -57,7 +57,6 @@ from taskmanager.domain.model import (
     SubmitTask,
     Task,
     TaskStatus,
-    record_builder,
 )
 
 if TYPE_CHECKING:
@@ -141,7 +140,6 @@ class ApiRequest(NamedTuple):
     event: Mapping[str, Any]
 
 
-_api_request = record_builder(ApiRequest)
 _current: contextvars.ContextVar[ApiRequest] = contextvars.ContextVar("taskmanager_api_request")
 
 
@@ -563,7 +561,9 @@ class TaskApi(APIGatewayHttpResolver):
                 match = operation.rule.match(path)
                 if match is not None:
                     text = body.decode("utf-8") if body else None
-                    request = _api_request((method, path, headers, query, text, {}))
+                    request = ApiRequest(
+                        method=method, path=path, headers=headers, query=query, body=text, event={}
+                    )
                     return self.call(operation, request, match.groupdict())
         return self.no_route(method, path)
 
