@@ -23,6 +23,8 @@ from taskmanager.adapters.memory import (
 from taskmanager.adapters.sqlite import SCHEMA_VERSION, SQLiteTaskRepository, _stamp
 from taskmanager.domain.errors import StorageError, StorageSchemaError
 from taskmanager.domain.model import (
+    TYPE_MAX_LENGTH,
+    TYPE_PATTERN,
     Progress,
     SubmitTask,
     TaskStatus,
@@ -443,12 +445,17 @@ def test_create_stores_every_column_of_a_task_that_is_not_new(tmp_path: Path) ->
 
 
 _ANY_TEXT = st.text(max_size=40)
+#: A task type is refused at submit unless it matches the pattern, and an event is never
+#: built for any other.
+_TASK_TYPES = st.from_regex(TYPE_PATTERN, fullmatch=True).filter(
+    lambda text: len(text) <= TYPE_MAX_LENGTH
+)
 
 
 @given(
     task_id=st.text(min_size=1, max_size=40),
     owner=_ANY_TEXT,
-    type_=_ANY_TEXT,
+    type_=_TASK_TYPES,
     key=st.none() | _ANY_TEXT,
     fingerprint=st.none() | _ANY_TEXT,
     message=st.none() | _ANY_TEXT,
