@@ -24,24 +24,13 @@ from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
 from taskmanager.domain.errors import InvalidCursorError, PublishError
 from taskmanager.domain.events import events_for_change
-from taskmanager.domain.model import (
-    Task,
-    apply_change,
-    format_time,
-    guard_holds,
-    parse_time,
-    record_builder,
-)
+from taskmanager.domain.model import Task, apply_change, format_time, guard_holds, parse_time
 from taskmanager.domain.ports import OutboxEntry, Page, WriteResult
 
 if TYPE_CHECKING:
     from taskmanager.domain.events import OutboundEvent
     from taskmanager.domain.model import Change, Guard
     from taskmanager.domain.ports import ListQuery
-
-
-_write_result = record_builder(WriteResult)
-_outbox_entry = record_builder(OutboxEntry)
 
 logger = logging.getLogger("taskmanager.bus")
 
@@ -181,14 +170,14 @@ class InMemoryTaskRepository:
             tasks = self._tasks
             existing = tasks.get(task_id)
             if existing is not None and not existing.is_expired(now):
-                return _write_result((False, existing))
+                return WriteResult(applied=False, task=existing)
             tasks[task_id] = task
             position = self._next_position
             for event in events_for_change(None, task):
-                self._outbox[position] = _outbox_entry((position, event))
+                self._outbox[position] = OutboxEntry(position=position, event=event)
                 position += 1
             self._next_position = position
-            return _write_result((True, task))
+            return WriteResult(applied=True, task=task)
         finally:
             lock.release()
 
@@ -196,21 +185,21 @@ class InMemoryTaskRepository:
         return self._tasks.get(task_id)
 
     def apply(self, guard: Guard, change: Change) -> WriteResult:
-        task_id = guard[0]
+        task_id = guard.task_id
         lock = self._lock
         lock.acquire()
         try:
             tasks = self._tasks
             current = tasks.get(task_id)
             if current is None or not guard_holds(current, guard):
-                return _write_result((False, current))
+                return WriteResult(applied=False, task=current)
             tasks[task_id] = new = apply_change(current, change)
             position = self._next_position
             for event in events_for_change(current, new):
-                self._outbox[position] = _outbox_entry((position, event))
+                self._outbox[position] = OutboxEntry(position=position, event=event)
                 position += 1
             self._next_position = position
-            return _write_result((True, new))
+            return WriteResult(applied=True, task=new)
         finally:
             lock.release()
 

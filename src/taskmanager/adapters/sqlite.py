@@ -46,22 +46,13 @@ from taskmanager.domain.errors import InvalidCursorError, StorageError, StorageS
 from taskmanager.domain.events import (
     TaskCreated,
     TaskFailed,
-    TaskResource,
     TaskRunning,
     TaskSuccessful,
     event_detail_json,
     events_for_change,
-    rendered_task,
 )
-from taskmanager.domain.model import (
-    TERMINAL_STATUSES,
-    Progress,
-    Task,
-    TaskError,
-    TaskStatus,
-    record_builder,
-)
-from taskmanager.domain.ports import OutboxEntry, Page, RenderedTask, WriteResult
+from taskmanager.domain.model import TERMINAL_STATUSES, Progress, Task, TaskError, TaskStatus
+from taskmanager.domain.ports import OutboxEntry, Page, WriteResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -261,8 +252,6 @@ sqlite3.register_adapter(type(None), _null)
 
 _parse_time: Final = datetime.fromisoformat
 _STATUS_BY_VALUE: Final = {status.value: status for status in TaskStatus}
-_task = record_builder(Task)
-_rendered = record_builder(RenderedTask)
 # The contracts' validators called directly: ``model_validate_json`` forwards five keyword
 # options to them on every call, which costs about as much as decoding a small object.
 _progress_from_json: Final = Progress.__pydantic_validator__.validate_json
@@ -296,28 +285,26 @@ def _row_to_task(row: Sequence[Any]) -> Task:
         idempotency_key,
         fingerprint,
     ) = _loads(small)
-    return _task(
-        (
-            task_id,
-            owner,
-            type_,
-            _STATUS_BY_VALUE[status],
-            _loads(input_),
-            version,
-            _parse_time(created_at),
-            _parse_time(updated_at),
-            _parse_time(deadline_at),
-            heartbeat_seconds,
-            None if progress is None else _progress_from_json(progress),
-            None if result is None else _loads(result),
-            None if error is None else _error_from_json(error),
-            None if started_at is None else _parse_time(started_at),
-            None if finished_at is None else _parse_time(finished_at),
-            None if expires_at is None else _parse_time(expires_at),
-            last_sequence,
-            idempotency_key,
-            fingerprint,
-        )
+    return Task(
+        id=task_id,
+        owner=owner,
+        type=type_,
+        status=_STATUS_BY_VALUE[status],
+        input=_loads(input_),
+        version=version,
+        created_at=_parse_time(created_at),
+        updated_at=_parse_time(updated_at),
+        deadline_at=_parse_time(deadline_at),
+        heartbeat_seconds=heartbeat_seconds,
+        progress=None if progress is None else _progress_from_json(progress),
+        result=None if result is None else _loads(result),
+        error=None if error is None else _error_from_json(error),
+        started_at=None if started_at is None else _parse_time(started_at),
+        finished_at=None if finished_at is None else _parse_time(finished_at),
+        expires_at=None if expires_at is None else _parse_time(expires_at),
+        last_sequence=last_sequence,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
     )
 
 
@@ -415,32 +402,6 @@ _INSERT_NEW: Final = _upsert(
 _SELECT_ONE: Final = f"SELECT {_ROW} FROM tasks WHERE id = ?"
 
 
-def _resource_sql() -> str:
-    """``TaskResource``'s JSON built by SQLite from a row, field for field in the model's
-    order: the same text pydantic-core writes, without building a ``Task`` and a resource
-    in Python and writing it out there (over a third of ``TaskApi.handle`` for a GET).
-
-    Stored JSON columns go in as JSON (SQLite keeps their numbers' and strings' text as it
-    is); plain text is escaped as pydantic-core escapes it (``\\n``, ``\\u001f``, ...).
-    Timestamps go in as stored, with six fraction digits: pydantic-core leaves them out
-    when they are all zero, so ``get_rendered`` renders such a task in Python instead.
-    ``tests/contract/test_sqlite_specific.py`` compares the two texts over generated tasks."""
-    columns = set(_COLUMNS.split(", "))
-    parts: list[str] = []
-    for name in TaskResource.model_fields:
-        if name not in columns:
-            raise RuntimeError(f"TaskResource.{name} has no column to be rendered from")
-        parts.append(f"'{name}', json({name})" if name in _JSON_COLUMNS else f"'{name}', {name}")
-    return (
-        f"SELECT owner, expires_at, status, json_object({', '.join(parts)}) FROM tasks WHERE id = ?"
-    )
-
-
-#: The columns that hold JSON text (the rest hold plain values).
-_JSON_COLUMNS: Final = frozenset({"input", "result", "progress", "error"})
-_SELECT_RENDERED: Final = _resource_sql()
-#: In a rendered task, what a timestamp with no fraction would end with (see above).
-_WHOLE_SECOND: Final = '.000000Z"'
 _DUE_BY_DEADLINE: Final = (
     f"SELECT {_ROW} FROM tasks WHERE due_us IS NOT NULL AND due_us <= ? ORDER BY due_us LIMIT ?"
 )
@@ -458,8 +419,6 @@ _SELECT_PENDING: Final = (
 #: How many committed events a repository keeps to hand out without parsing (then it forgets
 #: them all and parses those rows): enough for a dispatcher in the same process to keep up.
 _RECENT_EVENTS_MAX: Final = 1024
-_write_result = record_builder(WriteResult)
-_outbox_entry = record_builder(OutboxEntry)
 #: The result of a write step, and the outbox rows (position, event) it appended.
 _Written: TypeAlias = tuple[WriteResult, list[tuple[int, "OutboundEvent"]]]
 
@@ -645,7 +604,7 @@ class SQLiteTaskRepository:
                 db.execute("ROLLBACK")
             raise StorageError(f"SQLite commit failed: {exc}") from exc
         self._remember(appended)
-        return list(map(_outbox_entry, appended))
+        return [OutboxEntry(position=position, event=event) for position, event in appended]
 
     # -- writes ------------------------------------------------------------------------------
     def _write(self, step: Callable[[sqlite3.Connection], _Written]) -> WriteResult:
@@ -730,8 +689,8 @@ class SQLiteTaskRepository:
         def step(db: sqlite3.Connection) -> _Written:
             if db.execute(sql, params).rowcount == 0:
                 row = db.execute(_SELECT_ONE, (task.id,)).fetchone()
-                return _write_result((False, _row_to_task(row))), []
-            return _write_result((True, task)), self._append_events(db, None, task)
+                return WriteResult(applied=False, task=_row_to_task(row)), []
+            return WriteResult(applied=True, task=task), self._append_events(db, None, task)
 
         return self._write(step)
 
@@ -742,12 +701,13 @@ class SQLiteTaskRepository:
             row = db.execute(sql, params).fetchone()
             if row is None:
                 stored = db.execute(_SELECT_ONE, (guard.task_id,)).fetchone()
-                return _write_result((False, None if stored is None else _row_to_task(stored))), []
+                task = None if stored is None else _row_to_task(stored)
+                return WriteResult(applied=False, task=task), []
             new = _row_to_task(row)
             # The guarded UPDATE moved the version by exactly one; the row before it is the
             # new one at version - 1 as far as events_for_change is concerned.
-            old = _task((*new[:5], new.version - 1, *new[6:]))
-            return _write_result((True, new)), self._append_events(db, old, new)
+            old = new._replace(version=new.version - 1)
+            return WriteResult(applied=True, task=new), self._append_events(db, old, new)
 
         return self._write(step)
 
@@ -758,27 +718,6 @@ class SQLiteTaskRepository:
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
         return None if row is None else _row_to_task(row)
-
-    def get_rendered(self, task_id: str) -> RenderedTask | None:
-        """The task as the HTTP API shows it, rendered by SQLite (see ``_resource_sql``)."""
-        try:
-            row = self._db().execute(_SELECT_RENDERED, (task_id,)).fetchone()
-        except sqlite3.Error as exc:
-            raise StorageError(f"SQLite read failed: {exc}") from exc
-        if row is None:
-            return None
-        owner, expires_at, status, text = row
-        if _WHOLE_SECOND in text:  # a timestamp on a whole second, or input text like one
-            task = self.get(task_id)
-            return None if task is None else rendered_task(task)
-        return _rendered(
-            (
-                owner,
-                None if expires_at is None else _parse_time(expires_at),
-                status in _TERMINAL_VALUES,
-                text,
-            )
-        )
 
     def list_page(self, query: ListQuery, now: datetime) -> Page:
         where = ["owner = ?", "(expires_at IS NULL OR expires_at > ?)"]
@@ -865,7 +804,7 @@ class SQLiteTaskRepository:
             event = recent.get(position)
             if event is None or event.event_id != event_id:
                 event = _DETAIL_FROM_JSON[detail_type](detail)
-            entries.append(_outbox_entry((position, event)))
+            entries.append(OutboxEntry(position=position, event=event))
         return entries
 
     def mark_delivered(self, positions: Sequence[int]) -> None:

@@ -8,14 +8,22 @@ module-level :data:`EVENT_ADAPTER`. Additive changes only: a breaking change is 
 ``detail-type``.
 """
 
-# Annotations are evaluated as Python reads them (no ``from __future__ import annotations``):
-# with string annotations pydantic compiles and evaluates each field's at class creation,
-# a few milliseconds of every handler's cold start.
+# No ``from __future__ import annotations``: pydantic would then have to evaluate every string
+# annotation when the class is created, which slows each handler's cold start.
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar, cast
+from typing import Annotated, Any, ClassVar, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
-from pydantic_core import CoreSchema, core_schema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from taskmanager.domain.model import (
     JsonAny,
@@ -27,27 +35,6 @@ from taskmanager.domain.model import (
     TaskType,
     check_payload_size,
 )
-from taskmanager.domain.ports import RenderedTask, TaskRepository
-
-_M = TypeVar("_M", bound=BaseModel)
-
-
-class _SerialisedAsText:
-    """Serialise a ``TaskStatus`` field as the plain string it is (``StrEnum``).
-
-    pydantic-core otherwise checks an enum against its members when serialising, and a
-    ``Literal`` of one member against the literal's values: that was ten of the 35 thousand
-    instructions of serialising a ``TaskCreated``. Validation, ``model_dump()`` (still the
-    member) and the JSON schema are unchanged."""
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        serialised = {**handler(source), "serialization": core_schema.simple_ser_schema("str")}
-        return cast("CoreSchema", serialised)
-
-
-#: The annotation of every outbound ``status`` field.
-_Status = Annotated[TaskStatus, _SerialisedAsText]
 
 SCHEMA_VERSION: Final = "1"
 DEFAULT_SOURCE: Final = "taskmanager"
@@ -62,7 +49,7 @@ class TaskResource(BaseModel):
 
     id: str
     type: TaskType
-    status: _Status
+    status: TaskStatus
     input: JsonAny = None
     progress: Progress | None = None
     result: JsonAny = None
@@ -87,7 +74,7 @@ class _OutboundDetail(BaseModel):
     event_id: str = Field(description="'{id}:{version}': the same change always has the same id")
     id: str
     type: TaskType
-    status: _Status
+    status: TaskStatus
     progress: Progress | None = None
     error: TaskError | None = None
     version: int = Field(ge=1)
@@ -104,7 +91,7 @@ class TaskCreated(_OutboundDetail):
     """A task was submitted; processors of its ``type`` pick it up. Carries ``input``."""
 
     DETAIL_TYPE: ClassVar[str] = "TaskCreated"
-    status: Annotated[Literal[TaskStatus.CREATED], _SerialisedAsText] = TaskStatus.CREATED
+    status: Literal[TaskStatus.CREATED] = TaskStatus.CREATED
     input: JsonAny = None
 
 
@@ -112,14 +99,14 @@ class TaskRunning(_OutboundDetail):
     """A task started, made progress or sent a heartbeat."""
 
     DETAIL_TYPE: ClassVar[str] = "TaskRunning"
-    status: Annotated[Literal[TaskStatus.RUNNING], _SerialisedAsText] = TaskStatus.RUNNING
+    status: Literal[TaskStatus.RUNNING] = TaskStatus.RUNNING
 
 
 class TaskSuccessful(_OutboundDetail):
     """A task finished; carries ``result``."""
 
     DETAIL_TYPE: ClassVar[str] = "TaskSuccessful"
-    status: Annotated[Literal[TaskStatus.SUCCESSFUL], _SerialisedAsText] = TaskStatus.SUCCESSFUL
+    status: Literal[TaskStatus.SUCCESSFUL] = TaskStatus.SUCCESSFUL
     result: JsonAny = None
 
 
@@ -127,95 +114,11 @@ class TaskFailed(_OutboundDetail):
     """A task failed (processor error, timeout, heartbeat timeout, cancel); carries ``error``."""
 
     DETAIL_TYPE: ClassVar[str] = "TaskFailed"
-    status: Annotated[Literal[TaskStatus.FAILED], _SerialisedAsText] = TaskStatus.FAILED
+    status: Literal[TaskStatus.FAILED] = TaskStatus.FAILED
     error: TaskError
 
 
 OutboundEvent = TaskCreated | TaskRunning | TaskSuccessful | TaskFailed
-
-_DETAIL_BY_STATUS: Final[dict[TaskStatus, type[OutboundEvent]]] = {
-    TaskStatus.CREATED: TaskCreated,
-    TaskStatus.RUNNING: TaskRunning,
-    TaskStatus.SUCCESSFUL: TaskSuccessful,
-    TaskStatus.FAILED: TaskFailed,
-}
-
-
-_PROGRESS_NOT_RUNNING = ("progress_not_running", "progress is allowed only with status RUNNING")
-_RESULT_NOT_SUCCESSFUL = ("result_not_successful", "result is allowed only with status SUCCESSFUL")
-_ERROR_NOT_FAILED = ("error_with_failed", "error is required with status FAILED and only then")
-
-
-def _only_null(refusal: tuple[str, str]) -> CoreSchema:
-    """A field that must be absent or null, refused with ``refusal`` (type, message)."""
-    kind, message = refusal
-    return core_schema.with_default_schema(
-        core_schema.custom_error_schema(
-            core_schema.none_schema(), custom_error_type=kind, custom_error_message=message
-        ),
-        default=None,
-    )
-
-
-def _result_size(value: Any) -> Any:
-    return check_payload_size(value, "result")
-
-
-def _fields_by_status(model: CoreSchema) -> CoreSchema:
-    """``TaskUpdated``'s rules between fields, checked by pydantic-core rather than Python.
-
-    The model's fields become a union tagged by ``status`` with one variant per status:
-    RUNNING may carry ``progress``; SUCCESSFUL may carry ``result`` (at most 128 KiB); FAILED
-    must carry ``error``; any other of the three must be absent or null. The JSON Schema is
-    still generated from the plain fields, as before."""
-    if model["type"] != "model" or model["schema"]["type"] != "model-fields":
-        return model  # a reference to the model, or the model already built (as a field)
-    fields_schema = model["schema"]
-    fields = fields_schema["fields"]
-    error_schema = fields["error"]["schema"]
-    if error_schema["type"] != "default" or error_schema["schema"]["type"] != "nullable":
-        raise TypeError("TaskUpdated.error must be an optional TaskError")
-
-    def variant(status: TaskStatus, **schemas: CoreSchema) -> CoreSchema:
-        chosen = {
-            **fields,
-            "status": {**fields["status"], "schema": core_schema.literal_schema([status])},
-        }
-        for name, schema in schemas.items():
-            chosen[name] = {**fields[name], "schema": schema}
-        return {**fields_schema, "fields": chosen}
-
-    union = core_schema.tagged_union_schema(
-        {
-            TaskStatus.RUNNING.value: variant(
-                TaskStatus.RUNNING,
-                result=_only_null(_RESULT_NOT_SUCCESSFUL),
-                error=_only_null(_ERROR_NOT_FAILED),
-            ),
-            TaskStatus.SUCCESSFUL.value: variant(
-                TaskStatus.SUCCESSFUL,
-                progress=_only_null(_PROGRESS_NOT_RUNNING),
-                result=core_schema.with_default_schema(
-                    core_schema.no_info_after_validator_function(
-                        _result_size, core_schema.any_schema()
-                    ),
-                    default=None,
-                ),
-                error=_only_null(_ERROR_NOT_FAILED),
-            ),
-            TaskStatus.FAILED.value: variant(
-                TaskStatus.FAILED,
-                progress=_only_null(_PROGRESS_NOT_RUNNING),
-                result=_only_null(_RESULT_NOT_SUCCESSFUL),
-                error=error_schema["schema"]["schema"],  # required, not null
-            ),
-        },
-        discriminator="status",
-        custom_error_type="invalid_status",
-        custom_error_message="status must be one of RUNNING, SUCCESSFUL, FAILED",
-        metadata={"pydantic_js_functions": [lambda _schema, handler: handler(fields_schema)]},
-    )
-    return {**model, "schema": union}
 
 
 class TaskUpdated(BaseModel):
@@ -231,11 +134,37 @@ class TaskUpdated(BaseModel):
     result: JsonAny = None
     error: TaskError | None = None
 
+    @field_validator("status", mode="wrap")
     @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: type[BaseModel], handler: GetCoreSchemaHandler, /
-    ) -> CoreSchema:
-        return _fields_by_status(handler(source))
+    def _known_status(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """One plain error for a status a processor may not report."""
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError(
+                "invalid_status", "status must be one of RUNNING, SUCCESSFUL, FAILED"
+            ) from None
+
+    @model_validator(mode="after")
+    def _fields_match_status(self) -> Self:
+        """RUNNING may carry ``progress``, SUCCESSFUL may carry ``result`` (at most 128 KiB
+        serialised), FAILED must carry ``error``; every other of the three is absent or null."""
+        status = self.status
+        if self.progress is not None and status is not TaskStatus.RUNNING:
+            raise PydanticCustomError(
+                "progress_not_running", "progress is allowed only with status RUNNING"
+            )
+        if self.result is not None and status is not TaskStatus.SUCCESSFUL:
+            raise PydanticCustomError(
+                "result_not_successful", "result is allowed only with status SUCCESSFUL"
+            )
+        if (status is TaskStatus.FAILED) != (self.error is not None):
+            raise PydanticCustomError(
+                "error_with_failed", "error is required with status FAILED and only then"
+            )
+        if status is TaskStatus.SUCCESSFUL:
+            check_payload_size(self.result, "result")
+        return self
 
 
 # --- Envelopes: the EventBridge shape (``source``, ``detail-type``, ``detail``). ------------
@@ -278,7 +207,9 @@ Event = Annotated[
     Field(discriminator="detail_type"),
 ]
 EVENT_ADAPTER: Final[TypeAdapter[Event]] = TypeAdapter(Event, config=ConfigDict(defer_build=True))
-OUTBOUND_DETAIL_TYPES: Final = tuple(cls.DETAIL_TYPE for cls in _DETAIL_BY_STATUS.values())
+OUTBOUND_DETAIL_TYPES: Final = tuple(
+    cls.DETAIL_TYPE for cls in (TaskCreated, TaskRunning, TaskSuccessful, TaskFailed)
+)
 INBOUND_DETAIL_TYPES: Final = (TaskUpdated.DETAIL_TYPE,)
 
 _ENVELOPE_BY_DETAIL: Final[dict[str, type[_Envelope]]] = {
@@ -307,145 +238,48 @@ def envelope(detail: OutboundEvent | TaskUpdated, source: str = DEFAULT_SOURCE) 
 
 
 def event_detail_json(detail: OutboundEvent | TaskUpdated) -> str:
-    """The ``Detail`` string of a PutEvents entry (and of an SQLite outbox row).
-
-    The same text as ``detail.model_dump_json()``, from the class's serializer directly:
-    ``model_dump_json`` passes fifteen keyword options to it on every call, which cost a
-    third as much again as serialising the event."""
-    return detail.__pydantic_serializer__.to_json(detail).decode()
+    """The ``Detail`` string of a PutEvents entry (and of an SQLite outbox row)."""
+    return detail.model_dump_json()
 
 
 def task_resource(task: Task) -> TaskResource:
-    """The API representation of ``task`` (trusted: built without re-validation)."""
-    return _trusted(
-        TaskResource,
-        {
-            "id": task.id,
-            "type": task.type,
-            "status": task.status,
-            "input": task.input,
-            "progress": task.progress,
-            "result": task.result,
-            "error": task.error,
-            "version": task.version,
-            "created_at": task.created_at,
-            "updated_at": task.updated_at,
-            "started_at": task.started_at,
-            "finished_at": task.finished_at,
-            "deadline_at": task.deadline_at,
-            "heartbeat_seconds": task.heartbeat_seconds,
-            "expires_at": task.expires_at,
-        },
-    )
+    """The API representation of ``task``: the task's fields of the same names."""
+    return TaskResource.model_validate(task, from_attributes=True)
 
 
 def task_resource_json(task: Task) -> str:
-    """The JSON text of ``task_resource(task)``: its class's serializer called directly (the
-    ``model_dump_json`` method passes fifteen keyword options to it on every call, as much
-    again as a small task's JSON)."""
-    resource = task_resource(task)
-    return resource.__pydantic_serializer__.to_json(resource).decode()
-
-
-def rendered_task(task: Task) -> RenderedTask:
-    """``task`` as the HTTP API shows it."""
-    return RenderedTask(task.owner, task.expires_at, task.is_terminal, task_resource_json(task))
-
-
-class RenderingReader:
-    """A :class:`~taskmanager.domain.ports.ResourceReader` over any repository: reads the
-    task and renders it."""
-
-    __slots__ = ("repo",)
-
-    def __init__(self, repo: TaskRepository) -> None:
-        self.repo = repo
-
-    def get_rendered(self, task_id: str) -> RenderedTask | None:
-        task = self.repo.get(task_id)
-        return None if task is None else rendered_task(task)
-
-
-#: Frozen models never change their fields-set, so one set per class serves every instance.
-_FIELDS_SET: Final[dict[type[BaseModel], set[str]]] = {
-    cls: set(cls.model_fields) for cls in (*_DETAIL_BY_STATUS.values(), TaskResource)
-}
-
-
-_new_object = object.__new__
-# The slots' own setters: the same as ``object.__setattr__(obj, name, value)`` without looking
-# the name up on the class each time (a frozen model refuses plain attribute assignment).
-_set_dict: Final = BaseModel.__dict__["__dict__"].__set__
-_set_fields_set: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
-_set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
-_set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
-
-
-def _trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
-    """Build a model from complete, already validated fields, skipping validation.
-
-    ``model_construct`` does the same but walks every field's metadata on each call, which
-    costs more than the rest of a state change; callers here always pass every field."""
-    obj = _new_object(cls)
-    _set_dict(obj, fields)
-    _set_fields_set(obj, _FIELDS_SET[cls])
-    _set_extra(obj, None)
-    _set_private(obj, None)
-    return obj
+    """The JSON text of ``task_resource(task)``: the body of the HTTP API's task responses."""
+    return task_resource(task).model_dump_json()
 
 
 def event_for(task: Task) -> OutboundEvent:
-    """The outbound event announcing ``task`` as it is now."""
-    # Unpacked in field order (one step), then built like ``_trusted`` without the call.
-    (
-        task_id,
-        _owner,
-        type_,
-        status,
-        input_,
-        version,
-        created_at,
-        updated_at,
-        deadline_at,
-        heartbeat_seconds,
-        progress,
-        result,
-        error,
-        started_at,
-        finished_at,
-        expires_at,
-        _last_sequence,
-        _idempotency_key,
-        _fingerprint,
-    ) = task
+    """The outbound event announcing ``task`` as it is now. ``TaskCreated`` also carries the
+    input, ``TaskSuccessful`` the result."""
     fields: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "event_id": f"{task_id}:{version}",
-        "id": task_id,
-        "type": type_,
-        "status": status,
-        "progress": progress,
-        "error": error,
-        "version": version,
-        "created_at": created_at,
-        "updated_at": updated_at,
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "deadline_at": deadline_at,
-        "heartbeat_seconds": heartbeat_seconds,
-        "expires_at": expires_at,
+        "event_id": f"{task.id}:{task.version}",
+        "id": task.id,
+        "type": task.type,
+        "status": task.status,
+        "progress": task.progress,
+        "error": task.error,
+        "version": task.version,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "started_at": task.started_at,
+        "finished_at": task.finished_at,
+        "deadline_at": task.deadline_at,
+        "heartbeat_seconds": task.heartbeat_seconds,
+        "expires_at": task.expires_at,
     }
-    cls = _DETAIL_BY_STATUS[status]
-    if cls is TaskCreated:
-        fields["input"] = input_
-    elif cls is TaskSuccessful:
-        fields["result"] = result
-    event = _new_object(cls)
-    _set_dict(event, fields)
-    _set_fields_set(event, _FIELDS_SET[cls])
-    _set_extra(event, None)
-    _set_private(event, None)
-    return event
+    match task.status:
+        case TaskStatus.CREATED:
+            return TaskCreated.model_validate({**fields, "input": task.input})
+        case TaskStatus.RUNNING:
+            return TaskRunning.model_validate(fields)
+        case TaskStatus.SUCCESSFUL:
+            return TaskSuccessful.model_validate({**fields, "result": task.result})
+        case TaskStatus.FAILED:
+            return TaskFailed.model_validate(fields)
 
 
 def events_for_change(old: Task | None, new: Task) -> list[OutboundEvent]:

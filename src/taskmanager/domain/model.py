@@ -5,25 +5,20 @@ A :class:`Task` is an immutable record. Nothing mutates it: a use case decides a
 :func:`apply_change` is the one definition of what a change does to a task.
 
 Values that come from outside (commands, progress, errors) are pydantic models validated once
-at the boundary; the task itself is a slotted dataclass built from values already validated,
-so internal steps never re-validate.
+at the boundary; the task itself is a named tuple built from values already validated, so
+internal steps never validate them again.
 
-Every pydantic model of the domain is declared with ``defer_build=True``: its validator and
-serializer are built on first use rather than at import, so a Lambda handler's cold start
-builds only the few schemas it uses (the stream handler never validates a command, the
-updates handler never serialises a task resource), and a warm call runs the same built
-schema as before.
+Every pydantic model here sets ``defer_build=True`` (documented pydantic configuration):
+pydantic then builds a model's validator and serializer when it is first used rather than at
+import, so a Lambda handler's cold start pays only for the models that handler uses.
 """
 
-# Annotations are evaluated as Python reads them (no ``from __future__ import annotations``):
-# with string annotations pydantic compiles and evaluates each field's at class creation,
-# a few milliseconds of every handler's cold start.
+# No ``from __future__ import annotations``: pydantic would then have to evaluate every string
+# annotation when the class is created, which slows each handler's cold start.
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from types import MethodType
-from typing import Annotated, Any, Final, NamedTuple, TypeVar
+from typing import Annotated, Any, Final, NamedTuple
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -155,9 +150,9 @@ class TaskError(BaseModel):
         return _check_utf8_bytes(value, MAX_ERROR_MESSAGE_BYTES, "error.message")
 
 
-#: Any JSON value. Typed ``Any`` rather than pydantic's ``JsonValue``, whose per-node Python
-#: discriminator costs more than a whole state change; the size check (which also proves
-#: the value serialises) runs once, in the use case or the contract's model validator.
+#: Any JSON value. Typed ``Any`` rather than pydantic's ``JsonValue``, which would check every
+#: node of a payload in Python; the size check (which also proves that the value serialises)
+#: runs once, in the use case or in the contract's model validator.
 JsonAny = Annotated[Any, Field(description="any JSON value, at most 128 KiB serialised")]
 
 
@@ -188,9 +183,9 @@ def validate_idempotency_key(key: str) -> str:
 class Task(NamedTuple):
     """One task record. Immutable; built only from validated values.
 
-    A NamedTuple rather than a frozen dataclass: a state change builds a new record, and a
-    frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs more than
-    the rest of the decision. Compare tasks by field, never with tuples."""
+    Build it with keywords and derive a changed copy with ``_replace``. It is a named tuple
+    because every state change builds one and a named tuple is the cheapest immutable record
+    to build; that it is also a tuple means nothing: never index or unpack a task."""
 
     id: str
     owner: str
@@ -234,12 +229,8 @@ class Task(NamedTuple):
         return self.deadline_at
 
     def is_expired(self, now: datetime) -> bool:
-        return is_past_retention(self.expires_at, now)
-
-
-def is_past_retention(expires_at: datetime | None, now: datetime) -> bool:
-    """A task with this ``expires_at`` is gone for readers at ``now`` (DESIGN: retention)."""
-    return expires_at is not None and expires_at <= now
+        """Past its retention at ``now``: gone for readers (DESIGN: retention)."""
+        return self.expires_at is not None and self.expires_at <= now
 
 
 class Guard(NamedTuple):
@@ -279,90 +270,46 @@ class Change(NamedTuple):
     sequence: int | None = None
 
 
-_R = TypeVar("_R", bound=tuple[Any, ...])
-
-
-def record_builder(cls: type[_R]) -> Callable[[tuple[Any, ...]], _R]:
-    """``build((f1, f2, ...))`` makes a ``cls`` record from all its fields, in order.
-
-    A NamedTuple's own constructor is a Python function (one interpreter frame per record);
-    a state change builds several records, so the hot paths build them with
-    ``tuple.__new__`` directly. The caller passes every field, defaults included.
-
-    ``tuple.__new__`` is bound to ``cls`` as a method rather than wrapped in a ``partial``:
-    a bound method hands ``cls`` on without the partial's own call layer (~15% less per
-    record, and a lifecycle builds about twenty)."""
-    build: Callable[[tuple[Any, ...]], _R] = MethodType(tuple.__new__, cls)
-    return build
-
-
-_task = record_builder(Task)
-#: Bound once: an enum member read from its class costs a lookup through the enum machinery.
-_RUNNING: Final = TaskStatus.RUNNING
-
-
 def guard_holds(task: Task, guard: Guard) -> bool:
     """The guard evaluated in Python (the memory adapter; databases evaluate it natively)."""
-    _, statuses, sequence, owner, version = guard
     return (
-        task.status in statuses
-        and (sequence is None or task.last_sequence is None or task.last_sequence < sequence)
-        and (owner is None or task.owner == owner)
-        and (version is None or task.version == version)
+        task.status in guard.statuses
+        and (
+            guard.sequence is None
+            or task.last_sequence is None
+            or task.last_sequence < guard.sequence
+        )
+        and (guard.owner is None or task.owner == guard.owner)
+        and (guard.version is None or task.version == guard.version)
     )
 
 
 def apply_change(task: Task, change: Change) -> Task:
-    """The task after ``change``: the one definition every adapter agrees with."""
-    # Unpacked in field order: one step instead of an attribute lookup per field.
-    (
-        task_id,
-        owner,
-        type_,
-        _status,
-        input_,
-        version,
-        created_at,
-        _updated_at,
-        deadline_at,
-        heartbeat_seconds,
-        old_progress,
-        _result,
-        _error,
-        started_at,
-        _finished_at,
-        _expires_at,
-        last_sequence,
-        idempotency_key,
-        fingerprint,
-    ) = task
-    status, updated_at, progress, result, error, start, finished_at, expires_at, sequence = change
-    if status is not _RUNNING:
+    """The task after ``change``: the one definition every adapter agrees with.
+
+    The version goes up by one; status, ``updated_at``, result, error, ``finished_at`` and
+    ``expires_at`` are the change's. Progress is the change's while RUNNING, except that a
+    RUNNING change without progress keeps the stored one; any other status clears it.
+    ``started_at`` is set only once, and the change's ``sequence``, if any, becomes
+    ``last_sequence``.
+    """
+    if change.status is not TaskStatus.RUNNING:
         progress = None
-    elif progress is None:
-        progress = old_progress
-    return _task(
-        (
-            task_id,
-            owner,
-            type_,
-            status,
-            input_,
-            version + 1,
-            created_at,
-            updated_at,
-            deadline_at,
-            heartbeat_seconds,
-            progress,
-            result,
-            error,
-            started_at if started_at is not None else start,
-            finished_at,
-            expires_at,
-            sequence if sequence is not None else last_sequence,
-            idempotency_key,
-            fingerprint,
-        )
+    elif change.progress is None:
+        progress = task.progress
+    else:
+        progress = change.progress
+    return task._replace(
+        status=change.status,
+        version=task.version + 1,
+        updated_at=change.updated_at,
+        progress=progress,
+        result=change.result,
+        error=change.error,
+        started_at=change.started_at if task.started_at is None else task.started_at,
+        finished_at=change.finished_at,
+        expires_at=change.expires_at,
+        last_sequence=task.last_sequence if change.sequence is None else change.sequence,
     )
 
 

@@ -87,28 +87,6 @@ class TaskRepository(Protocol):
         ...
 
 
-class RenderedTask(NamedTuple):
-    """A task as the HTTP API shows it (``json``: the ``TaskResource``'s JSON text), with
-    what the get use case checks and the route's headers need."""
-
-    owner: str
-    expires_at: datetime | None
-    terminal: bool
-    json: str
-
-
-@runtime_checkable
-class ResourceReader(Protocol):
-    """A store that renders the API representation itself, sparing the read of a task the
-    building of a ``Task`` and its ``TaskResource`` (optional: any ``TaskRepository`` is read
-    through ``RenderingReader``, which renders its ``get`` with ``rendered_task``)."""
-
-    def get_rendered(self, task_id: str) -> RenderedTask | None:
-        """The stored task, whoever owns it, rendered exactly as
-        ``rendered_task(self.get(task_id))`` would be."""
-        ...
-
-
 class OutboxEntry(NamedTuple):
     position: int
     event: OutboundEvent

@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from taskmanager.domain.errors import (
@@ -32,7 +31,6 @@ from taskmanager.domain.model import (
     MAX_LIST_LIMIT,
     MAX_TIMEOUT_SECONDS,
     MIN_TIMEOUT_SECONDS,
-    OPEN_STATUSES,
     Change,
     ErrorCode,
     Guard,
@@ -41,8 +39,6 @@ from taskmanager.domain.model import (
     TaskError,
     TaskStatus,
     ensure_payload_size,
-    is_past_retention,
-    record_builder,
     validate_idempotency_key,
 )
 from taskmanager.domain.ports import ListQuery, Page
@@ -54,8 +50,6 @@ if TYPE_CHECKING:
         EventPublisher,
         IdFactory,
         Outbox,
-        RenderedTask,
-        ResourceReader,
         TaskRepository,
     )
 
@@ -69,15 +63,17 @@ class Policy:
 
     default_timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     retention_seconds: int = DEFAULT_RETENTION_SECONDS
-    #: ``retention_seconds`` as a timedelta, computed once (every finish adds it).
-    retention: timedelta = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not MIN_TIMEOUT_SECONDS <= self.default_timeout_seconds <= MAX_TIMEOUT_SECONDS:
             raise ValueError("default_timeout_seconds must be within 1..604800")
         if self.retention_seconds < 1:
             raise ValueError("retention_seconds must be at least 1")
-        object.__setattr__(self, "retention", timedelta(seconds=self.retention_seconds))
+
+    @property
+    def retention(self) -> timedelta:
+        """How long a finished task stays readable."""
+        return timedelta(seconds=self.retention_seconds)
 
 
 DEFAULT_POLICY: Final = Policy()
@@ -108,17 +104,6 @@ class UpdateResult(NamedTuple):
     detail: str | None = None
 
 
-_task = record_builder(Task)
-_guard = record_builder(Guard)
-_change = record_builder(Change)
-_submit_result = record_builder(SubmitResult)
-_update_result = record_builder(UpdateResult)
-# Bound once: an enum member read from its class costs a lookup through the enum machinery.
-_CREATED: Final = TaskStatus.CREATED
-_RUNNING: Final = TaskStatus.RUNNING
-_APPLIED: Final = UpdateOutcome.APPLIED
-
-
 # --- submit ---------------------------------------------------------------------------------
 
 
@@ -144,43 +129,28 @@ def new_task(
     idempotency_key: str | None = None,
     fingerprint: str | None = None,
 ) -> Task:
-    input_, heartbeat = command.input, command.heartbeat_seconds
-    ensure_payload_size(input_, "input")
+    ensure_payload_size(command.input, "input")
     timeout = command.timeout_seconds or policy.default_timeout_seconds
+    heartbeat = command.heartbeat_seconds
     if heartbeat is not None and heartbeat > timeout:
         raise InvalidCommandError(
             f"heartbeat_seconds ({heartbeat}) may not exceed timeout_seconds ({timeout})",
             details={"field": "heartbeat_seconds"},
         )
-    return _task(
-        (
-            task_id,
-            owner,
-            command.type,
-            _CREATED,
-            input_,
-            1,
-            now,
-            now,
-            now + _seconds(timeout),
-            heartbeat,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            idempotency_key,
-            fingerprint,
-        )
+    return Task(
+        id=task_id,
+        owner=owner,
+        type=command.type,
+        status=TaskStatus.CREATED,
+        input=command.input,
+        version=1,
+        created_at=now,
+        updated_at=now,
+        deadline_at=now + timedelta(seconds=timeout),
+        heartbeat_seconds=heartbeat,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
     )
-
-
-@lru_cache(maxsize=1024)
-def _seconds(seconds: int) -> timedelta:
-    """Timeouts repeat (most tasks of a type share one): build each timedelta once."""
-    return timedelta(seconds=seconds)
 
 
 def submit_task(
@@ -210,9 +180,10 @@ def submit_task(
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
     )
-    applied, existing = repo.create(task, now)
-    if applied and existing is not None:
-        return _submit_result((existing, False))
+    written = repo.create(task, now)
+    existing = written.task
+    if written.applied and existing is not None:
+        return SubmitResult(task=existing, replayed=False)
     if existing is None:
         raise StorageError(f"store refused task {task_id} without returning the existing one")
     if (
@@ -221,7 +192,7 @@ def submit_task(
         and existing.idempotency_key == idempotency_key
         and existing.request_fingerprint == fingerprint
     ):
-        return SubmitResult(existing, replayed=True)
+        return SubmitResult(task=existing, replayed=True)
     if idempotency_key is not None:
         raise IdempotencyKeyReusedError(task_id)
     raise StorageError(f"task id {task_id} collided with an existing task")
@@ -236,21 +207,6 @@ def get_task(task_id: str, *, owner: str, repo: TaskRepository, clock: Clock) ->
     if task is None or task.owner != owner or task.is_expired(clock.now()):
         raise TaskNotFoundError(task_id)
     return task
-
-
-def get_rendered_task(
-    task_id: str, *, owner: str, reader: ResourceReader, clock: Clock
-) -> RenderedTask:
-    """``get_task`` as the HTTP API shows it, read through ``reader``: the same checks, and
-    the same text as ``task_resource_json`` of the task."""
-    rendered = reader.get_rendered(task_id)
-    if (
-        rendered is None
-        or rendered.owner != owner
-        or is_past_retention(rendered.expires_at, clock.now())
-    ):
-        raise TaskNotFoundError(task_id)
-    return rendered
 
 
 def list_tasks(
@@ -280,22 +236,25 @@ def plan_update(
     """The guarded change an update asks for. It applies iff the task is still open and the
     update's sequence (if any) is above the last one recorded."""
     status, sequence = update.status, update.sequence
-    guard = _guard((update.task_id, OPEN_STATUSES, sequence, None, None))
-    if status is _RUNNING:
-        change = _change((status, now, update.progress, None, None, now, None, None, sequence))
+    guard = Guard(task_id=update.task_id, sequence=sequence)
+    if status is TaskStatus.RUNNING:
+        change = Change(
+            status=status,
+            updated_at=now,
+            progress=update.progress,
+            started_at=now,
+            sequence=sequence,
+        )
     else:
-        change = _change(
-            (
-                status,
-                now,
-                None,
-                update.result,
-                update.error,
-                now,
-                now,
-                now + policy.retention,
-                sequence,
-            )
+        change = Change(
+            status=status,
+            updated_at=now,
+            result=update.result,
+            error=update.error,
+            started_at=now,
+            finished_at=now,
+            expires_at=now + policy.retention,
+            sequence=sequence,
         )
     return guard, change
 
@@ -303,29 +262,38 @@ def plan_update(
 def classify_refusal(stored: Task | None, update: TaskUpdated) -> UpdateResult:  # noqa: PLR0911
     """Why an update whose guard failed did not apply (DESIGN §3)."""
     if stored is None:
-        return UpdateResult(UpdateOutcome.REJECTED, None, RejectReason.UNKNOWN_TASK, "no such task")
+        return UpdateResult(
+            outcome=UpdateOutcome.REJECTED,
+            task=None,
+            reason=RejectReason.UNKNOWN_TASK,
+            detail="no such task",
+        )
     last, seq = stored.last_sequence, update.sequence
     if seq is not None and last is not None and seq < last:
-        return UpdateResult(UpdateOutcome.STALE, stored, detail=f"sequence {seq} < {last}")
+        return UpdateResult(
+            outcome=UpdateOutcome.STALE, task=stored, detail=f"sequence {seq} < {last}"
+        )
     if stored.is_terminal:
         if update.status is TaskStatus.RUNNING:
-            return UpdateResult(UpdateOutcome.STALE, stored, detail="RUNNING after terminal")
+            return UpdateResult(
+                outcome=UpdateOutcome.STALE, task=stored, detail="RUNNING after terminal"
+            )
         if update.status is stored.status:
-            return UpdateResult(UpdateOutcome.DUPLICATE, stored)
+            return UpdateResult(outcome=UpdateOutcome.DUPLICATE, task=stored)
         return UpdateResult(
-            UpdateOutcome.REJECTED,
-            stored,
-            RejectReason.ALREADY_FINISHED,
-            f"task already {stored.status}, update says {update.status}",
+            outcome=UpdateOutcome.REJECTED,
+            task=stored,
+            reason=RejectReason.ALREADY_FINISHED,
+            detail=f"task already {stored.status}, update says {update.status}",
         )
     # Open task: only the sequence bound can have failed, so seq == last.
     if update.status is stored.status:
-        return UpdateResult(UpdateOutcome.DUPLICATE, stored)
+        return UpdateResult(outcome=UpdateOutcome.DUPLICATE, task=stored)
     return UpdateResult(
-        UpdateOutcome.REJECTED,
-        stored,
-        RejectReason.SEQUENCE_REUSED,
-        f"sequence {seq} already recorded with status {stored.status}",
+        outcome=UpdateOutcome.REJECTED,
+        task=stored,
+        reason=RejectReason.SEQUENCE_REUSED,
+        detail=f"sequence {seq} already recorded with status {stored.status}",
     )
 
 
@@ -339,10 +307,10 @@ def record_update(
     """Apply a processor's update: applied, duplicate, stale or rejected; never raises for
     an update that is merely late, repeated or illegal."""
     guard, change = plan_update(update, clock.now(), policy)
-    applied, task = repo.apply(guard, change)
-    if applied:
-        return _update_result((_APPLIED, task, None, None))
-    return classify_refusal(task, update)
+    written = repo.apply(guard, change)
+    if written.applied:
+        return UpdateResult(outcome=UpdateOutcome.APPLIED, task=written.task)
+    return classify_refusal(written.task, update)
 
 
 # --- cancel and timeouts --------------------------------------------------------------------
@@ -350,8 +318,8 @@ def record_update(
 
 def _failure(code: ErrorCode, message: str, now: datetime, policy: Policy) -> Change:
     return Change(
-        TaskStatus.FAILED,
-        now,
+        status=TaskStatus.FAILED,
+        updated_at=now,
         error=TaskError.model_construct(code=code.value, message=message),
         finished_at=now,
         expires_at=now + policy.retention,
@@ -361,7 +329,7 @@ def _failure(code: ErrorCode, message: str, now: datetime, policy: Policy) -> Ch
 def plan_cancel(
     task_id: str, owner: str, now: datetime, policy: Policy = DEFAULT_POLICY
 ) -> tuple[Guard, Change]:
-    guard = Guard(task_id, OPEN_STATUSES, owner=owner)
+    guard = Guard(task_id=task_id, owner=owner)
     return guard, _failure(ErrorCode.CANCELLED, "cancelled by the supplier", now, policy)
 
 
@@ -393,7 +361,7 @@ def plan_expiry(
     The guard pins the version that was read, so an update arriving meanwhile wins."""
     if task.is_terminal:
         return None
-    guard = Guard(task.id, OPEN_STATUSES, version=task.version)
+    guard = Guard(task_id=task.id, version=task.version)
     if task.deadline_at <= now:
         seconds = int((task.deadline_at - task.created_at).total_seconds())
         message = f"task did not finish within timeout_seconds ({seconds})"

@@ -46,12 +46,7 @@ from taskmanager.domain.errors import (
     TaskManagerError,
     TaskNotFoundError,
 )
-from taskmanager.domain.events import (
-    RenderingReader,
-    TaskResource,
-    task_resource,
-    task_resource_json,
-)
+from taskmanager.domain.events import TaskResource, task_resource, task_resource_json
 from taskmanager.domain.model import (
     DEFAULT_LIST_LIMIT,
     MAX_LIST_LIMIT,
@@ -59,7 +54,6 @@ from taskmanager.domain.model import (
     SubmitTask,
     Task,
     TaskStatus,
-    record_builder,
 )
 from taskmanager.entrypoints import observability
 from taskmanager.entrypoints.http_errors import (
@@ -126,7 +120,6 @@ class ApiRequest(NamedTuple):
     event: Mapping[str, Any]
 
 
-_api_request = record_builder(ApiRequest)
 _current: contextvars.ContextVar[ApiRequest] = contextvars.ContextVar("taskmanager_api_request")
 
 
@@ -534,7 +527,9 @@ class TaskApi(APIGatewayHttpResolver):
                 match = operation.rule.match(path)
                 if match is not None:
                     text = body.decode("utf-8") if body else None
-                    request = _api_request((method, path, headers, query, text, {}))
+                    request = ApiRequest(
+                        method=method, path=path, headers=headers, query=query, body=text, event={}
+                    )
                     return self.call(operation, request, match.groupdict())
         return self.no_route(method, path)
 
@@ -612,15 +607,10 @@ def _check_event_body(event: Mapping[str, Any]) -> Response[str] | None:
 
 
 def _task_response(task: Task, status: int, headers: dict[str, str] | None = None) -> Response[str]:
-    return _resource_response(task_resource_json(task), task.is_terminal, status, headers)
-
-
-def _resource_response(
-    body: str, terminal: bool, status: int, headers: dict[str, str] | None = None
-) -> Response[str]:
     headers = headers or {}
-    if not terminal:
+    if not task.is_terminal:
         headers["Retry-After"] = _RETRY_AFTER
+    body = task_resource_json(task)
     return Response(status_code=status, content_type=JSON, body=body, headers=headers)
 
 
@@ -703,13 +693,10 @@ def create_app(
     )
     def get(task_id: str) -> Response[str]:
         deps = deps_provider()
-        task = services.get_rendered_task(
-            _check_task_id(task_id),
-            owner=caller(),
-            reader=deps.reader or RenderingReader(deps.repo),
-            clock=deps.clock,
+        task = services.get_task(
+            _check_task_id(task_id), owner=caller(), repo=deps.repo, clock=deps.clock
         )
-        return _resource_response(task.json, task.terminal, 200)
+        return _task_response(task, 200)
 
     @app.operation(
         "GET",

@@ -27,13 +27,7 @@ if TYPE_CHECKING:
 
     from botocore.config import Config
 
-    from taskmanager.domain.ports import (
-        Clock,
-        EventPublisher,
-        IdFactory,
-        ResourceReader,
-        TaskRepository,
-    )
+    from taskmanager.domain.ports import Clock, EventPublisher, IdFactory, TaskRepository
     from taskmanager.domain.services import Policy
 
 OwnerClaim = Literal["iam", "iam_session", "jwt_sub"]
@@ -109,9 +103,6 @@ class Dependencies:
     policy: Policy = field(default_factory=_policy)
     publisher: EventPublisher | None = None
     event_source: str = "taskmanager"
-    #: Where ``GET /tasks/{id}`` reads the task already rendered (a store that renders it
-    #: itself); ``None``: from ``repo``, rendered here.
-    reader: ResourceReader | None = None
 
 
 @functools.cache

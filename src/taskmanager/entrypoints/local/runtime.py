@@ -32,7 +32,7 @@ from taskmanager.adapters.memory import InMemoryEventBus, SystemClock, UuidIdFac
 from taskmanager.domain.errors import PublishError, StorageError, TaskManagerError
 from taskmanager.domain.events import TaskCreated, event_for
 from taskmanager.domain.model import TaskStatus
-from taskmanager.domain.ports import ListQuery, ResourceReader
+from taskmanager.domain.ports import ListQuery
 from taskmanager.domain.services import DEFAULT_POLICY, Policy, dispatch_outbox, expire_overdue
 from taskmanager.entrypoints.bootstrap import Dependencies
 from taskmanager.entrypoints.local.hub import ChangeHub
@@ -402,15 +402,7 @@ class LocalRuntime:
         self._delivered_rows = _DeliveredRows()
         self._deleting: list[int] = []  # by the open batch's transaction
         self.bus.subscribe(self.hub.deliver)
-        self._deps = Dependencies(
-            self.repo,
-            self.clock,
-            self.ids,
-            config.policy,
-            self.bus,
-            # Reads need no notifying: a store that renders tasks itself is read directly.
-            reader=store if isinstance(store, ResourceReader) else None,
-        )
+        self._deps = Dependencies(self.repo, self.clock, self.ids, config.policy, self.bus)
 
     def add_job(self, task_type: str, job: Job) -> None:
         """Run ``job`` in the worker pool for each ``TaskCreated`` of ``task_type``."""
