@@ -239,17 +239,6 @@ def _value_json(value: Any) -> str:
 _to_json: Final = pydantic_core.to_json
 
 
-def _null(value: None) -> None:
-    return value
-
-
-# Python's sqlite3 binds str, int, float and bytearray directly, but asks its adapter registry
-# about every other value, None included: finding no adapter costs two failed attribute
-# lookups, one of which formats an AttributeError's message, about 3,000 instructions per
-# None (a new task binds eleven of them). A registered adapter is one dictionary hit and one
-# call. It maps None to None, so it changes nothing that any connection in the process binds.
-sqlite3.register_adapter(type(None), _null)
-
 _parse_time: Final = datetime.fromisoformat
 _STATUS_BY_VALUE: Final = {status.value: status for status in TaskStatus}
 # The contracts' validators called directly: ``model_validate_json`` forwards five keyword
