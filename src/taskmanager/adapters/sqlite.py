@@ -77,10 +77,6 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _DETAIL_CLASSES: Final[dict[str, type[OutboundEvent]]] = {
     cls.DETAIL_TYPE: cls for cls in (TaskCreated, TaskRunning, TaskSuccessful, TaskFailed)
 }
-#: Each outbound detail's validator (what ``model_validate_json`` calls), by detail-type.
-_DETAIL_FROM_JSON: Final[dict[str, Callable[[str | bytes], OutboundEvent]]] = {
-    name: cls.__pydantic_validator__.validate_json for name, cls in _DETAIL_CLASSES.items()
-}
 
 _COLUMNS: Final = (
     "id, owner, type, status, input, version, created_at, updated_at, deadline_at, "
@@ -241,10 +237,6 @@ _to_json: Final = pydantic_core.to_json
 
 _parse_time: Final = datetime.fromisoformat
 _STATUS_BY_VALUE: Final = {status.value: status for status in TaskStatus}
-# The contracts' validators called directly: ``model_validate_json`` forwards five keyword
-# options to them on every call, which costs about as much as decoding a small object.
-_progress_from_json: Final = Progress.__pydantic_validator__.validate_json
-_error_from_json: Final = TaskError.__pydantic_validator__.validate_json
 
 
 def _heartbeat_due_us(task: Task) -> int | None:
@@ -285,9 +277,9 @@ def _row_to_task(row: Sequence[Any]) -> Task:
         updated_at=_parse_time(updated_at),
         deadline_at=_parse_time(deadline_at),
         heartbeat_seconds=heartbeat_seconds,
-        progress=None if progress is None else _progress_from_json(progress),
+        progress=None if progress is None else Progress.model_validate_json(progress),
         result=None if result is None else _loads(result),
-        error=None if error is None else _error_from_json(error),
+        error=None if error is None else TaskError.model_validate_json(error),
         started_at=None if started_at is None else _parse_time(started_at),
         finished_at=None if finished_at is None else _parse_time(finished_at),
         expires_at=None if expires_at is None else _parse_time(expires_at),
@@ -299,7 +291,7 @@ def _row_to_task(row: Sequence[Any]) -> Task:
 
 def _model_json(value: BaseModel | None) -> str | None:
     """A stored progress or error: the text of ``value.model_dump_json()``."""
-    return None if value is None else value.__pydantic_serializer__.to_json(value).decode()
+    return None if value is None else value.model_dump_json()
 
 
 def _first_params(task: Task) -> tuple[Any, ...]:
@@ -792,7 +784,7 @@ class SQLiteTaskRepository:
             # another process, or before a restart) is parsed and validated from its text.
             event = recent.get(position)
             if event is None or event.event_id != event_id:
-                event = _DETAIL_FROM_JSON[detail_type](detail)
+                event = _DETAIL_CLASSES[detail_type].model_validate_json(detail)
             entries.append(OutboxEntry(position=position, event=event))
         return entries
 
