@@ -206,11 +206,11 @@ def _three_posts_answered_503(app: LocalApp) -> None:
 def test_a_failed_group_commit_answers_every_request_of_the_batch_503(tmp_path: Path) -> None:
     runtime, app, _ = _sqlite_app(tmp_path)
     inner = cast("Any", runtime.store)
+    commit = inner.commit_batch
 
     def broken() -> None:
-        inner._db().execute("ROLLBACK")
-        inner._local.batch = False
-        raise StorageError("disk full")
+        inner._db().execute("ROLLBACK")  # the batch's writes are lost: the COMMIT fails
+        commit()
 
     inner.commit_batch = broken
     _three_posts_answered_503(app)
@@ -224,7 +224,7 @@ def test_a_write_failing_part_way_answers_every_request_of_its_batch_503(
 ) -> None:
     runtime, app, commits = _sqlite_app(tmp_path)
     inner = cast("Any", runtime.store)
-    append = inner._append_events
+    append = inner._outbox.append
     calls: list[int] = []
 
     def fails_second(*args: Any) -> Any:
@@ -233,13 +233,13 @@ def test_a_write_failing_part_way_answers_every_request_of_its_batch_503(
             raise sqlite3.OperationalError("disk I/O error")
         return append(*args)
 
-    inner._append_events = fails_second
+    inner._outbox.append = fails_second
     _three_posts_answered_503(app)
     assert commits == ["commit"]
     other = SQLiteTaskRepository(str(tmp_path / "tasks.db"))
     assert other.list_page(ListQuery(owner="local", limit=10), runtime.clock.now()).items == []
     assert other.pending(100) == []  # no task, no half of one, no event
-    inner._append_events = append
+    inner._outbox.append = append
     assert _task(runtime).id  # the store takes writes again afterwards
     runtime.store.close()  # type: ignore[attr-defined]
 
