@@ -20,7 +20,8 @@ from taskmanager.domain.events import TaskCreated, event_for
 from taskmanager.domain.model import SubmitTask
 from taskmanager.domain.ports import ListQuery
 from taskmanager.domain.services import submit_task
-from taskmanager.entrypoints.api import create_app, fixed_owner
+from taskmanager.entrypoints.api import create_app
+from taskmanager.entrypoints.http.owners import fixed_owner
 from taskmanager.entrypoints.local.asgi import (
     MAX_BODY_BYTES,
     LocalApp,

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import Response
 
     from taskmanager.domain.events import OutboundEvent
-    from taskmanager.entrypoints.api import TaskApi
+    from taskmanager.entrypoints.http.route_table import TaskApi
     from taskmanager.entrypoints.local.runtime import LocalRuntime
 
     Scope = MutableMapping[str, Any]
