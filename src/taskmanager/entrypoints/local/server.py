@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Generator
     from types import FrameType
 
-    from taskmanager.entrypoints.local.runtime import Store
+    from taskmanager.entrypoints.local.store import Store
 
 logger = logging.getLogger("taskmanager.local")
 
