@@ -583,3 +583,9 @@ def test_due_across_shards_returns_the_earliest_up_to_the_limit(
     due = repo.due(clock.now(), 5)
     assert [t.id for t in due] == [t.id for t in tasks[:5]]
     assert len(repo.due(clock.now(), 50)) == 12
+
+
+@pytest.mark.parametrize("shards", [0, 65])
+def test_a_shard_count_out_of_bounds_is_refused(client: DynamoDBClient, shards: int) -> None:
+    with pytest.raises(ValueError, match="due_shards must be 1-64"):
+        DynamoDBTaskRepository(client, "tasks", due_shards=shards)
