@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import botocore.endpoint
 from botocore.awsrequest import AWSResponse
@@ -119,3 +119,40 @@ class LostAnswers(_Attempts):
         if self.after_write is not None:
             self.after_write(request)
         raise ConnectionClosedError(endpoint_url=request.url, request=request)
+
+
+class PartialBatchReads(_Attempts):
+    """Each ``BatchGetItem`` answer reads at most ``per_answer`` keys of a table and returns
+    the rest in ``UnprocessedKeys``, as DynamoDB does past its 16 MB answer limit or when some
+    partitions are throttled (a successful answer, which botocore does not retry). The keys
+    that are read go to the server (moto server, over HTTP) in a request of their own."""
+
+    def __init__(self, client: Any, per_answer: int) -> None:
+        super().__init__(client, "BatchGetItem")
+        self.per_answer = per_answer
+
+    def _fault(self, request: AWSPreparedRequest) -> AWSResponse | None:
+        asked = json.loads(cast("bytes", request.body))
+        unprocessed: dict[str, Any] = {}
+        for table, wanted in list(asked["RequestItems"].items()):
+            if len(wanted["Keys"]) > self.per_answer:
+                unprocessed[table] = {**wanted, "Keys": wanted["Keys"][self.per_answer :]}
+                wanted["Keys"] = wanted["Keys"][: self.per_answer]
+            if not wanted["Keys"]:
+                del asked["RequestItems"][table]
+        if not unprocessed:
+            return None
+        answer: dict[str, Any] = {"Responses": {}}
+        if asked["RequestItems"]:
+            request.body = json.dumps(asked).encode()
+            request.headers["Content-Length"] = str(len(request.body))
+            http = URLLib3Session()
+            try:
+                # moto server checks no signature, so the shortened request goes as it is.
+                answer = json.loads(http.send(request).content)
+            finally:
+                http.close()
+        answer["UnprocessedKeys"] = unprocessed
+        headers = HTTPHeaders()
+        headers["x-amzn-RequestId"] = "partial"
+        return AWSResponse(request.url, 200, headers, _Body(json.dumps(answer).encode()))

@@ -4,6 +4,7 @@ lists."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
@@ -42,8 +43,10 @@ from tests.contract.botocore_faults import (
     CountedAttempts,
     FailedAttempts,
     LostAnswers,
+    PartialBatchReads,
     record_backoffs,
 )
+from tests.contract.dynamodb_capacity import entry, indexes_of, projecting_all, write_units
 from tests.contract.dynamodb_support import stream_events, table_name
 
 if TYPE_CHECKING:
@@ -122,6 +125,125 @@ def test_each_write_is_exactly_one_request_and_the_write_path_never_reads(
         step(lambda: cancel_task(task.id, owner="alice", repo=repo, clock=clock), {"UpdateItem": 1})
     unknown = step(lambda: send(repo, clock, "no-such-task", "RUNNING"), {"UpdateItem": 1})
     assert unknown.outcome is UpdateOutcome.REJECTED
+
+
+def test_lists_and_the_due_query_read_their_index_then_the_tasks_by_key(
+    client: DynamoDBClient, table: str, clock: ManualClock
+) -> None:
+    calls: Counter[str] = Counter()
+    client.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.update([model.name])
+    )
+    repo = DynamoDBTaskRepository(client, table)
+
+    def step(action: Any, expected: dict[str, int]) -> Any:
+        calls.clear()
+        result = action()
+        assert dict(calls) == expected
+        return result
+
+    first = ListQuery(owner="alice", limit=2)
+    assert step(lambda: repo.list_page(first, clock.now()), {"Query": 1}).items == []
+    assert step(lambda: repo.due(clock.now(), 10), {"Query": 8}) == []
+    tasks = [submit(repo, clock, timeout_seconds=60).task for _ in range(3)]
+    page = step(lambda: repo.list_page(first, clock.now()), {"Query": 1, "BatchGetItem": 1})
+    assert len(page.items) == 2
+    clock.advance(61)
+    due = step(lambda: repo.due(clock.now(), 10), {"Query": 8, "BatchGetItem": 1})
+    assert sorted(t.id for t in due) == sorted(t.id for t in tasks)
+    # Raising the shard count: two queries per shard, and the tasks written with four
+    # shards keep theirs, all of which the eight are.
+    eight_shards = DynamoDBTaskRepository(client, table, due_shards=8)
+    assert step(lambda: eight_shards.due(clock.now(), 10), {"Query": 16, "BatchGetItem": 1}) == due
+
+
+def _index_entries(client: DynamoDBClient, table: str, item: dict[str, Any]) -> dict[str, Any]:
+    """What each index of ``table`` holds for the stored ``item``, read back by querying the
+    index on the item's own key values (None where the sparse index has no entry for it)."""
+    held: dict[str, Any] = {}
+    for index in indexes_of(client.describe_table(TableName=table)["Table"]):
+        held[index.name] = None
+        if not all(key in item for key in index.keys):
+            continue
+        names = {f"#k{n}": key for n, key in enumerate(index.keys)}
+        values = {f":k{n}": item[key] for n, key in enumerate(index.keys)}
+        answer = client.query(
+            TableName=table,
+            IndexName=index.name,
+            KeyConditionExpression=" AND ".join(f"#k{n} = :k{n}" for n in range(len(names))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+        for found in answer["Items"]:
+            if found["task_id"] == item["task_id"]:
+                held[index.name] = dict(found)
+    return held
+
+
+def test_a_lifecycle_writes_its_payload_to_the_table_and_little_to_the_indexes(
+    client: DynamoDBClient, table: str, clock: ManualClock
+) -> None:
+    """Submit with a 100 KB input, RUNNING, 10 progress reports, SUCCESSFUL: the bytes each
+    write sends, what each index holds after it, and the write units it costs (estimated
+    from the stored items as AWS documents it, tests/contract/dynamodb_capacity.py) with
+    the table's projections and with every index projecting ALL."""
+    sent: list[int] = []  # the bytes of each write request
+
+    def on_write(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name in {"PutItem", "UpdateItem"}:
+            sent.append(len(params["body"]))
+
+    client.meta.events.register("before-call.dynamodb", on_write)
+    repo = DynamoDBTaskRepository(client, table)
+    indexes = indexes_of(client.describe_table(TableName=table)["Table"])
+
+    def raw(task_id: str) -> dict[str, Any]:
+        return dict(client.get_item(TableName=table, Key={"task_id": {"S": task_id}})["Item"])
+
+    task = submit(repo, clock, input={"document": "x" * 100_000}, heartbeat_seconds=60).task
+    images: list[dict[str, Any] | None] = [None, raw(task.id)]
+    assert sent[0] > 100_000
+    updates: list[tuple[str, dict[str, Any]]] = [("RUNNING", {"sequence": 1})]
+    updates += [
+        ("RUNNING", {"sequence": 2 + n, "progress": {"percent": 10 * n, "message": "working"}})
+        for n in range(10)
+    ]
+    updates.append(("SUCCESSFUL", {"sequence": 12, "result": {"pages": 12}}))
+    for status, fields in updates:
+        clock.advance(1)  # each report moves the heartbeat's due time
+        assert send(repo, clock, task.id, status, **fields).outcome is UpdateOutcome.APPLIED
+        images.append(raw(task.id))
+        # Each index holds exactly the entry its projection makes of the item: the keys, and
+        # in by-owner the attributes a list's filter reads.
+        stored = images[-1]
+        assert stored is not None
+        assert _index_entries(client, table, stored) == {
+            index.name: entry(stored, index, "task_id") for index in indexes
+        }
+    # An update sends its change and its condition, never the input again.
+    assert len(sent) == 13
+    assert max(sent[1:]) < 2_000
+
+    changes = list(itertools.pairwise(images))
+    now = [write_units(old, new, indexes) for old, new in changes]
+    before = [write_units(old, new, projecting_all(indexes)) for old, new in changes]
+    totals = {where: sum(units[where] for units in now) for where in now[0]}
+    totals_with_all = {where: sum(units[where] for units in before) for where in before[0]}
+    print(
+        f"lifecycle of 13 writes, 100 KB input: sent {sum(sent)} bytes; write units"
+        f" {totals} (indexes {sum(totals.values()) - totals['table']}); with ALL"
+        f" projections {totals_with_all} (indexes"
+        f" {sum(totals_with_all.values()) - totals_with_all['table']})"
+    )
+    assert totals["table"] == totals_with_all["table"] >= 13 * 98
+    # by-owner: written at submit and when the status changes (RUNNING, SUCCESSFUL);
+    # by-deadline: written at submit, deleted when finished; by-heartbeat: written at
+    # RUNNING, moved (a delete and a put) by each report, deleted when finished. One unit
+    # each: no index entry holds the payload.
+    assert (totals[BY_OWNER], totals[BY_DEADLINE], totals[BY_HEARTBEAT]) == (3, 2, 22)
+    assert all(units[BY_HEARTBEAT] == 2 for units in now[2:12])
+    # With ALL, each of those writes would have copied the whole item, about 98 units.
+    assert totals_with_all[BY_HEARTBEAT] > 20 * 98
 
 
 # --- retries: botocore's, the only layer -----------------------------------------------------
@@ -274,6 +396,35 @@ def test_a_lost_update_answer_is_classified_duplicate_not_applied_twice(
     assert (stored.status, stored.version) == (TaskStatus.SUCCESSFUL, 2)
 
 
+def test_keys_a_batch_read_left_unprocessed_are_read_again(
+    http_table: Any, clock: ManualClock
+) -> None:
+    # DynamoDB answers a BatchGetItem in part past 16 MB (100 finished tasks of 260 KB) or
+    # when partitions are throttled; botocore sees a success and retries nothing.
+    client, _, table = http_table
+    repo = DynamoDBTaskRepository(client, table)
+    tasks = [submit(repo, clock, timeout_seconds=60).task for _ in range(5)]
+    partial = PartialBatchReads(client, per_answer=2)
+    page = repo.list_page(ListQuery(owner="alice", limit=10), clock.now())
+    assert sorted(t.id for t in page.items) == sorted(t.id for t in tasks)
+    assert (partial.calls, partial.attempts) == (3, 3)
+    clock.advance(61)
+    assert sorted(t.id for t in repo.due(clock.now(), 10)) == sorted(t.id for t in tasks)
+    assert (partial.calls, partial.attempts) == (6, 6)
+
+
+def test_a_batch_read_that_reads_nothing_raises_storage_error(
+    http_table: Any, clock: ManualClock
+) -> None:
+    client, _, table = http_table
+    repo = DynamoDBTaskRepository(client, table)
+    submit(repo, clock)
+    PartialBatchReads(client, per_answer=0)
+    with pytest.raises(StorageError) as raised:
+        repo.list_page(ListQuery(owner="alice", limit=10), clock.now())
+    assert raised.value.details == {"operation": "batch_get_item", "unprocessed": 1}
+
+
 # --- layout -------------------------------------------------------------------------------
 
 
@@ -288,14 +439,18 @@ def test_create_table_makes_the_documented_layout(client: DynamoDBClient, table:
     indexes = {
         gsi["IndexName"]: (
             [(k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]],
-            gsi["Projection"]["ProjectionType"],
+            gsi["Projection"],
         )
         for gsi in description["GlobalSecondaryIndexes"]
     }
+    keys_only = {"ProjectionType": "KEYS_ONLY"}
     assert indexes == {
-        BY_OWNER: ([("owner", "HASH"), ("created_key", "RANGE")], "ALL"),
-        BY_DEADLINE: ([("open_shard", "HASH"), ("deadline_epoch", "RANGE")], "ALL"),
-        BY_HEARTBEAT: ([("hb_shard", "HASH"), ("heartbeat_due_epoch", "RANGE")], "ALL"),
+        BY_OWNER: (
+            [("owner", "HASH"), ("created_key", "RANGE")],
+            {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["expires_time", "status", "type"]},
+        ),
+        BY_DEADLINE: ([("open_shard", "HASH"), ("deadline_epoch", "RANGE")], keys_only),
+        BY_HEARTBEAT: ([("hb_shard", "HASH"), ("heartbeat_due_epoch", "RANGE")], keys_only),
     }
     types = {a["AttributeName"]: a["AttributeType"] for a in description["AttributeDefinitions"]}
     assert types == {
@@ -428,3 +583,9 @@ def test_due_across_shards_returns_the_earliest_up_to_the_limit(
     due = repo.due(clock.now(), 5)
     assert [t.id for t in due] == [t.id for t in tasks[:5]]
     assert len(repo.due(clock.now(), 50)) == 12
+
+
+@pytest.mark.parametrize("shards", [0, 65])
+def test_a_shard_count_out_of_bounds_is_refused(client: DynamoDBClient, shards: int) -> None:
+    with pytest.raises(ValueError, match="due_shards must be 1-64"):
+        DynamoDBTaskRepository(client, "tasks", due_shards=shards)

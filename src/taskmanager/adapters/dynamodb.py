@@ -49,10 +49,22 @@ attribute                type  meaning
 ``create_token``         S     random token of the ``PutItem`` that wrote the item
 =======================  ====  ====================================================
 
-Indexes: ``by-owner`` (``owner``, ``created_key``), ``by-deadline`` (``open_shard``,
-``deadline_epoch``), ``by-heartbeat`` (``hb_shard``, ``heartbeat_due_epoch``), all with
-projection ALL. The shard attributes spread the sweeper's indexes over
-:data:`DUE_SHARDS` partitions (``crc32(id) % DUE_SHARDS``); :meth:`due` queries each.
+Indexes, each projecting only what its query reads (an index holds a copy of every projected
+attribute, and DynamoDB rewrites that copy whenever one of them changes: with ALL, every
+progress report would rewrite the whole item, up to 400 KB, into each index):
+
+- ``by-owner`` (``owner``, ``created_key``), INCLUDE ``status``, ``type``, ``expires_time``:
+  what a list's filter reads. :meth:`~DynamoDBTaskRepository.list_page` then reads the
+  page's tasks from the table with one ``BatchGetItem``;
+- ``by-deadline`` (``open_shard``, ``deadline_epoch``) and ``by-heartbeat`` (``hb_shard``,
+  ``heartbeat_due_epoch``), KEYS_ONLY: the key attributes say which tasks are due and when;
+  :meth:`~DynamoDBTaskRepository.due` reads the earliest of them from the table with
+  ``BatchGetItem``.
+
+The shard attributes spread the sweeper's indexes over ``due_shards`` partitions
+(``crc32(id) % due_shards``, default :data:`DEFAULT_DUE_SHARDS`); :meth:`due` queries each.
+A task keeps the shard it was written with, so the count may be raised on a live table but
+never lowered: :meth:`due` queries shards ``0 .. due_shards - 1`` only.
 TTL on ``expires_at``; stream ``NEW_AND_OLD_IMAGES``; billing ``PAY_PER_REQUEST``.
 
 A RUNNING change cannot tell in one ``UpdateItem`` whether the stored task has a heartbeat
@@ -81,6 +93,7 @@ import re
 import secrets
 import zlib
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, ParamSpec, TypeVar, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -98,7 +111,7 @@ from taskmanager.domain.model import (
 from taskmanager.domain.ports import Page, WriteResult
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TableDescriptionTypeDef
@@ -113,8 +126,14 @@ BY_OWNER: Final = "by-owner"
 BY_DEADLINE: Final = "by-deadline"
 BY_HEARTBEAT: Final = "by-heartbeat"
 TTL_ATTRIBUTE: Final = "expires_at"
-#: Partitions of the sweeper's sparse indexes; ``due`` makes two queries per shard.
-DUE_SHARDS: Final = 4
+#: Partitions of the sweeper's sparse indexes unless a repository is given another count
+#: (``TASKMANAGER_DUE_SHARDS``); ``due`` makes two queries per shard.
+DEFAULT_DUE_SHARDS: Final = 4
+#: The most shards a repository takes: each costs every sweep two more queries.
+MAX_DUE_SHARDS: Final = 64
+#: The non-key attributes ``by-owner`` projects: those a list's filter reads (sorted, as
+#: DescribeTable and Terraform list them).
+OWNER_INDEX_ATTRIBUTES: Final = ("expires_time", "status", "type")
 #: ``heartbeat_due_epoch`` offset for a RUNNING task without a heartbeat (about 317 years).
 NO_HEARTBEAT_SECONDS: Final = 10**10
 
@@ -136,8 +155,8 @@ def _ttl_epoch(value: datetime) -> str:
     return str(math.ceil((value - _EPOCH) / timedelta(seconds=1)))
 
 
-def _shard(task_id: str) -> str:
-    return str(zlib.crc32(task_id.encode()) % DUE_SHARDS)
+def _shard(task_id: str, shards: int) -> str:
+    return str(zlib.crc32(task_id.encode()) % shards)
 
 
 def _json(value: Any) -> str:
@@ -157,8 +176,9 @@ def created_key(task: Task) -> str:
     return f"{format_time(task.created_at)}#{task.id}"
 
 
-def task_to_item(task: Task) -> dict[str, Any]:
-    """The DynamoDB item (low-level attribute values) that stores ``task``."""
+def task_to_item(task: Task, due_shards: int = DEFAULT_DUE_SHARDS) -> dict[str, Any]:
+    """The DynamoDB item (low-level attribute values) that stores ``task``, its sweeper
+    index attributes spread over ``due_shards`` shards."""
     item: dict[str, Any] = {
         "task_id": _s(task.id),
         "owner": _s(task.owner),
@@ -189,10 +209,10 @@ def task_to_item(task: Task) -> dict[str, Any]:
     if task.last_sequence is not None:
         item["last_sequence"] = _n(task.last_sequence)
     if task.status in OPEN_STATUSES:
-        item["open_shard"] = _s(_shard(task.id))
+        item["open_shard"] = _s(_shard(task.id, due_shards))
         item["deadline_epoch"] = _n(_epoch(task.deadline_at))
     if task.status is TaskStatus.RUNNING:
-        item["hb_shard"] = _s(_shard(task.id))
+        item["hb_shard"] = _s(_shard(task.id, due_shards))
         offset = task.heartbeat_seconds or NO_HEARTBEAT_SECONDS
         item["heartbeat_due_epoch"] = _n(_epoch(task.updated_at + timedelta(seconds=offset)))
     return item
@@ -278,11 +298,18 @@ class DynamoDBTaskRepository:
     ``client`` is a boto3 (or botocore) DynamoDB client, built lazily and cached by the
     caller. Its retry configuration is the only retry of a request: this adapter sends each
     request once (the deployment's: :func:`taskmanager.entrypoints.bootstrap.client_config`).
+    ``due_shards`` (1 to :data:`MAX_DUE_SHARDS`) spreads the sweeper's indexes; every
+    repository on one table must use the same count, and it may be raised, never lowered.
     """
 
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, *, due_shards: int = DEFAULT_DUE_SHARDS
+    ) -> None:
+        if not 1 <= due_shards <= MAX_DUE_SHARDS:
+            raise ValueError(f"due_shards must be 1-{MAX_DUE_SHARDS}, not {due_shards}")
         self._client = client
         self.table_name = table_name
+        self.due_shards = due_shards
 
     # -- sending -----------------------------------------------------------------------------
     def _call(self, operation: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
@@ -325,7 +352,7 @@ class DynamoDBTaskRepository:
             self._call(
                 self._client.put_item,
                 TableName=self.table_name,
-                Item={**task_to_item(task), CREATE_TOKEN: token},
+                Item={**task_to_item(task, self.due_shards), CREATE_TOKEN: token},
                 ConditionExpression="attribute_not_exists(#id) OR #expires <= :now",
                 ExpressionAttributeNames={"#id": "task_id", "#expires": "expires_time"},
                 ExpressionAttributeValues={":now": _s(format_time(now))},
@@ -340,7 +367,7 @@ class DynamoDBTaskRepository:
         return WriteResult(True, task)
 
     def apply(self, guard: Guard, change: Change) -> WriteResult:
-        request = _update_request(guard, change)
+        request = _update_request(guard, change, self.due_shards)
         try:
             response = self._call(
                 self._client.update_item,
@@ -368,6 +395,8 @@ class DynamoDBTaskRepository:
         return None if item is None else task_from_image(item)
 
     def list_page(self, query: ListQuery, now: datetime) -> Page:
+        # by-owner holds the keys and the filtered attributes: the filter runs on the index,
+        # and the page's tasks are then read from the table by key.
         names = {"#owner": "owner", "#expires": "expires_time"}
         values: dict[str, Any] = {":owner": _s(query.owner), ":now": _s(format_time(now))}
         key = "#owner = :owner"
@@ -405,9 +434,18 @@ class DynamoDBTaskRepository:
             start = response.get("LastEvaluatedKey")
             if len(found) >= wanted or start is None:
                 break
-        items = [task_from_image(item) for item in found[: query.limit]]
+        entries = found[: query.limit]
+        ids = [entry["task_id"]["S"] for entry in entries]
+        # Lists read as eventually consistent as the index they come from, at half the cost
+        # of a consistent read.
+        stored = self._read_tasks(ids, consistent=False)
+        items = [
+            task
+            for task in (stored.get(task_id) for task_id in ids)
+            if task is not None and _on_page(task, query, now)
+        ]
         if len(found) > query.limit:
-            position: str | None = created_key(items[-1])
+            position: str | None = entries[-1]["created_key"]["S"]
         elif start is not None:
             # The read budget ran out before a full page: continue from where it stopped.
             position = start["created_key"]["S"]
@@ -417,15 +455,20 @@ class DynamoDBTaskRepository:
         return Page(items=items, next_cursor=cursor)
 
     def due(self, now: datetime, limit: int) -> list[Task]:
-        due: dict[str, Task] = {}
+        # The due indexes hold keys only: their range keys say when each task is due, so the
+        # earliest ``limit`` are chosen from them and only those are read from the table.
+        earliest: dict[str, Decimal] = {}
         for index in _DUE_INDEXES:
-            for shard in range(DUE_SHARDS):
-                for item in self._query_due(index, str(shard), now, limit):
-                    task = task_from_image(item)
-                    if task.due_at is not None and task.due_at <= now:
-                        due[task.id] = task
-        ordered = sorted(due.values(), key=lambda t: (t.due_at or now, t.id))
-        return ordered[:limit]
+            for shard in range(self.due_shards):
+                for entry in self._query_due(index, str(shard), now, limit):
+                    task_id, at = entry["task_id"]["S"], Decimal(entry[index.at]["N"])
+                    earliest[task_id] = min(at, earliest.get(task_id, at))
+        chosen = sorted(earliest, key=lambda task_id: (earliest[task_id], task_id))[:limit]
+        # Consistent: the sweeper plans its write on what it reads, and a task that reported
+        # since the index was written is no longer due.
+        stored = self._read_tasks(chosen, consistent=True).values()
+        due = [task for task in stored if task.due_at is not None and task.due_at <= now]
+        return sorted(due, key=lambda t: (t.due_at or now, t.id))
 
     def _query_due(
         self, index: _DueIndex, shard: str, now: datetime, limit: int
@@ -449,6 +492,34 @@ class DynamoDBTaskRepository:
             if start is None:
                 break
         return items
+
+    def _read_tasks(self, task_ids: Sequence[str], *, consistent: bool) -> dict[str, Task]:
+        """The stored tasks of ``task_ids`` (distinct) by id, those no longer stored left
+        out: one ``BatchGetItem`` per 100 ids, and one more for the keys each answer left
+        unprocessed (a 16 MB answer limit, or throttled partitions). botocore retries a
+        request refused whole; an answer that read nothing of what it was asked is a
+        failure."""
+        tasks: dict[str, Task] = {}
+        for first in range(0, len(task_ids), _BATCH_GET_KEYS):
+            keys = [{"task_id": _s(i)} for i in task_ids[first : first + _BATCH_GET_KEYS]]
+            while keys:
+                response = self._call(
+                    self._client.batch_get_item,
+                    RequestItems={self.table_name: {"Keys": keys, "ConsistentRead": consistent}},
+                )
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    task = task_from_image(item)
+                    tasks[task.id] = task
+                left = response.get("UnprocessedKeys", {}).get(self.table_name)
+                unprocessed: list[Any] = [] if left is None else list(left["Keys"])
+                if len(unprocessed) >= len(keys):
+                    raise StorageError(
+                        f"DynamoDB BatchGetItem on {self.table_name} read none of "
+                        f"{len(keys)} key(s)",
+                        details={"operation": "batch_get_item", "unprocessed": len(keys)},
+                    )
+                keys = unprocessed
+        return tasks
 
     # -- cursors -----------------------------------------------------------------------------
     def _check(self, owner: str, position: str) -> str:
@@ -485,6 +556,20 @@ _DUE_INDEXES: Final = (
 )
 _MAX_LIST_REQUESTS: Final = 10
 _MIN_LIST_READ: Final = 25
+#: The most keys one ``BatchGetItem`` takes.
+_BATCH_GET_KEYS: Final = 100
+
+
+def _on_page(task: Task, query: ListQuery, now: datetime) -> bool:
+    """Whether the stored task still answers the list query that found it in ``by-owner``:
+    the index is eventually consistent, so the task read from the table may be newer, and a
+    page never shows what its query excludes (another owner's task above all)."""
+    return (
+        task.owner == query.owner
+        and not task.is_expired(now)
+        and (query.status is None or task.status is query.status)
+        and (query.type is None or task.type == query.type)
+    )
 
 
 class _Expression:
@@ -524,7 +609,7 @@ def _guard_condition(guard: Guard, x: _Expression) -> str:
 
 
 def _index_updates(
-    task_id: str, status: TaskStatus, updated: datetime, x: _Expression
+    task_id: str, status: TaskStatus, updated: datetime, x: _Expression, due_shards: int
 ) -> tuple[list[str], list[str]]:
     """SET and REMOVE clauses that keep the sweeper's sparse index attributes right."""
     if status is TaskStatus.RUNNING:
@@ -534,7 +619,7 @@ def _index_updates(
             f"{x.value('no_heartbeat', _n(NO_HEARTBEAT_SECONDS))})"
         )
         sets = [
-            f"{x.name('hb_shard')} = {x.value('hb_shard', _s(_shard(task_id)))}",
+            f"{x.name('hb_shard')} = {x.value('hb_shard', _s(_shard(task_id, due_shards)))}",
             f"{x.name('heartbeat_due_epoch')} = {due}",
         ]
         return sets, []
@@ -544,7 +629,7 @@ def _index_updates(
     return [], removes
 
 
-def _update_request(guard: Guard, change: Change) -> dict[str, Any]:
+def _update_request(guard: Guard, change: Change, due_shards: int) -> dict[str, Any]:
     """The ``UpdateItem`` arguments that apply ``change`` iff ``guard`` holds: the same
     result as :func:`~taskmanager.domain.model.apply_change`, computed by DynamoDB."""
     x = _Expression()
@@ -585,7 +670,9 @@ def _update_request(guard: Guard, change: Change) -> dict[str, Any]:
         sets.append(f"{started} = if_not_exists({started}, {at})")
     if change.sequence is not None:
         sets.append(f"{x.name('last_sequence')} = {x.value('seq', _n(change.sequence))}")
-    index_sets, index_removes = _index_updates(guard.task_id, status, change.updated_at, x)
+    index_sets, index_removes = _index_updates(
+        guard.task_id, status, change.updated_at, x, due_shards
+    )
     expression = "SET " + ", ".join(sets + index_sets)
     if removes or index_removes:
         expression += " REMOVE " + ", ".join(removes + index_removes)
@@ -601,14 +688,19 @@ def create_table(client: DynamoDBClient, table_name: str) -> TableDescriptionTyp
     """Create the task table with exactly the layout in this module's docstring (indexes,
     stream, TTL, on-demand billing), wait until it is active, and return its description."""
 
-    def gsi(name: str, hash_key: str, range_key: str) -> Any:
+    def gsi(name: str, hash_key: str, range_key: str, *attributes: str) -> Any:
+        projection = (
+            {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(attributes)}
+            if attributes
+            else {"ProjectionType": "KEYS_ONLY"}
+        )
         return {
             "IndexName": name,
             "KeySchema": [
                 {"AttributeName": hash_key, "KeyType": "HASH"},
                 {"AttributeName": range_key, "KeyType": "RANGE"},
             ],
-            "Projection": {"ProjectionType": "ALL"},
+            "Projection": projection,
         }
 
     client.create_table(
@@ -625,7 +717,7 @@ def create_table(client: DynamoDBClient, table_name: str) -> TableDescriptionTyp
         ],
         KeySchema=[{"AttributeName": "task_id", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
-            gsi(BY_OWNER, "owner", "created_key"),
+            gsi(BY_OWNER, "owner", "created_key", *OWNER_INDEX_ATTRIBUTES),
             gsi(BY_DEADLINE, "open_shard", "deadline_epoch"),
             gsi(BY_HEARTBEAT, "hb_shard", "heartbeat_due_epoch"),
         ],

@@ -64,6 +64,11 @@ class Settings(BaseModel):
     owner_claim: OwnerClaim = "iam"
     #: How many overdue tasks one sweeper invocation fails at most.
     sweep_limit: int = Field(500, ge=1, le=10_000)
+    #: Partitions of the table's sweeper indexes (the DynamoDB adapter's
+    #: ``DEFAULT_DUE_SHARDS`` and ``MAX_DUE_SHARDS``). Every function of a deployment must
+    #: use the same count; it may be raised on a live table, never lowered (a task keeps the
+    #: shard it was written with; docs/storage.md).
+    due_shards: int = Field(4, ge=1, le=64)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -143,10 +148,14 @@ def client(service: str) -> Any:
 
 @functools.cache
 def repository() -> TaskRepository:
-    """The DynamoDB repository on ``TASKMANAGER_TABLE_NAME``."""
+    """The DynamoDB repository on ``TASKMANAGER_TABLE_NAME``, its sweeper indexes spread
+    over ``TASKMANAGER_DUE_SHARDS`` shards."""
     from taskmanager.adapters.dynamodb import DynamoDBTaskRepository  # noqa: PLC0415
 
-    return DynamoDBTaskRepository(client("dynamodb"), settings().table_name)
+    config = settings()
+    return DynamoDBTaskRepository(
+        client("dynamodb"), config.table_name, due_shards=config.due_shards
+    )
 
 
 @functools.cache

@@ -36,6 +36,8 @@ def test_settings_read_the_terraform_names_and_default_the_rest() -> None:
         {"TASKMANAGER_TABLE_NAME": "tasks", "TASKMANAGER_OWNER_CLAIM": "cookie"},
         {"TASKMANAGER_TABLE_NAME": "tasks", "TASKMANAGER_DEFAULT_TIMEOUT_SECONDS": "604801"},
         {"TASKMANAGER_TABLE_NAME": "tasks", "TASKMANAGER_RETENTION_SECONDS": "0"},
+        {"TASKMANAGER_TABLE_NAME": "tasks", "TASKMANAGER_DUE_SHARDS": "0"},
+        {"TASKMANAGER_TABLE_NAME": "tasks", "TASKMANAGER_DUE_SHARDS": "65"},
     ],
 )
 def test_missing_or_invalid_settings_are_refused(environ: dict[str, str]) -> None:
@@ -52,3 +54,29 @@ def test_settings_are_read_once_per_process(monkeypatch: pytest.MonkeyPatch) -> 
     bootstrap.reset()
     assert bootstrap.settings().table_name == "second"
     bootstrap.reset()
+
+
+def test_the_due_shard_setting_has_the_adapters_default_and_bounds() -> None:
+    from taskmanager.adapters.dynamodb import DEFAULT_DUE_SHARDS, MAX_DUE_SHARDS
+
+    assert Settings(table_name="tasks").due_shards == DEFAULT_DUE_SHARDS
+    widest = Settings.from_environ(
+        {"TASKMANAGER_TABLE_NAME": "tasks", "TASKMANAGER_DUE_SHARDS": str(MAX_DUE_SHARDS)}
+    )
+    assert widest.due_shards == MAX_DUE_SHARDS
+    with pytest.raises(ValidationError):
+        Settings(table_name="tasks", due_shards=MAX_DUE_SHARDS + 1)
+
+
+def test_the_repository_spreads_the_due_indexes_over_the_configured_shards(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("TASKMANAGER_TABLE_NAME", "tasks")
+    monkeypatch.setenv("TASKMANAGER_DUE_SHARDS", "16")
+    bootstrap.reset()
+    try:
+        repo = bootstrap.repository()
+        assert getattr(repo, "due_shards", None) == 16
+    finally:
+        bootstrap.reset()

@@ -104,7 +104,7 @@ data "aws_iam_policy_document" "api" {
 
   statement {
     sid       = "TaskRecords"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"]
     resources = [aws_dynamodb_table.this.arn]
   }
   statement {
@@ -164,7 +164,7 @@ data "aws_iam_policy_document" "sweeper" {
   }
   statement {
     sid       = "ExpireTasks"
-    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.this.arn]
   }
 }

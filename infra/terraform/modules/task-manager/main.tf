@@ -25,6 +25,7 @@ locals {
     TASKMANAGER_DEFAULT_TIMEOUT_SECONDS = tostring(var.settings.default_timeout_seconds)
     TASKMANAGER_RETENTION_SECONDS       = tostring(var.settings.retention_seconds)
     TASKMANAGER_OWNER_CLAIM             = local.owner_claim
+    TASKMANAGER_DUE_SHARDS              = tostring(var.table.due_shards)
     TASKMANAGER_TRACING                 = var.lambda.tracing ? "true" : "false"
     POWERTOOLS_LOG_LEVEL                = var.lambda.log_level
     POWERTOOLS_METRICS_NAMESPACE        = "taskmanager"
@@ -78,25 +79,31 @@ resource "aws_dynamodb_table" "this" {
     type = "N"
   }
 
+  # Each index projects only what its query reads: DynamoDB rewrites an index entry whenever
+  # a projected attribute changes, so projecting ALL would copy the whole item (up to 400 KB)
+  # into every index on each progress report. Lists filter on these three attributes and
+  # read their page's tasks from the table by key.
   global_secondary_index {
-    name            = "by-owner"
-    hash_key        = "owner"
-    range_key       = "created_key"
-    projection_type = "ALL"
+    name               = "by-owner"
+    hash_key           = "owner"
+    range_key          = "created_key"
+    projection_type    = "INCLUDE"
+    non_key_attributes = ["expires_time", "status", "type"]
   }
-  # Sparse: open_shard is present only while the task is open.
+  # Sparse: open_shard is present only while the task is open. Keys only: the sweeper reads
+  # the due tasks from the table by key.
   global_secondary_index {
     name            = "by-deadline"
     hash_key        = "open_shard"
     range_key       = "deadline_epoch"
-    projection_type = "ALL"
+    projection_type = "KEYS_ONLY"
   }
-  # Sparse: hb_shard is present only while the task is RUNNING with a heartbeat.
+  # Sparse: hb_shard is present only while the task is RUNNING. Keys only, as by-deadline.
   global_secondary_index {
     name            = "by-heartbeat"
     hash_key        = "hb_shard"
     range_key       = "heartbeat_due_epoch"
-    projection_type = "ALL"
+    projection_type = "KEYS_ONLY"
   }
 
   ttl {

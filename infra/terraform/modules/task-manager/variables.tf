@@ -109,12 +109,13 @@ variable "settings" {
 }
 
 variable "table" {
-  description = "DynamoDB table: name (default \"<name>-tasks\"), deletion protection, point-in-time recovery and an optional customer managed KMS key (null: DynamoDB's AWS owned key, no KMS charges; the AWS managed aws/dynamodb key is not used)."
+  description = "DynamoDB table: name (default \"<name>-tasks\"), deletion protection, point-in-time recovery, an optional customer managed KMS key (null: DynamoDB's AWS owned key, no KMS charges; the AWS managed aws/dynamodb key is not used) and due_shards, the partitions of the sweeper's indexes (TASKMANAGER_DUE_SHARDS, 1-64; the sweeper makes two queries per shard). due_shards may be raised on a live table but never lowered: a task keeps the shard it was written with, and the sweeper would no longer see the open tasks in the shards dropped."
   type = object({
     name                   = optional(string)
     deletion_protection    = optional(bool, true)
     point_in_time_recovery = optional(bool, true)
     kms_key_arn            = optional(string)
+    due_shards             = optional(number, 4)
   })
   default = {}
 
@@ -125,6 +126,10 @@ variable "table" {
   validation {
     condition     = var.table.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", coalesce(var.table.kms_key_arn, "-")))
     error_message = "table.kms_key_arn must be a KMS key ARN."
+  }
+  validation {
+    condition     = var.table.due_shards >= 1 && var.table.due_shards <= 64 && floor(var.table.due_shards) == var.table.due_shards
+    error_message = "table.due_shards must be a whole number from 1 to 64 (and never lowered on a live table: the sweeper would no longer see the open tasks in the shards dropped)."
   }
 }
 
