@@ -255,11 +255,10 @@ def task_resource_json(task: Task) -> str:
 def event_for(task: Task) -> OutboundEvent:
     """The outbound event announcing ``task`` as it is now. ``TaskCreated`` also carries the
     input, ``TaskSuccessful`` the result."""
-    fields: dict[str, Any] = {
+    common = {
         "event_id": f"{task.id}:{task.version}",
         "id": task.id,
         "type": task.type,
-        "status": task.status,
         "progress": task.progress,
         "error": task.error,
         "version": task.version,
@@ -273,13 +272,13 @@ def event_for(task: Task) -> OutboundEvent:
     }
     match task.status:
         case TaskStatus.CREATED:
-            return TaskCreated.model_validate({**fields, "input": task.input})
+            return TaskCreated(**common, input=task.input)
         case TaskStatus.RUNNING:
-            return TaskRunning.model_validate(fields)
+            return TaskRunning(**common)
         case TaskStatus.SUCCESSFUL:
-            return TaskSuccessful.model_validate({**fields, "result": task.result})
+            return TaskSuccessful(**common, result=task.result)
         case TaskStatus.FAILED:
-            return TaskFailed.model_validate(fields)
+            return TaskFailed(**common)
 
 
 def events_for_change(old: Task | None, new: Task) -> list[OutboundEvent]:
