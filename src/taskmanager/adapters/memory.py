@@ -172,17 +172,20 @@ class InMemoryTaskRepository:
             if existing is not None and not existing.is_expired(now):
                 return WriteResult(applied=False, task=existing)
             tasks[task_id] = task
-            position = self._next_position
-            for event in events_for_change(None, task):
-                self._outbox[position] = OutboxEntry(position=position, event=event)
-                position += 1
-            self._next_position = position
+            self._append_events(None, task)
             return WriteResult(applied=True, task=task)
         finally:
             lock.release()
 
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
+
+    def _append_events(self, old: Task | None, new: Task) -> None:
+        """The committed change's events, in the outbox (the caller holds the lock)."""
+        for event in events_for_change(old, new):
+            position = self._next_position
+            self._outbox[position] = OutboxEntry(position=position, event=event)
+            self._next_position = position + 1
 
     def apply(self, guard: Guard, change: Change) -> WriteResult:
         task_id = guard.task_id
@@ -194,11 +197,7 @@ class InMemoryTaskRepository:
             if current is None or not guard_holds(current, guard):
                 return WriteResult(applied=False, task=current)
             tasks[task_id] = new = apply_change(current, change)
-            position = self._next_position
-            for event in events_for_change(current, new):
-                self._outbox[position] = OutboxEntry(position=position, event=event)
-                position += 1
-            self._next_position = position
+            self._append_events(current, new)
             return WriteResult(applied=True, task=new)
         finally:
             lock.release()
