@@ -36,7 +36,7 @@ schema: install
 	$(PY) -m taskmanager.domain.schema > schemas/contracts.json
 
 test: install
-	$(PY) -m pytest
+	@. .ci/tools.sh && $(PY) -m pytest
 
 ## The fast loop while you work: the domain's unit and property tests (well under a minute).
 ## `make check` remains the whole truth; CI runs that.
