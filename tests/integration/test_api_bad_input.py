@@ -1,8 +1,8 @@
 """Hand-made bad input over real HTTP: what a fuzzer rarely builds on its own.
 
 Malformed and non-UTF-8 bodies, wrong JSON types, huge strings, deep nesting, unknown fields,
-bad ``Idempotency-Key`` values, tampered cursors, every limit of DESIGN §2/§5 at and one past
-the bound. Each answer is a 4xx with the one error body, never a 5xx; the server stays up.
+bad ``Idempotency-Key`` values, tampered cursors, every limit of docs/design.md §2/§5 at and
+one past the bound. Each answer is a 4xx with the one error body, never a 5xx; the server stays up.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def test_a_body_that_is_not_json_is_415(target: FuzzTarget, content_type: str) -
     assert (status, error_code(body)) == (415, "UNSUPPORTED_MEDIA_TYPE")
 
 
-# --- limits of DESIGN §2 and §5, at the bound and one past it ---------------------------------
+# --- limits of docs/design.md §2 and §5, at the bound and one past it ----------------------
 
 
 def test_type_of_64_characters_is_accepted_and_65_refused(target: FuzzTarget) -> None:

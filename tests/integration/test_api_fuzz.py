@@ -3,7 +3,7 @@
 Every operation is fuzzed with schema-valid requests (positive) and, where the document
 constrains something, schema-violating ones (negative: wrong types, out-of-range numbers,
 missing fields, unknown fields...). Each response must be no 5xx, a documented status, match
-the documented schema, and, for every error, carry the one error body of DESIGN §5. The
+the documented schema, and, for every error, carry the one error body of docs/design.md §5. The
 number of requests is counted and must reach ``MIN_REQUESTS`` in CI.
 """
 

@@ -94,7 +94,7 @@ def _update(
 def _expected_outcome(  # noqa: PLR0911
     stored: Task | None, update: TaskUpdated
 ) -> tuple[UpdateOutcome, RejectReason | None]:
-    """DESIGN §3, restated independently of the implementation."""
+    """docs/design.md §3, restated independently of the implementation."""
     if stored is None:
         return UpdateOutcome.REJECTED, RejectReason.UNKNOWN_TASK
     seq, last = update.sequence, stored.last_sequence

@@ -4,7 +4,7 @@ Each batch mixes well-formed updates (for known and unknown tasks, any status, s
 progress, result or error) with broken messages (not JSON, wrong detail-type, wrong types,
 missing or extra fields, oversized values). The handler never raises and never loses the
 batch: exactly the messages that are not a valid ``TaskUpdated`` come back as batch item
-failures (SQS redelivers them, then the DLQ takes them, DESIGN §3); every valid one is
+failures (SQS redelivers them, then the DLQ takes them, docs/design.md §3); every valid one is
 acknowledged, whatever its outcome; and the stored tasks stay legal.
 """
 

@@ -1,4 +1,4 @@
-"""Every limit of DESIGN §2 and §5, at the limit (accepted) and one past it (refused)."""
+"""Every limit of docs/design.md §2 and §5, at the limit (accepted) and one past it (refused)."""
 
 from __future__ import annotations
 

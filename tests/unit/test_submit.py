@@ -1,4 +1,4 @@
-"""submit_task: new tasks, deadlines, and the Idempotency-Key semantics of DESIGN §5."""
+"""submit_task: new tasks, deadlines, and the Idempotency-Key semantics of docs/design.md §5."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``TaskUpdated``'s rules between its fields (DESIGN §4): each refusal has its own error."""
+"""``TaskUpdated``'s rules between its fields (docs/design.md §4): each refusal has its own
+error."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""record_update: every inbound update is applied, duplicate, stale or rejected (DESIGN §3)."""
+"""record_update: every inbound update is applied, duplicate, stale or rejected
+(docs/design.md §3)."""
 
 from __future__ import annotations
 

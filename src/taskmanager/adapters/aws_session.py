@@ -3,15 +3,15 @@
 botocore's model loader, before it loads a service's model, lists every service that has
 one (``Loader.list_available_services``): one directory listing and a few ``stat`` calls per
 service folder, some 400 of them, once for the service models and once for the endpoint
-rule sets. That is about a tenth of a bare boto3 handler's whole cold start, spent to learn
-that ``dynamodb`` exists. :class:`ScanFreeLoader` answers the same question for the one
+rule sets, a cold-start cost spent to learn that ``dynamodb`` exists (docs/performance.md
+has the figure). :class:`ScanFreeLoader` answers the same question for the one
 service asked about, from that service's own folder; the full list is still worked out,
 exactly as botocore does, if anything iterates it (an unknown service's error message).
 
 botocore's file loader also parses each data file with ``object_pairs_hook=OrderedDict``:
-every JSON object becomes a list of pairs, then an ``OrderedDict``. The files read on a
-cold start (the 1.2 MB ``endpoints.json`` among them) come to about 8 % of a bare boto3
-cold start that way. :class:`PlainJSONFileLoader` reads the same files into plain dicts,
+every JSON object becomes a list of pairs, then an ``OrderedDict``, which makes the files
+read on a cold start (the 1.2 MB ``endpoints.json`` among them) slower to parse.
+:class:`PlainJSONFileLoader` reads the same files into plain dicts,
 which keep the same order; botocore only reads and iterates the data.
 
 Everything else is botocore's own loader: the same search paths (``AWS_DATA_PATH``

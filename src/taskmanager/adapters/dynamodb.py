@@ -191,7 +191,7 @@ def task_to_item(task: Task, due_shards: int = DEFAULT_DUE_SHARDS) -> dict[str, 
         "updated_at": _s(format_time(task.updated_at)),
         "deadline_at": _s(format_time(task.deadline_at)),
     }
-    optional_text = {
+    optional_strings = {
         "result": None if task.result is None else _json(task.result),
         "progress": None if task.progress is None else task.progress.model_dump_json(),
         "error": None if task.error is None else task.error.model_dump_json(),
@@ -201,7 +201,7 @@ def task_to_item(task: Task, due_shards: int = DEFAULT_DUE_SHARDS) -> dict[str, 
         "idempotency_key": task.idempotency_key,
         "request_fingerprint": task.request_fingerprint,
     }
-    item.update({k: _s(v) for k, v in optional_text.items() if v is not None})
+    item.update({k: _s(v) for k, v in optional_strings.items() if v is not None})
     if task.expires_at is not None:
         item[TTL_ATTRIBUTE] = _n(_ttl_epoch(task.expires_at))
     if task.heartbeat_seconds is not None:
@@ -218,7 +218,9 @@ def task_to_item(task: Task, due_shards: int = DEFAULT_DUE_SHARDS) -> dict[str, 
     return item
 
 
-def _text(image: Mapping[str, Any], name: str) -> str | None:
+def _optional_string(image: Mapping[str, Any], name: str) -> str | None:
+    """The value of the string (``S``) attribute ``name``, or ``None`` where the item has
+    none: plain text (an idempotency key) or JSON text the caller decodes (progress)."""
     value = image.get(name)
     return None if value is None else str(value["S"])
 
@@ -237,9 +239,9 @@ def task_from_image(image: Mapping[str, Any]) -> Task:
     """Decode a DynamoDB-JSON item (``GetItem``, a query, a stream ``NewImage``/``OldImage``)
     into a :class:`Task`. Index and TTL attributes are ignored."""
     try:
-        progress = _text(image, "progress")
-        error = _text(image, "error")
-        result = _text(image, "result")
+        progress = _optional_string(image, "progress")
+        error = _optional_string(image, "error")
+        result = _optional_string(image, "result")
         return Task(
             id=image["task_id"]["S"],
             owner=image["owner"]["S"],
@@ -258,8 +260,8 @@ def task_from_image(image: Mapping[str, Any]) -> Task:
             finished_at=_time(image, "finished_at"),
             expires_at=_time(image, "expires_time"),
             last_sequence=_number(image, "last_sequence"),
-            idempotency_key=_text(image, "idempotency_key"),
-            request_fingerprint=_text(image, "request_fingerprint"),
+            idempotency_key=_optional_string(image, "idempotency_key"),
+            request_fingerprint=_optional_string(image, "request_fingerprint"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StorageError(f"stored item is not a task: {exc!r}") from exc
@@ -522,24 +524,28 @@ class DynamoDBTaskRepository:
         return tasks
 
     # -- cursors -----------------------------------------------------------------------------
-    def _check(self, owner: str, position: str) -> str:
+    def _cursor_digest(self, owner: str, position: str) -> str:
+        """The integrity check a cursor carries: a digest of the table, the owner and the
+        position, so that a cursor altered or presented by another owner is refused. Not a
+        secret: the key condition always names the caller, so a forged one reads nothing
+        of anyone else's (docs/storage.md)."""
         digest = hashlib.sha256(f"{self.table_name}\x00{owner}\x00{position}".encode())
         return base64.urlsafe_b64encode(digest.digest()[:9]).decode()
 
     def _encode_cursor(self, position: str, owner: str) -> str:
-        raw = _json({"k": position, "c": self._check(owner, position)}).encode()
+        raw = _json({"k": position, "c": self._cursor_digest(owner, position)}).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     def _decode_cursor(self, cursor: str, owner: str) -> str:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             data = json.loads(raw)
-            position, check = data["k"], data["c"]
+            position, digest = data["k"], data["c"]
         except (binascii.Error, ValueError, TypeError, KeyError) as exc:
             raise InvalidCursorError from exc
-        if not isinstance(position, str) or not isinstance(check, str):
+        if not isinstance(position, str) or not isinstance(digest, str):
             raise InvalidCursorError
-        if not _CREATED_KEY_RE.match(position) or check != self._check(owner, position):
+        if not _CREATED_KEY_RE.match(position) or digest != self._cursor_digest(owner, position):
             raise InvalidCursorError
         return position
 

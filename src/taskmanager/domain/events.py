@@ -1,4 +1,4 @@
-"""Event contracts (DESIGN §4) and the one function that derives events from a change.
+"""Event contracts (docs/design.md §4) and the one function that derives events from a change.
 
 Outbound ``detail`` models are the task resource, flat, plus ``schema_version`` and
 ``event_id``; they forbid unknown fields. The inbound :class:`TaskUpdated` comes from
@@ -43,7 +43,7 @@ MAX_EVENT_BYTES: Final = 256 * 1024
 
 
 class TaskResource(BaseModel):
-    """The task as the HTTP API returns it (DESIGN §2)."""
+    """The task as the HTTP API returns it (docs/design.md §2)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 

@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from taskmanager.domain.errors import InvalidRequestError, PayloadTooLargeError
 
-# --- Limits (DESIGN §2 and §5). Every one is enforced and tested. ---------------------------
+# --- Limits (docs/design.md §2 and §5). Every one is enforced and tested. -------------------
 TYPE_MAX_LENGTH: Final = 64
 TYPE_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 ERROR_CODE_PATTERN: Final = r"^[A-Z][A-Z0-9_]{0,63}$"
@@ -229,7 +229,7 @@ class Task(NamedTuple):
         return self.deadline_at
 
     def is_expired(self, now: datetime) -> bool:
-        """Past its retention at ``now``: gone for readers (DESIGN: retention)."""
+        """Past its retention at ``now``: gone for readers (docs/design.md §2: retention)."""
         return self.expires_at is not None and self.expires_at <= now
 
 

@@ -260,7 +260,7 @@ def plan_update(
 
 
 def classify_refusal(stored: Task | None, update: TaskUpdated) -> UpdateResult:  # noqa: PLR0911
-    """Why an update whose guard failed did not apply (DESIGN §3)."""
+    """Why an update whose guard failed did not apply (docs/design.md §3)."""
     if stored is None:
         return UpdateResult(
             outcome=UpdateOutcome.REJECTED,

@@ -1,4 +1,5 @@
-"""The HTTP API (DESIGN §5, docs/api.md): its routes, and the Lambda handler that serves them.
+"""The HTTP API (docs/design.md §5, docs/api.md): its routes, and the Lambda handler that
+serves them.
 
 ``create_app(deps_provider, owner=...)`` declares every route once, as a plain function whose
 annotated parameters (``Body``, ``Header``, ``Query``, path) say what it reads. Routes are

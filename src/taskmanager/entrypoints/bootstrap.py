@@ -48,9 +48,8 @@ class Settings(BaseModel):
     """Deployment settings: ``TASKMANAGER_<FIELD>`` environment variables (the Terraform
     names), validated by pydantic.
 
-    Read by :meth:`from_environ` rather than with pydantic-settings, whose import pulls in
-    ``asyncio`` and ``dotenv`` at module level: about a fifth of a bare boto3 handler's whole
-    cold start, for seven variables."""
+    Read by :meth:`from_environ` rather than with pydantic-settings, whose import of
+    ``asyncio`` and ``dotenv`` would weigh on every cold start (docs/performance.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -118,9 +117,8 @@ def settings() -> Settings:
 
 @functools.cache
 def _session() -> Any:
-    # botocore directly: boto3's import adds s3transfer, multiprocessing and concurrent
-    # futures, a quarter of a bare boto3 handler's cold start, for nothing used here; and a
-    # model loader that does not list every service's folder first (see adapters.aws_session).
+    # botocore directly, since boto3's import (s3transfer, multiprocessing) would weigh on
+    # every cold start for nothing used here; see adapters.aws_session and docs/performance.md.
     from taskmanager.adapters.aws_session import new_session  # noqa: PLC0415 (first use)
 
     return new_session()

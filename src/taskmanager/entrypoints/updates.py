@@ -1,7 +1,7 @@
 """Processors' ``TaskUpdated`` events, delivered by an EventBridge rule into SQS -> the
 ``record_update`` use case.
 
-Each SQS message body is the EventBridge event. Outcomes (DESIGN §3):
+Each SQS message body is the EventBridge event. Outcomes (docs/design.md §3):
 - applied: the task changed (the stream publishes the outbound event);
 - duplicate, stale: acknowledged, logged and counted; nothing changed;
 - rejected (unknown task, a different outcome for a finished task, a reused sequence):

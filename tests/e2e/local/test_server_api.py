@@ -1,4 +1,4 @@
-"""`taskmanager serve` over real HTTP: every route and error of DESIGN §5, idempotency,
+"""`taskmanager serve` over real HTTP: every route and error of docs/design.md §5, idempotency,
 the demo processors, cancel and timeouts."""
 
 from __future__ import annotations

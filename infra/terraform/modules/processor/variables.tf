@@ -14,7 +14,7 @@ variable "task_type" {
 
   validation {
     condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", var.task_type))
-    error_message = "task_type must match ^[A-Za-z0-9][A-Za-z0-9._:-]*$ and be 1-64 characters (DESIGN §2)."
+    error_message = "task_type must match ^[A-Za-z0-9][A-Za-z0-9._:-]*$ and be 1-64 characters (docs/design.md §2)."
   }
 }
 

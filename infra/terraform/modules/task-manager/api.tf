@@ -1,5 +1,5 @@
 locals {
-  # DESIGN §5: every route goes to the one api function, which routes by path itself.
+  # docs/design.md §5: every route goes to the one api function, which routes by path itself.
   routes = toset([
     "POST /tasks",
     "GET /tasks",

@@ -17,7 +17,7 @@ locals {
   updates_queue_name = "${var.name}-updates"
   updates_dlq_name   = "${var.name}-updates-dlq"
 
-  # The same names as the settings model (COORDINATION.md "Settings").
+  # The same names as the settings model (entrypoints/bootstrap.py, docs/design.md §8).
   environment = {
     TASKMANAGER_TABLE_NAME              = aws_dynamodb_table.this.name
     TASKMANAGER_EVENT_BUS_NAME          = local.event_bus_name
@@ -38,7 +38,7 @@ locals {
   )
 }
 
-# --- DynamoDB: the task table (layout fixed in COORDINATION.md) ------------------------------
+# --- DynamoDB: the task table (its layout: docs/storage.md, "Item layout and indexes") -------
 
 resource "aws_dynamodb_table" "this" {
   # checkov:skip=CKV_AWS_28:Point-in-time recovery is var.table.point_in_time_recovery, on by default; checkov cannot evaluate optional() defaults of an object variable.

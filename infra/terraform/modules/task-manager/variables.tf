@@ -100,7 +100,7 @@ variable "settings" {
   }
   validation {
     condition     = var.settings.default_timeout_seconds >= 1 && var.settings.default_timeout_seconds <= 604800
-    error_message = "settings.default_timeout_seconds must be 1-604800 (DESIGN §5)."
+    error_message = "settings.default_timeout_seconds must be 1-604800 (docs/design.md §5)."
   }
   validation {
     condition     = var.settings.retention_seconds >= 60

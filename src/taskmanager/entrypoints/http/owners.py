@@ -1,4 +1,4 @@
-"""Who the caller is (DESIGN §5: callers are isolated), from the API Gateway event's
+"""Who the caller is (docs/design.md §5: callers are isolated), from the API Gateway event's
 authorizer: an IAM principal or a JWT ``sub``; locally, one fixed owner.
 
 ``TASKMANAGER_OWNER_CLAIM`` picks the resolver by its name in :data:`OWNER_RESOLVERS`.

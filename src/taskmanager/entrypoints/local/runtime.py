@@ -47,7 +47,7 @@ logger = logging.getLogger("taskmanager.local")
 #: At start, how many pending outbox entries and CREATED tasks the recovery looks at.
 _RECOVERY_SCAN_LIMIT = 100_000
 
-#: The owner of every task on one machine (DESIGN §5: "locally the owner is `local`").
+#: The owner of every task on one machine (docs/design.md §5: "locally the owner is `local`").
 LOCAL_OWNER = "local"
 
 #: Runs one delivered ``TaskCreated`` to the end (a processor bound to its transport).
