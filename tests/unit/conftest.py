@@ -53,9 +53,11 @@ class World:
     def task(self, owner: str = "alice", **fields: Any) -> Task:
         return self.submit(owner, **fields).task
 
-    def update(self, task_id: str, status: str, **fields: Any) -> UpdateResult:
+    def update(
+        self, task_id: str, status: str, *, types: frozenset[str] | None = None, **fields: Any
+    ) -> UpdateResult:
         update = TaskUpdated.model_validate({"task_id": task_id, "status": status, **fields})
-        return record_update(update, repo=self.repo, clock=self.clock)
+        return record_update(update, repo=self.repo, clock=self.clock, types=types)
 
     def stored(self, task_id: str) -> Task:
         task = self.repo.get(task_id)
