@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskmanager.adapters import sqlite as sqlite_adapter
 from taskmanager.adapters.memory import (
     InMemoryEventBus,
     ManualClock,
     UuidIdFactory,
 )
-from taskmanager.adapters.sqlite import SCHEMA_VERSION, SQLiteTaskRepository, _stamp
+from taskmanager.adapters.sqlite import SCHEMA_VERSION, SQLiteTaskRepository, outbox, rows
+from taskmanager.adapters.sqlite.rows import time_text
 from taskmanager.domain.errors import StorageError, StorageSchemaError
 from taskmanager.domain.model import (
     TYPE_MAX_LENGTH,
@@ -222,23 +222,23 @@ def test_dispatch_across_two_handles_on_one_file(tmp_path: Path) -> None:
 )
 @settings(max_examples=200)
 def test_row_timestamps_are_exactly_format_time(value: datetime) -> None:
-    assert _stamp(value) == format_time(value)
+    assert time_text(value) == format_time(value)
 
 
 def test_row_timestamps_of_one_second_share_its_text_but_not_their_microseconds() -> None:
     second = datetime(2030, 5, 1, 12, 0, 7, tzinfo=UTC)
     micros = (0, 5, 999, 1_000, 123_456, 999_999)
-    stamps = [_stamp(second.replace(microsecond=m)) for m in micros]
+    stamps = [time_text(second.replace(microsecond=m)) for m in micros]
     assert stamps == [format_time(second.replace(microsecond=m)) for m in micros]
     assert len(set(stamps)) == len(micros)
 
 
 def test_the_formatted_seconds_kept_for_row_timestamps_stay_bounded() -> None:
     start = datetime(2031, 1, 1, tzinfo=UTC)
-    for n in range(sqlite_adapter._SECONDS_MAX + 10):
+    for n in range(rows._SECONDS_MAX + 10):
         value = start + timedelta(seconds=n, microseconds=n)
-        assert _stamp(value) == format_time(value)
-    assert 0 < len(sqlite_adapter._SECONDS) <= sqlite_adapter._SECONDS_MAX
+        assert time_text(value) == format_time(value)
+    assert 0 < len(rows._SECONDS) <= rows._SECONDS_MAX
 
 
 def test_events_handed_out_by_their_writer_equal_the_rows_parsed(
@@ -247,11 +247,10 @@ def test_events_handed_out_by_their_writer_equal_the_rows_parsed(
     """The writer hands out the event objects it committed; another handle parses the rows.
     Both see the same events, and the writer forgets what is delivered (and, past a bound,
     everything)."""
-    from taskmanager.adapters import sqlite as sqlite_module
     from taskmanager.domain.events import TaskUpdated
     from taskmanager.domain.services import record_update
 
-    monkeypatch.setattr(sqlite_module, "_RECENT_EVENTS_MAX", 3)
+    monkeypatch.setattr(outbox, "_RECENT_EVENTS_MAX", 3)
     clock = ManualClock()
     with (
         SQLiteTaskRepository(tmp_path / "a.db") as writer,
@@ -274,14 +273,14 @@ def test_events_handed_out_by_their_writer_equal_the_rows_parsed(
             f"{task_id}:{version}" for version in range(1, 5)
         ]
         # Past the bound the writer forgot the oldest events; it still delivers them all.
-        assert len(writer._recent_events) <= 3
+        assert len(writer._outbox.recent_events) <= 3
         writer.mark_delivered([entry.position for entry in remembered[:2]])
         assert [e.event.event_id for e in reader.pending(10)] == [
             f"{task_id}:3",
             f"{task_id}:4",
         ]
         writer.mark_delivered([entry.position for entry in remembered[2:]])
-        assert writer._recent_events == {}
+        assert writer._outbox.recent_events == {}
         assert reader.pending(10) == []
 
 
@@ -398,7 +397,7 @@ def test_a_delete_that_ends_the_batch_transaction_fails_the_whole_batch(
     first = _submit(repo, clock)
     repo._db().execute("ROLLBACK")  # what SQLite does on some I/O errors ...
     for statement in ("_DELETE_EVENTS", "_DELETE_EVENT_RANGE"):
-        monkeypatch.setattr(sqlite_adapter, statement, "DELETE FROM no_such_table")
+        monkeypatch.setattr(outbox, statement, "DELETE FROM no_such_table")
     with pytest.raises(StorageError):  # ... as the statement fails
         repo.mark_delivered([1])
     with pytest.raises(StorageError, match="rolled back"):

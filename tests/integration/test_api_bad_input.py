@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 from taskmanager.domain.model import MAX_PAYLOAD_BYTES
-from taskmanager.entrypoints.api import MAX_BODY_BYTES
+from taskmanager.entrypoints.http.body import MAX_BODY_BYTES
 from tests.integration.servers import FuzzTarget
 
 if TYPE_CHECKING:

@@ -20,7 +20,8 @@ from taskmanager.domain.events import TaskCreated, event_for
 from taskmanager.domain.model import SubmitTask
 from taskmanager.domain.ports import ListQuery
 from taskmanager.domain.services import submit_task
-from taskmanager.entrypoints.api import create_app, fixed_owner
+from taskmanager.entrypoints.api import create_app
+from taskmanager.entrypoints.http.owners import fixed_owner
 from taskmanager.entrypoints.local.asgi import (
     MAX_BODY_BYTES,
     LocalApp,
@@ -28,12 +29,8 @@ from taskmanager.entrypoints.local.asgi import (
     _headers_and_query,
     _send_whole,
 )
-from taskmanager.entrypoints.local.runtime import (
-    LocalRuntime,
-    PoolClosedError,
-    RuntimeConfig,
-    WorkerPool,
-)
+from taskmanager.entrypoints.local.runtime import LocalRuntime, RuntimeConfig
+from taskmanager.entrypoints.local.threads import PoolClosedError, WorkerPool
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, MutableMapping
@@ -113,7 +110,7 @@ def test_events_refused_at_shutdown_stay_in_the_outbox_for_the_next_start() -> N
     runtime.start()
     runtime.shutdown()
     task = _task(runtime)  # committed after the pool closed: nobody may run it now
-    runtime._dispatch()
+    runtime.relay.dispatch()
     assert [entry.event.id for entry in store.undelivered] == [task.id]
 
 
@@ -206,11 +203,11 @@ def _three_posts_answered_503(app: LocalApp) -> None:
 def test_a_failed_group_commit_answers_every_request_of_the_batch_503(tmp_path: Path) -> None:
     runtime, app, _ = _sqlite_app(tmp_path)
     inner = cast("Any", runtime.store)
+    commit = inner.commit_batch
 
     def broken() -> None:
-        inner._db().execute("ROLLBACK")
-        inner._local.batch = False
-        raise StorageError("disk full")
+        inner._db().execute("ROLLBACK")  # the batch's writes are lost: the COMMIT fails
+        commit()
 
     inner.commit_batch = broken
     _three_posts_answered_503(app)
@@ -224,7 +221,7 @@ def test_a_write_failing_part_way_answers_every_request_of_its_batch_503(
 ) -> None:
     runtime, app, commits = _sqlite_app(tmp_path)
     inner = cast("Any", runtime.store)
-    append = inner._append_events
+    append = inner._outbox.append
     calls: list[int] = []
 
     def fails_second(*args: Any) -> Any:
@@ -233,13 +230,13 @@ def test_a_write_failing_part_way_answers_every_request_of_its_batch_503(
             raise sqlite3.OperationalError("disk I/O error")
         return append(*args)
 
-    inner._append_events = fails_second
+    inner._outbox.append = fails_second
     _three_posts_answered_503(app)
     assert commits == ["commit"]
     other = SQLiteTaskRepository(str(tmp_path / "tasks.db"))
     assert other.list_page(ListQuery(owner="local", limit=10), runtime.clock.now()).items == []
     assert other.pending(100) == []  # no task, no half of one, no event
-    inner._append_events = append
+    inner._outbox.append = append
     assert _task(runtime).id  # the store takes writes again afterwards
     runtime.store.close()  # type: ignore[attr-defined]
 
@@ -318,7 +315,7 @@ def test_a_group_commit_delivers_its_events_at_once_and_the_next_batch_deletes_t
     second = _batch_of_tasks(runtime, 2)
     assert delivered == [f"{task.id}:1" for task in first + second]
     assert [e.event.id for e in runtime.store.pending(100)] == [task.id for task in second]
-    assert runtime._dispatch() == 0  # a dispatcher round delivers none of them again ...
+    assert runtime.relay.dispatch() == 0  # a dispatcher round delivers none of them again ...
     assert runtime.store.pending(100) == []  # ... and deletes the rows
     assert len(delivered) == 5
     runtime.store.close()  # type: ignore[attr-defined]
@@ -330,7 +327,7 @@ def test_a_group_commit_delivers_older_pending_events_first(tmp_path: Path) -> N
     older = _task(runtime)  # a write of another kind, not yet delivered (no dispatcher)
     newer = _batch_of_tasks(runtime, 2)
     assert delivered[1:] == [f"{task.id}:1" for task in [older, *newer]]  # outbox order
-    assert runtime._dispatch() == 0
+    assert runtime.relay.dispatch() == 0
     assert runtime.store.pending(100) == []
     runtime.store.close()  # type: ignore[attr-defined]
 
@@ -348,7 +345,7 @@ def test_an_event_refused_at_commit_is_delivered_again_before_newer_ones(
 
     runtime.bus.subscribe(refuse_once, task_types=["t.refused"])
     ok = _task(runtime)
-    runtime._dispatch()
+    runtime.relay.dispatch()
     runtime.begin_batch()
     refused = _task(runtime, "t.refused")
     after = _task(runtime)
@@ -359,7 +356,7 @@ def test_an_event_refused_at_commit_is_delivered_again_before_newer_ones(
     # it then, and that one is not delivered again.
     ids = [event_id.split(":")[0] for event_id in delivered]
     assert ids == [ok.id, refused.id, after.id, refused.id, later.id]
-    runtime._dispatch()
+    runtime.relay.dispatch()
     assert runtime.store.pending(100) == []
     runtime.store.close()  # type: ignore[attr-defined]
 

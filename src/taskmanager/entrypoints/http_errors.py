@@ -1,11 +1,12 @@
 """Every error's HTTP status, in one table, and the one error body (docs/api.md, "Errors").
 
-Both ways the API is served answer every error from here: the route table of ``api.py``
-(for Lambda and for `taskmanager serve` alike) and the local server's own paths (a stream
-of a task, a static file, a body over the server's limit, a failed group commit). An error
-is a :class:`TaskManagerError`, from the domain or one of the transport's own below; its
-status is looked up by its class, the nearest one in :data:`STATUS_BY_ERROR` along its
-bases, so a subclass answers as its parent unless it has a row of its own.
+Both ways the API is served answer every error from here: the route table
+(``http/route_table.py``, for Lambda and for `taskmanager serve` alike) and the local
+server's own paths (a stream of a task, a static file, a body over the server's limit, a
+failed group commit). An error is a :class:`TaskManagerError`, from the domain or one of
+the transport's own below; its status is looked up by its class, the nearest one in
+:data:`STATUS_BY_ERROR` along its bases, so a subclass answers as its parent unless it has
+a row of its own.
 
 The domain stays free of HTTP: it says what went wrong, this table says how HTTP shows it.
 """

@@ -135,10 +135,9 @@ def instrument(
     and functions live as long as the execution environment, and without ``gc.freeze`` every
     full collection of the cyclic garbage collector walks all of them again to free nothing.
     On a cold start one such collection comes during the first invocation (botocore parsing
-    its data files while the first client is built allocates enough to set it off) and walks
-    ~50,000 objects: 30-45 ms here, about 5 % of the API handler's cold-start instructions.
-    Frozen, collections walk only what was created since; those objects are collected as
-    usual."""
+    its data files while the first client is built allocates enough to set it off), and the
+    first request waits for it (docs/performance.md). Frozen, collections walk only what was
+    created since; those objects are collected as usual."""
     require_powertools()
     gc.freeze()
     log = logger()

@@ -10,18 +10,15 @@ import pytest
 from taskmanager.adapters.memory import InMemoryTaskRepository, ManualClock, UuidIdFactory
 from taskmanager.domain.errors import StorageError
 from taskmanager.domain.model import MAX_PAYLOAD_BYTES
-from taskmanager.entrypoints.api import (
-    MAX_BODY_BYTES,
-    TaskApi,
-    create_app,
-    fixed_owner,
-    jwt_sub_owner,
-)
+from taskmanager.entrypoints.api import create_app
 from taskmanager.entrypoints.bootstrap import Dependencies
+from taskmanager.entrypoints.http.body import MAX_BODY_BYTES
+from taskmanager.entrypoints.http.owners import fixed_owner, jwt_sub_owner
 from tests.support import http_event, load_event
 
 if TYPE_CHECKING:
     from taskmanager.domain.model import Task
+    from taskmanager.entrypoints.http.route_table import TaskApi
 
 BOB = "arn:aws:iam::123456789012:user/bob"
 

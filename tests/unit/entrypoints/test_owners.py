@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from taskmanager.adapters.memory import InMemoryTaskRepository, ManualClock, UuidIdFactory
-from taskmanager.entrypoints.api import (
-    OWNER_RESOLVERS,
-    TaskApi,
-    create_app,
-    iam_owner,
-    iam_session_owner,
-)
+from taskmanager.entrypoints.api import create_app
 from taskmanager.entrypoints.bootstrap import Dependencies, Settings
+from taskmanager.entrypoints.http.owners import OWNER_RESOLVERS, iam_owner, iam_session_owner
 from tests.support import load_event
+
+if TYPE_CHECKING:
+    from taskmanager.entrypoints.http.route_table import TaskApi
 
 ROLE = "arn:aws:sts::123456789012:assumed-role/report-service"
 COGNITO_ROLE_SESSION = (

@@ -4,14 +4,10 @@ Every API request goes to the **same** route table that serves AWS
 (``taskmanager.entrypoints.api.create_app``): :meth:`TaskApi.handle` runs the same checks,
 parameter binding and route functions as the Lambda handler's Powertools resolver, without
 building an API Gateway event (one machine needs no gateway payload, and skipping it keeps a
-request cheap). Only what API Gateway cannot do is served here: the live streams (server-sent
-events) and the web page's static files.
+request cheap). Only what API Gateway cannot do is served here:
 
-- ``GET /tasks/{id}/events``: the task as it is now, then every change, then the stream
-  ends after the terminal one (a client that reconnects gets the current task first, so it
-  loses nothing);
-- ``GET /events``: every change of every task (the web page's one stream; browsers allow
-  only six connections per host);
+- ``GET /tasks/{id}/events`` and ``GET /events``: the live streams (server-sent events,
+  :mod:`.streams`);
 - ``GET /`` and ``GET /static/...``: the web page.
 
 Requests are handled on the event loop thread, one at a time. **Group commit**: the writes
@@ -34,24 +30,21 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
-from taskmanager.domain.errors import StorageError, TaskManagerError
-from taskmanager.domain.events import TaskCreated, TaskResource, TaskSuccessful, task_resource_json
-from taskmanager.domain.services import get_task
+from taskmanager.domain.errors import StorageError
 from taskmanager.entrypoints.http_errors import (
     BodyTooLargeError,
     RouteNotFoundError,
     error_response,
     internal_error,
 )
-from taskmanager.entrypoints.local.hub import CLOSED
+from taskmanager.entrypoints.local.streams import KEEPALIVE_SECONDS, LiveStreams
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
 
     from aws_lambda_powertools.event_handler import Response
 
-    from taskmanager.domain.events import OutboundEvent
-    from taskmanager.entrypoints.api import TaskApi
+    from taskmanager.entrypoints.http.route_table import TaskApi
     from taskmanager.entrypoints.local.runtime import LocalRuntime
 
     Scope = MutableMapping[str, Any]
@@ -61,9 +54,6 @@ if TYPE_CHECKING:
 
 #: API Gateway HTTP APIs refuse bodies over 10 MB; so does this server, before reading more.
 MAX_BODY_BYTES: Final = 10 * 1024 * 1024
-#: A comment line this often keeps idle streams open through proxies.
-KEEPALIVE_SECONDS: Final = 15.0
-
 _TASK_EVENTS: Final = re.compile(r"^/tasks/([^/]+)/events$")
 _STATIC_TYPES: Final = {
     ".html": "text/html; charset=utf-8",
@@ -72,7 +62,6 @@ _STATIC_TYPES: Final = {
     ".svg": "image/svg+xml",
     ".ico": "image/x-icon",
 }
-_TEXT_TYPES: Final = ("application/json", "text/", "application/x-www-form-urlencoded")
 
 
 def load_static() -> dict[str, bytes]:
@@ -123,37 +112,9 @@ def _headers_and_query(scope: Scope) -> tuple[dict[str, str], dict[str, str | li
     return headers, query
 
 
-def _sse(event_name: str, data: str, event_id: int | None = None) -> bytes:
-    lines = [f"event: {event_name}"]
-    if event_id is not None:
-        lines.append(f"id: {event_id}")
-    lines.extend(f"data: {line}" for line in data.splitlines() or [""])
-    return ("\n".join(lines) + "\n\n").encode()
-
-
-def task_resource_from_event(event: OutboundEvent, input_value: Any) -> TaskResource:
-    """The task resource at the version an event announces (events omit ``input``)."""
-    return TaskResource.model_construct(
-        id=event.id,
-        type=event.type,
-        status=event.status,
-        input=event.input if isinstance(event, TaskCreated) else input_value,
-        progress=event.progress,
-        result=event.result if isinstance(event, TaskSuccessful) else None,
-        error=event.error,
-        version=event.version,
-        created_at=event.created_at,
-        updated_at=event.updated_at,
-        started_at=event.started_at,
-        finished_at=event.finished_at,
-        deadline_at=event.deadline_at,
-        heartbeat_seconds=event.heartbeat_seconds,
-        expires_at=event.expires_at,
-    )
-
-
 class LocalApp:
-    """ASGI 3 application: API requests to the resolver, streams and static files here."""
+    """ASGI 3 application: API requests to the route table, live streams to
+    :class:`LiveStreams`, the web page's files from here."""
 
     def __init__(
         self,
@@ -166,12 +127,12 @@ class LocalApp:
         self.runtime = runtime
         self.api = api
         self.static = load_static() if static is None else static
-        self.keepalive_seconds = keepalive_seconds
+        self.streams = LiveStreams(runtime, keepalive_seconds=keepalive_seconds)
         self._batch: asyncio.Future[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # An API request is served in this coroutine, without another below it: each
-        # coroutine a request passes through costs it about 1,300 instructions.
+        # An API request is served in this coroutine itself, without another below it: each
+        # coroutine layer costs every request (docs/performance.md).
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 await self._lifespan(receive, send)
@@ -222,7 +183,8 @@ class LocalApp:
         """What serves a GET or HEAD of a stream or of the page (``None`` for the API)."""
         if path == "/events":
             return self._stream(None, receive, send)
-        # The pattern backtracks along a task's path before it fails (4,000 instructions).
+        # Only a path ending so is tried: the pattern backtracks along any other task path
+        # before it fails (docs/performance.md).
         match = _TASK_EVENTS.match(path) if path.endswith("/events") else None
         if match is not None:
             return self._stream(match.group(1), receive, send)
@@ -308,115 +270,11 @@ class LocalApp:
         )
 
     async def _stream(self, task_id: str | None, receive: Receive, send: Send) -> None:
-        runtime = self.runtime
         if self._batch is not None:  # the snapshot must not read an uncommitted write
             await asyncio.wait({self._batch})
-        watcher = runtime.hub.watch(task_id)
-        try:
-            input_value: Any = None
-            last_version = 0
-            first: bytes | None = None
-            if task_id is not None:
-                try:
-                    task = get_task(
-                        task_id, owner=runtime.config.owner, repo=runtime.repo, clock=runtime.clock
-                    )
-                except TaskManagerError as exc:
-                    await self._answer(send, error_response(exc))
-                    return
-                input_value, last_version = task.input, task.version
-                first = _sse("task", task_resource_json(task), task.version)
-                if task.is_terminal:
-                    await self._start_stream(send)
-                    await send({"type": "http.response.body", "body": first})
-                    return
-            await self._start_stream(send)
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": first or b": connected\n\n",
-                    "more_body": True,
-                }
-            )
-            await self._follow(watcher.queue, receive, send, task_id, (input_value, last_version))
-        finally:
-            runtime.hub.unwatch(watcher)
-
-    async def _start_stream(self, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"text/event-stream; charset=utf-8"),
-                    (b"cache-control", b"no-cache"),
-                    (b"x-accel-buffering", b"no"),
-                ],
-            }
-        )
-
-    async def _follow(
-        self,
-        changes: asyncio.Queue[OutboundEvent | None],
-        receive: Receive,
-        send: Send,
-        task_id: str | None,
-        snapshot: tuple[Any, int],
-    ) -> None:
-        """Send each change after the snapshot's version; end after a terminal one."""
-        input_value, last_version = snapshot
-        disconnected = asyncio.ensure_future(_wait_disconnect(receive))
-        try:
-            while True:
-                next_change = asyncio.ensure_future(changes.get())
-                done, _ = await asyncio.wait(
-                    {next_change, disconnected},
-                    timeout=self.keepalive_seconds,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if disconnected in done:
-                    next_change.cancel()
-                    return
-                if next_change not in done:
-                    next_change.cancel()
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": b": keepalive\n\n",
-                            "more_body": True,
-                        }
-                    )
-                    continue
-                event = next_change.result()
-                if event is CLOSED:
-                    break
-                if task_id is not None:
-                    if event.version <= last_version:  # a redelivery, or older than the snapshot
-                        continue
-                    last_version = event.version
-                elif not await self._owned(event.id):
-                    continue
-                resource = task_resource_from_event(event, input_value)
-                chunk = _sse(event.DETAIL_TYPE, resource.model_dump_json(), event.version)
-                terminal = task_id is not None and event.status.is_terminal
-                await send({"type": "http.response.body", "body": chunk, "more_body": not terminal})
-                if terminal:
-                    return
-            await send({"type": "http.response.body", "body": b""})
-        finally:
-            disconnected.cancel()
-
-    async def _owned(self, task_id: str) -> bool:
-        """The all-tasks stream carries only the local owner's tasks: the file may hold
-        another owner's (a shared or embedded store), and their changes are not ours to see."""
-        runtime = self.runtime
-        task = await asyncio.to_thread(runtime.repo.get, task_id)
-        return task is not None and task.owner == runtime.config.owner
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+        refusal = await self.streams.serve(task_id, receive, send)
+        if refusal is not None:
+            await self._answer(send, refusal)
 
 
 def _api_answer(response: Response[Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

@@ -1,12 +1,13 @@
-"""What runs beside the HTTP server in `taskmanager serve`.
+"""What runs beside the HTTP server in `taskmanager serve`, put together and started and
+stopped in order.
 
-- the store, wrapped so that every committed write wakes the outbox dispatcher at once;
-- the outbox dispatcher thread: committed events -> the in-process bus (at least once);
-- group commit (the HTTP server's writes): the thread that commits a batch delivers its
-  events itself, right after the commit, when no older event waits; their rows are deleted
-  in the next batch's transaction. Under load the dispatcher thread then has nothing to do,
-  and the server's one busy thread neither waits for it nor shares the interpreter with it;
-- the worker pool: processors run here when the bus hands them a ``TaskCreated``;
+- the store, wrapped so that every committed write wakes the outbox dispatcher at once
+  (:mod:`.store`);
+- the outbox relay: committed events -> the in-process bus (at least once), by the
+  dispatcher thread or, for a group commit of the HTTP server's writes, by the committing
+  thread itself (:mod:`.relay`);
+- the worker pool: processors run here when the bus hands them a ``TaskCreated``
+  (:mod:`.threads`);
 - the sweeper thread: fails overdue tasks (``TIMEOUT``, ``HEARTBEAT_TIMEOUT``);
 - the checkpointer thread (SQLite): copies the write-ahead log into the database file, so
   that no request waits for a checkpoint;
@@ -19,36 +20,27 @@ finish up to the grace period, stop the sweeper, flush the outbox).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from taskmanager.adapters.memory import InMemoryEventBus, SystemClock, UuidIdFactory
-from taskmanager.domain.errors import PublishError, StorageError, TaskManagerError
 from taskmanager.domain.events import TaskCreated, event_for
 from taskmanager.domain.model import TaskStatus
 from taskmanager.domain.ports import ListQuery
-from taskmanager.domain.services import DEFAULT_POLICY, Policy, dispatch_outbox, expire_overdue
+from taskmanager.domain.services import DEFAULT_POLICY, Policy, expire_overdue
 from taskmanager.entrypoints.bootstrap import Dependencies
 from taskmanager.entrypoints.local.hub import ChangeHub
+from taskmanager.entrypoints.local.relay import OutboxRelay
+from taskmanager.entrypoints.local.store import NotifyingStore
+from taskmanager.entrypoints.local.threads import Loop, WorkerPool
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from taskmanager.domain.events import OutboundEvent
-    from taskmanager.domain.model import Change, Guard, Task
-    from taskmanager.domain.ports import (
-        Clock,
-        IdFactory,
-        OutboxEntry,
-        Page,
-        WriteResult,
-    )
+    from taskmanager.domain.ports import Clock, IdFactory
+    from taskmanager.entrypoints.local.store import Store
 
 logger = logging.getLogger("taskmanager.local")
 
@@ -60,169 +52,6 @@ LOCAL_OWNER = "local"
 
 #: Runs one delivered ``TaskCreated`` to the end (a processor bound to its transport).
 Job = Callable[[TaskCreated], None]
-
-
-class Store(Protocol):
-    """A task repository that keeps its own outbox (SQLite; memory in tests)."""
-
-    def create(self, task: Task, now: datetime) -> WriteResult: ...
-    def get(self, task_id: str) -> Task | None: ...
-    def apply(self, guard: Guard, change: Change) -> WriteResult: ...
-    def list_page(self, query: ListQuery, now: datetime) -> Page: ...
-    def due(self, now: datetime, limit: int) -> list[Task]: ...
-    def pending(self, limit: int) -> list[OutboxEntry]: ...
-    def mark_delivered(self, positions: Sequence[int]) -> None: ...
-
-
-class NotifyingStore:
-    """The store, plus a call to ``on_commit`` after every committed write.
-
-    The dispatcher then delivers a change within a millisecond instead of at its next poll.
-    Writes from this process's threads take turns on a lock: SQLite would otherwise answer
-    a second writer "busy" and make it sleep for milliseconds before trying again.
-
-    Group commit (a store with ``begin_batch``/``commit_batch``, i.e. SQLite): between
-    :meth:`begin_batch` and :meth:`commit_batch` the writes of the thread that began the batch
-    share one transaction, and the lock stays with that thread. ``commit_batch`` returns the
-    outbox entries the batch committed."""
-
-    def __init__(self, inner: Store, on_commit: Callable[[], None]) -> None:
-        self.inner = inner
-        self._on_commit = on_commit
-        self._writing = threading.RLock()
-        self._batch_thread: int | None = None
-
-    @contextlib.contextmanager
-    def writes_paused(self) -> Iterator[None]:
-        """No write of this process's threads starts meanwhile."""
-        with self._writing:
-            yield
-
-    @property
-    def batches(self) -> bool:
-        """Whether the store can group writes into one transaction."""
-        return callable(getattr(self.inner, "begin_batch", None))
-
-    def begin_batch(self) -> None:
-        self._writing.acquire()
-        try:
-            self.inner.begin_batch()  # type: ignore[attr-defined]
-        except BaseException:
-            self._writing.release()
-            raise
-        self._batch_thread = threading.get_ident()
-
-    def commit_batch(self) -> list[OutboxEntry]:
-        self._batch_thread = None
-        try:
-            committed: list[OutboxEntry] = self.inner.commit_batch()  # type: ignore[attr-defined]
-        finally:
-            self._writing.release()
-        return committed
-
-    def _written(self, written: WriteResult) -> WriteResult:
-        # A batch's events are handed over by commit_batch, once committed.
-        if written.applied and self._batch_thread != threading.get_ident():
-            self._on_commit()
-        return written
-
-    def create(self, task: Task, now: datetime) -> WriteResult:
-        with self._writing:
-            written = self.inner.create(task, now)
-        return self._written(written)
-
-    def get(self, task_id: str) -> Task | None:
-        return self.inner.get(task_id)
-
-    def apply(self, guard: Guard, change: Change) -> WriteResult:
-        with self._writing:
-            written = self.inner.apply(guard, change)
-        return self._written(written)
-
-    def list_page(self, query: ListQuery, now: datetime) -> Page:
-        return self.inner.list_page(query, now)
-
-    def due(self, now: datetime, limit: int) -> list[Task]:
-        return self.inner.due(now, limit)
-
-    def pending(self, limit: int) -> list[OutboxEntry]:
-        return self.inner.pending(limit)
-
-    def mark_delivered(self, positions: Sequence[int]) -> None:
-        with self._writing:
-            self.inner.mark_delivered(positions)
-
-
-class PoolClosedError(TaskManagerError):
-    """The worker pool is shutting down; the event stays in the outbox for the next start."""
-
-    code = "SHUTTING_DOWN"
-
-
-class WorkerPool:
-    """Daemon worker threads fed from one queue.
-
-    Daemon threads, so that a processor still running after the grace period does not keep
-    the process alive; its task stays RUNNING and the sweeper of the next start times it
-    out (after its deadline or heartbeat)."""
-
-    def __init__(self, size: int) -> None:
-        if size < 1:
-            raise ValueError("the worker pool needs at least one worker")
-        self.size = size
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._closed = False
-        self._lock = threading.Lock()
-        self._active = 0
-
-    def start(self) -> None:
-        for number in range(self.size):
-            thread = threading.Thread(
-                target=self._work, name=f"taskmanager-worker-{number}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
-
-    def submit(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            if self._closed:
-                raise PoolClosedError("the worker pool is shutting down")
-            self._jobs.put(job)
-
-    @property
-    def active(self) -> int:
-        return self._active
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            with self._lock:
-                if self._closed:  # queued but not started when shutdown began: left alone
-                    continue
-                self._active += 1
-            try:
-                job()
-            except Exception:
-                logger.exception("a processor raised outside its task")
-            finally:
-                with self._lock:
-                    self._active -= 1
-
-    def close(self, grace_seconds: float) -> int:
-        """Start no more jobs; wait up to ``grace_seconds`` for running ones.
-
-        Returns how many were still running when the grace period ended."""
-        with self._lock:
-            self._closed = True
-        for _ in self._threads:
-            self._jobs.put(None)
-        deadline = time.monotonic() + grace_seconds
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return sum(thread.is_alive() for thread in self._threads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,121 +79,8 @@ class RuntimeConfig:
     owner: str = LOCAL_OWNER
 
 
-@dataclass
-class _Loop:
-    """A background thread that calls ``step`` whenever woken or every ``interval``."""
-
-    name: str
-    step: Callable[[], Any]
-    interval: float
-    wake: threading.Event = field(default_factory=threading.Event)
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            self.wake.wait(self.interval)
-            self.wake.clear()
-            if self.stop.is_set():
-                return
-            try:
-                self.step()
-            except Exception:
-                logger.exception("%s failed; retrying in %.1f s", self.name, self.interval)
-
-    def halt(self, timeout: float) -> None:
-        self.stop.set()
-        self.wake.set()
-        if self.thread is not None:
-            self.thread.join(timeout)
-
-
-def _delivered_upto(entries: Sequence[OutboxEntry], failed: set[str]) -> int:
-    """The last position of ``entries`` (in order) before the first that failed."""
-    for entry in entries:
-        if entry.event.event_id in failed:
-            return entry.position - 1
-    return entries[-1].position
-
-
-class _DeliveredRows:
-    """Outbox positions whose events are delivered but whose rows are not yet deleted (read
-    and changed from any thread)."""
-
-    def __init__(self) -> None:
-        self._positions: set[int] = set()
-        self._lock = threading.Lock()
-
-    def add(self, positions: Iterable[int]) -> None:
-        with self._lock:
-            self._positions.update(positions)
-
-    def forget(self, positions: Iterable[int]) -> None:
-        """These rows are deleted."""
-        with self._lock:
-            self._positions.difference_update(positions)
-
-    def snapshot(self) -> set[int]:
-        with self._lock:
-            return set(self._positions)
-
-
-class _RelayOutbox:
-    """The outbox as a deliverer of the runtime reads it, with the runtime's ``_relay`` lock
-    held. Rows of events delivered at their group commit are not delivered again: the
-    dispatcher thread deletes them; a committing thread (``deferred``) leaves them to the
-    next batch, as it does with what it delivers itself. ``committed``: the entries a group
-    commit just committed, handed out as they are instead of read back. What is delivered
-    moves the runtime's ``_delivered_upto`` on."""
-
-    def __init__(
-        self,
-        runtime: LocalRuntime,
-        *,
-        deferred: bool = False,
-        committed: list[OutboxEntry] | None = None,
-    ) -> None:
-        self._runtime = runtime
-        self._deferred = deferred or committed is not None
-        self._committed = committed
-        self._offered: list[OutboxEntry] = []
-
-    def pending(self, limit: int) -> list[OutboxEntry]:
-        runtime = self._runtime
-        if self._committed is not None:
-            self._offered, self._committed = self._committed[:limit], self._committed[limit:]
-            return self._offered
-        while True:
-            skip = runtime._delivered_rows.snapshot()
-            entries = runtime.repo.pending(limit + len(skip) if self._deferred else limit)
-            done = [entry.position for entry in entries if entry.position in skip]
-            if done and not self._deferred:
-                runtime.repo.mark_delivered(done)
-                runtime._delivered_rows.forget(done)
-                continue  # read again: the limit counts only rows to deliver
-            offered = [entry for entry in entries if entry.position not in skip][:limit]
-            self._offered = offered
-            return offered
-
-    def mark_delivered(self, positions: Sequence[int]) -> None:
-        runtime = self._runtime
-        if self._deferred:
-            runtime._delivered_rows.add(positions)
-        else:
-            runtime.repo.mark_delivered(positions)
-        offered, self._offered = self._offered, []
-        if offered:
-            delivered = set(positions)
-            failed = {e.event.event_id for e in offered if e.position not in delivered}
-            runtime._delivered_upto = _delivered_upto(offered, failed)
-
-
 class LocalRuntime:
-    """The store, the bus, the dispatcher, the worker pool, the sweeper and the hub."""
+    """The store, the bus, the outbox relay, the worker pool, the sweeper and the hub."""
 
     def __init__(
         self,
@@ -384,23 +100,13 @@ class LocalRuntime:
         self.pool = WorkerPool(config.workers)
         self.task_types: tuple[str, ...] = ()
         self.stopping = threading.Event()
-        self._busy = False
-        self._dispatcher = _Loop(
-            "taskmanager-dispatcher", self._dispatch_when_woken, config.dispatch_interval
-        )
-        self._sweeper = _Loop("taskmanager-sweeper", self._sweep, config.sweep_interval)
+        self.relay = OutboxRelay(self.repo, self.bus, config)
+        self._sweeper = Loop("taskmanager-sweeper", self._sweep, config.sweep_interval)
         self._checkpointer = (
-            _Loop("taskmanager-checkpointer", self._checkpoint, config.checkpoint_interval)
+            Loop("taskmanager-checkpointer", self._checkpoint, config.checkpoint_interval)
             if callable(getattr(store, "checkpoint", None))
             else None
         )
-        # Delivery goes in outbox order, by one deliverer at a time: the dispatcher thread,
-        # or the thread that just committed a group commit (see commit_batch).
-        self._relay = threading.Lock()
-        #: Every outbox position up to this one is delivered (guarded by ``_relay``).
-        self._delivered_upto = 0
-        self._delivered_rows = _DeliveredRows()
-        self._deleting: list[int] = []  # by the open batch's transaction
         self.bus.subscribe(self.hub.deliver)
         self._deps = Dependencies(self.repo, self.clock, self.ids, config.policy, self.bus)
 
@@ -419,81 +125,19 @@ class LocalRuntime:
         return self._deps
 
     def _wake_dispatcher(self) -> None:
-        self._dispatcher.wake.set()
+        self.relay.wake()
 
-    # -- group commit --
+    # -- group commit (the HTTP server's writes; see OutboxRelay) --
     def begin_batch(self) -> None:
-        """Group commit: the calling thread's writes share one transaction until
-        :meth:`commit_batch`. The transaction also deletes the outbox rows of events that
-        earlier batches delivered at their commit."""
-        self.repo.begin_batch()
-        positions = sorted(self._delivered_rows.snapshot())
-        if positions:
-            try:
-                self.repo.mark_delivered(positions)
-            except StorageError as exc:  # delivered all the same; deleted another time
-                logger.warning("outbox: %s; delivered rows kept for later", exc.message)
-            else:
-                self._deleting = positions
+        """The calling thread's writes share one transaction until :meth:`commit_batch`."""
+        self.relay.begin_batch()
 
     def commit_batch(self) -> None:
-        """Commit the batch, then deliver its events on this thread: as they are when every
-        older event is delivered, else with everything pending, in outbox order. Under load
-        the dispatcher thread is then never woken: no read and delete of its own per round,
-        no thread switches. Raises ``StorageError`` when the batch failed (nothing of it
-        was kept, nothing is delivered)."""
-        deleting, self._deleting = self._deleting, []
-        committed = self.repo.commit_batch()
-        self._delivered_rows.forget(deleting)
-        if committed:
-            try:
-                self._deliver_committed(committed)
-            except Exception:  # committed all the same: the dispatcher delivers them
-                logger.exception("delivering a group commit's events failed")
-                self._wake_dispatcher()
-
-    def _deliver_committed(self, committed: list[OutboxEntry]) -> None:
-        with self._relay:  # waits for a dispatcher round (rare under load: it is not woken)
-            if committed[0].position == self._delivered_upto + 1:
-                # Nothing older waits: deliver the batch as it is, no need to read it back.
-                outbox = _RelayOutbox(self, committed=committed)
-                try:
-                    dispatch_outbox(outbox, self.bus, limit=len(committed))
-                except PublishError as exc:
-                    logger.warning("outbox: %s; kept for the next round", exc.message)
-                    self._wake_dispatcher()
-                return
-        # Older events wait (a processor's report not yet delivered, one that failed, rows
-        # of another process): deliver everything pending, in order, as the dispatcher does.
-        self._dispatch(deferred=True)
+        """Commit the batch and deliver its events; raises ``StorageError`` when the batch
+        failed (nothing of it was kept, nothing is delivered)."""
+        self.relay.commit_batch()
 
     # -- background steps --
-    def _dispatch_when_woken(self) -> int:
-        """One dispatcher round. When the last round found many events the server is busy:
-        wait a moment first, so that one round (one read, one write) carries many events
-        instead of one round per commit competing with the requests for the writer lock."""
-        if self._busy and self.config.dispatch_gather > 0:
-            time.sleep(self.config.dispatch_gather)
-        delivered = self._dispatch()
-        self._busy = delivered >= self.config.dispatch_busy_events
-        return delivered
-
-    def _dispatch(self, *, deferred: bool = False) -> int:
-        """Deliver everything pending; returns how many events were delivered. ``deferred``:
-        on the thread of a group commit, whose next batch deletes the delivered rows."""
-        delivered = 0
-        outbox = _RelayOutbox(self, deferred=deferred)
-        while True:
-            try:
-                with self._relay:
-                    count = dispatch_outbox(outbox, self.bus, limit=self.config.dispatch_batch)
-            except PublishError as exc:
-                logger.warning("outbox: %s; kept for the next round", exc.message)
-                return delivered
-            delivered += count
-            if count < self.config.dispatch_batch:
-                return delivered
-
     def _checkpoint(self) -> None:
         """Copy the log into the file while writes go on. Once the log holds more than
         ``checkpoint_pages``, copy the rest with this process's writers held back for that
@@ -514,11 +158,11 @@ class LocalRuntime:
         recovered = self._redeliver_created()
         if recovered:
             logger.info("handed %d task(s) still CREATED to their processors again", recovered)
-        self._dispatcher.start()
+        self.relay.start()
         self._sweeper.start()
         if self._checkpointer is not None:
             self._checkpointer.start()
-        self._wake_dispatcher()  # deliver what a previous run left undelivered
+        self.relay.wake()  # deliver what a previous run left undelivered
 
     def _redeliver_created(self) -> int:
         """Hand every task still CREATED whose ``TaskCreated`` counts as delivered to its
@@ -571,8 +215,8 @@ class LocalRuntime:
                 running,
                 self.config.grace_seconds,
             )
-        self._dispatcher.halt(timeout=5)
-        flushed = self._dispatch()
+        self.relay.halt(timeout=5)
+        flushed = self.relay.dispatch()
         logger.info("outbox flushed (%d event(s) delivered at shutdown)", flushed)
         if self._checkpointer is not None:
             self._checkpointer.halt(timeout=5)

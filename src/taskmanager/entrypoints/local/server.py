@@ -19,7 +19,8 @@ import uvicorn
 
 from taskmanager.adapters.memory import InMemoryTaskRepository
 from taskmanager.adapters.sqlite import SQLiteTaskRepository
-from taskmanager.entrypoints.api import create_app, fixed_owner
+from taskmanager.entrypoints.api import create_app
+from taskmanager.entrypoints.http.owners import fixed_owner
 from taskmanager.entrypoints.local.asgi import LocalApp
 from taskmanager.entrypoints.local.processors import job_for, load_processors
 from taskmanager.entrypoints.local.runtime import LocalRuntime, RuntimeConfig
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Generator
     from types import FrameType
 
-    from taskmanager.entrypoints.local.runtime import Store
+    from taskmanager.entrypoints.local.store import Store
 
 logger = logging.getLogger("taskmanager.local")
 
