@@ -274,6 +274,20 @@ class CoreRepositoryContract:
         assert repo.get(task.id) == done.task
         assert len(store.committed_events()) == events_before + 1
 
+    def test_type_guard_holds_only_for_a_task_of_a_listed_type(
+        self, repo: TaskRepository, clock: ManualClock
+    ) -> None:
+        task = self.submit(repo, clock)  # a report.render task
+        change = Change(status=TaskStatus.RUNNING, updated_at=clock.now())
+        for types in (frozenset(), frozenset({"report"}), frozenset({"a", "render", "b"})):
+            written = repo.apply(Guard(task_id=task.id, types=types), change)
+            assert (written.applied, written.task) == (False, task), types
+        both = frozenset({"report.render", "text.wordcount"})
+        written = repo.apply(Guard(task_id=task.id, types=both), change)
+        assert written.applied
+        assert written.task is not None
+        assert written.task.version == 2
+
     def test_owner_isolation_on_get_cancel_and_list(
         self, repo: TaskRepository, clock: ManualClock
     ) -> None:
