@@ -60,7 +60,7 @@ POLICY = Policy(default_timeout_seconds=60, retention_seconds=400)
 OWNERS = ("alice", "bob")
 STATUSES = (TaskStatus.RUNNING, TaskStatus.SUCCESSFUL, TaskStatus.FAILED)
 #: What a sender may report on: nothing, one of the two task types below, or both.
-SENDER_TYPES = (
+SENDER_TYPES: tuple[frozenset[str], ...] = (
     frozenset(),
     frozenset({"a"}),
     frozenset({"report.render", "text.wordcount"}),

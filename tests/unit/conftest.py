@@ -53,9 +53,14 @@ class World:
     def task(self, owner: str = "alice", **fields: Any) -> Task:
         return self.submit(owner, **fields).task
 
-    def update(
-        self, task_id: str, status: str, *, types: frozenset[str] | None = None, **fields: Any
+    def update(self, task_id: str, status: str, **fields: Any) -> UpdateResult:
+        update = TaskUpdated.model_validate({"task_id": task_id, "status": status, **fields})
+        return record_update(update, repo=self.repo, clock=self.clock)
+
+    def update_from(
+        self, types: frozenset[str], task_id: str, status: str, **fields: Any
     ) -> UpdateResult:
+        """An update from a sender that may report on tasks of ``types`` only."""
         update = TaskUpdated.model_validate({"task_id": task_id, "status": status, **fields})
         return record_update(update, repo=self.repo, clock=self.clock, types=types)
 

@@ -299,7 +299,7 @@ def test_a_sender_allowed_other_types_is_rejected_and_nothing_changes(world: Wor
     task = world.task()  # report.render
     before, outbox = world.stored(task.id), world.repo.undelivered
 
-    result = world.update(task.id, "SUCCESSFUL", result=1, types=frozenset({"text.wordcount"}))
+    result = world.update_from(frozenset({"text.wordcount"}), task.id, "SUCCESSFUL", result=1)
 
     assert result.outcome is REJECTED
     assert result.reason is RejectReason.SOURCE_NOT_ALLOWED
@@ -312,8 +312,8 @@ def test_a_sender_allowed_other_types_is_rejected_and_nothing_changes(world: Wor
 def test_a_sender_allowed_the_task_type_reports_as_usual(world: World) -> None:
     task = world.task()
     allowed = frozenset({"text.wordcount", "report.render"})
-    assert world.update(task.id, "RUNNING", sequence=1, types=allowed).outcome is APPLIED
-    assert world.update(task.id, "RUNNING", sequence=1, types=allowed).outcome is DUPLICATE
+    assert world.update_from(allowed, task.id, "RUNNING", sequence=1).outcome is APPLIED
+    assert world.update_from(allowed, task.id, "RUNNING", sequence=1).outcome is DUPLICATE
     assert world.stored(task.id).status is TaskStatus.RUNNING
 
 
@@ -322,7 +322,7 @@ def test_a_refused_sender_repeating_a_finished_outcome_is_rejected_not_a_duplica
 ) -> None:
     task = world.task()
     world.update(task.id, "SUCCESSFUL", sequence=2, result=1)
-    result = world.update(task.id, "SUCCESSFUL", sequence=2, result=1, types=frozenset({"x"}))
+    result = world.update_from(frozenset({"x"}), task.id, "SUCCESSFUL", sequence=2, result=1)
     assert result.outcome is REJECTED
     assert result.reason is RejectReason.SOURCE_NOT_ALLOWED
 
@@ -354,5 +354,5 @@ def test_a_sender_allowed_no_type_is_rejected_without_a_write(world: World) -> N
 
 
 def test_an_unknown_task_stays_unknown_for_a_sender_with_types(world: World) -> None:
-    result = world.update("no-such-task", "RUNNING", types=frozenset({"report.render"}))
+    result = world.update_from(frozenset({"report.render"}), "no-such-task", "RUNNING")
     assert (result.outcome, result.reason) == (REJECTED, RejectReason.UNKNOWN_TASK)
