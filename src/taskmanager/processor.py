@@ -326,7 +326,11 @@ class AwsTransport:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> AwsTransport:
         """From ``TASKMANAGER_TABLE_NAME``, ``TASKMANAGER_EVENT_BUS_NAME`` and
-        ``TASKMANAGER_EVENT_SOURCE`` (the names the Terraform processor module sets)."""
+        ``TASKMANAGER_PROCESSOR_SOURCE`` (the names the Terraform processor module sets).
+
+        The source is this processor's own, the only one its role may publish with; without
+        ``TASKMANAGER_PROCESSOR_SOURCE`` it is ``TASKMANAGER_EVENT_SOURCE``, then
+        ``taskmanager``, as before processors had sources of their own."""
         # botocore without boto3 (whose import adds s3transfer and multiprocessing), one
         # session for both clients, models loaded without listing every service first: only
         # Lambda processors need it, on first use.
@@ -342,7 +346,11 @@ class AwsTransport:
             dynamodb_client=session.create_client("dynamodb"),
             table_name=table,
             bus_name=env.get("TASKMANAGER_EVENT_BUS_NAME") or "default",
-            source=env.get("TASKMANAGER_EVENT_SOURCE") or "taskmanager",
+            source=(
+                env.get("TASKMANAGER_PROCESSOR_SOURCE")
+                or env.get("TASKMANAGER_EVENT_SOURCE")
+                or "taskmanager"
+            ),
         )
 
     def send(self, update: TaskUpdated) -> None:

@@ -232,6 +232,62 @@ class CoreRepositoryContract:
         assert [e.event_id for e in events] == [f"{task.id}:1", f"{task.id}:2"]
         assert events[-1].status is winner
 
+    def test_a_sender_reports_only_on_the_task_types_it_is_allowed(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        """The type check is part of the guarded write: a refused sender changes nothing and
+        is told apart from a duplicate, even once the task is finished."""
+        repo = store.repo
+        task = self.submit(repo, clock)  # a report.render task
+        events_before = len(store.committed_events())
+        others = frozenset({"text.wordcount", "image.resize"})
+        clock.advance(1)
+
+        refused = record_update(
+            update(task.id, "SUCCESSFUL", 1, result=1), repo=repo, clock=clock, types=others
+        )
+        assert refused.outcome is UpdateOutcome.REJECTED
+        assert refused.reason is RejectReason.SOURCE_NOT_ALLOWED
+        assert refused.task == task
+        nobody = record_update(
+            update(task.id, "RUNNING", 2), repo=repo, clock=clock, types=frozenset()
+        )
+        assert (nobody.outcome, nobody.reason) == (
+            UpdateOutcome.REJECTED,
+            RejectReason.SOURCE_NOT_ALLOWED,
+        )
+        assert repo.get(task.id) == task
+        assert len(store.committed_events()) == events_before
+
+        allowed = others | {"report.render"}
+        done = record_update(
+            update(task.id, "SUCCESSFUL", 3, result=1), repo=repo, clock=clock, types=allowed
+        )
+        assert done.outcome is UpdateOutcome.APPLIED
+        again = record_update(
+            update(task.id, "SUCCESSFUL", 3, result=1), repo=repo, clock=clock, types=others
+        )
+        assert (again.outcome, again.reason) == (
+            UpdateOutcome.REJECTED,
+            RejectReason.SOURCE_NOT_ALLOWED,
+        )
+        assert repo.get(task.id) == done.task
+        assert len(store.committed_events()) == events_before + 1
+
+    def test_type_guard_holds_only_for_a_task_of_a_listed_type(
+        self, repo: TaskRepository, clock: ManualClock
+    ) -> None:
+        task = self.submit(repo, clock)  # a report.render task
+        change = Change(status=TaskStatus.RUNNING, updated_at=clock.now())
+        for types in (frozenset(), frozenset({"report"}), frozenset({"a", "render", "b"})):
+            written = repo.apply(Guard(task_id=task.id, types=types), change)
+            assert (written.applied, written.task) == (False, task), types
+        both = frozenset({"report.render", "text.wordcount"})
+        written = repo.apply(Guard(task_id=task.id, types=both), change)
+        assert written.applied
+        assert written.task is not None
+        assert written.task.version == 2
+
     def test_owner_isolation_on_get_cancel_and_list(
         self, repo: TaskRepository, clock: ManualClock
     ) -> None:

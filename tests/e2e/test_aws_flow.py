@@ -30,6 +30,16 @@ BOB = "arn:aws:iam::123456789012:user/bob"
 BUS = "taskmanager-e2e"
 SOURCE = "taskmanager.e2e"
 PROCESSOR_TYPES = ("e2e.render", "e2e.fail", "e2e.cancel")
+#: The source the SDK processors publish with (TASKMANAGER_PROCESSOR_SOURCE), and the one the
+#: tests use when they play a processor themselves (World.send_update).
+PROCESSORS_SOURCE = "e2e.processors"
+MANUAL_SOURCE = "e2e.processor"
+#: Who may report on which task type (TASKMANAGER_PROCESSOR_SOURCES, as Terraform sets it).
+PROCESSOR_SOURCES = {
+    **{task_type: [PROCESSORS_SOURCE] for task_type in PROCESSOR_TYPES},
+    "e2e.manual": [MANUAL_SOURCE],
+    "e2e.quiet": [MANUAL_SOURCE],
+}
 OUTBOUND = ["TaskCreated", "TaskRunning", "TaskSuccessful", "TaskFailed"]
 
 
@@ -58,12 +68,12 @@ class World:
         assert status == 200, task
         return dict(task)
 
-    def send_update(self, detail: dict[str, Any]) -> None:
+    def send_update(self, detail: dict[str, Any], source: str = MANUAL_SOURCE) -> None:
         """A processor's TaskUpdated, put on the bus as any processor would."""
         answer = self.events.put_events(
             Entries=[
                 {
-                    "Source": "e2e.processor",
+                    "Source": source,
                     "DetailType": "TaskUpdated",
                     "Detail": json.dumps(detail),
                     "EventBusName": BUS,
@@ -109,6 +119,8 @@ def world(moto_server: str) -> Iterator[World]:
             "TASKMANAGER_TABLE_NAME": table,
             "TASKMANAGER_EVENT_BUS_NAME": BUS,
             "TASKMANAGER_EVENT_SOURCE": SOURCE,
+            "TASKMANAGER_PROCESSOR_SOURCES": json.dumps(PROCESSOR_SOURCES),
+            "TASKMANAGER_PROCESSOR_SOURCE": PROCESSORS_SOURCE,
             "POWERTOOLS_SERVICE_NAME": "taskmanager-e2e",
         }.items():
             env.setenv(name, value)
@@ -126,6 +138,8 @@ def world(moto_server: str) -> Iterator[World]:
             sqs, f"updates-{suffix}", VisibilityTimeout="0", RedrivePolicy=redrive
         )
         audit_url, audit_arn = _queue(sqs, f"audit-{suffix}")
+        # Any source, unlike Terraform's rule with processor_sources: so that the updates
+        # function's own check of each update's source is what the tests see.
         _rule(events, f"updates-{suffix}", {"detail-type": ["TaskUpdated"]}, updates_arn)
         _rule(events, f"audit-{suffix}", {"source": [SOURCE], "detail-type": OUTBOUND}, audit_arn)
         processor_queues = {}
@@ -319,3 +333,25 @@ def test_a_malformed_update_ends_in_the_dead_letter_queue(world: World) -> None:
     stored = world.get(task["id"])
     assert (stored["status"], stored["version"]) == ("CREATED", 1)
     assert world.pump.events_of(task["id"]) == [("TaskCreated", 1, "CREATED")]
+
+
+def test_only_a_source_allowed_the_tasks_type_may_report_on_it(world: World) -> None:
+    task = world.submit("e2e.manual")
+    world.pump.run()
+    failures = len(world.pump.update_failures)
+    done = {"task_id": task["id"], "status": "SUCCESSFUL", "sequence": 1, "result": "forged"}
+    world.send_update(done, source=PROCESSORS_SOURCE)  # allowed other types only
+    world.send_update(done, source="e2e.stranger")  # allowed no type at all
+    world.pump.run()
+    stored = world.get(task["id"])
+    assert (stored["status"], stored["version"]) == ("CREATED", 1)
+    assert len(world.pump.update_failures) == failures  # rejected: acknowledged, not retried
+
+    world.send_update({**done, "result": "mine"})  # the processor of e2e.manual
+    world.pump.run()
+    stored = world.get(task["id"])
+    assert (stored["status"], stored["result"]) == ("SUCCESSFUL", "mine")
+    assert world.pump.events_of(task["id"]) == [
+        ("TaskCreated", 1, "CREATED"),
+        ("TaskSuccessful", 2, "SUCCESSFUL"),
+    ]

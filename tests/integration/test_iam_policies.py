@@ -253,3 +253,50 @@ def test_nothing_opens_the_task_managers_resources_to_other_accounts() -> None:
     principals = [_plain(p["principal"]) for p in resources.get("aws_lambda_permission", [])]
     assert principals
     assert all(p.endswith(".amazonaws.com") for p in principals), principals
+
+
+def _conditions(statement: dict[str, Any]) -> dict[tuple[str, str], list[str]]:
+    return {
+        (_plain(c["test"]), _plain(c["variable"])): _strings(c["values"])
+        for c in statement.get("condition", [])
+    }
+
+
+def _policy_documents(path: Path) -> dict[str, dict[str, Any]]:
+    with path.open() as handle:
+        parsed = hcl2.load(handle)
+    return {
+        _plain(name): document
+        for data in parsed.get("data", [])
+        for kind, documents in data.items()
+        if _plain(kind) == "aws_iam_policy_document"
+        for name, document in documents.items()
+    }
+
+
+def test_a_processor_may_publish_taskupdated_with_its_own_source_only() -> None:
+    """Whoever may publish TaskUpdated with a source may report as that processor, so each
+    processor's role names its own source (events:source, a PutEvents condition key, checked
+    per entry) beside the detail-type. StringEquals, not ForAllValues: a request without the
+    key must not pass. The statement replaces the task manager's unconditioned one through
+    the same sid: both together would allow any source."""
+    statements = dict(policy_statements())
+    publish = statements["modules/processor/main.tf:publish:PublishTaskUpdated"]
+    assert _strings(publish["actions"]) == ["events:PutEvents"]
+    assert _conditions(publish) == {
+        ("StringEquals", "events:detail-type"): ["TaskUpdated"],
+        ("StringEquals", "events:source"): ["${local.event_source}"],
+    }
+    assert "modules/task-manager/policies.tf:processor_publish:PublishTaskUpdated" in statements
+    role = _policy_documents(TERRAFORM / "modules" / "processor" / "main.tf")["this"]
+    assert role["source_policy_documents"] == ["${var.task_manager.processor_policy_json}"]
+    assert role["override_policy_documents"] == ["${data.aws_iam_policy_document.publish.json}"]
+    # No statement of the processor's own may publish on its side.
+    others = [
+        where
+        for where, statement in statements.items()
+        if where.startswith("modules/processor/")
+        and "events:PutEvents" in _strings(statement.get("actions", []))
+        and where != "modules/processor/main.tf:publish:PublishTaskUpdated"
+    ]
+    assert others == []

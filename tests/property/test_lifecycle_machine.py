@@ -59,6 +59,13 @@ if TYPE_CHECKING:
 POLICY = Policy(default_timeout_seconds=60, retention_seconds=400)
 OWNERS = ("alice", "bob")
 STATUSES = (TaskStatus.RUNNING, TaskStatus.SUCCESSFUL, TaskStatus.FAILED)
+#: What a sender may report on: nothing, one of the two task types below, or both.
+SENDER_TYPES: tuple[frozenset[str], ...] = (
+    frozenset(),
+    frozenset({"a"}),
+    frozenset({"report.render", "text.wordcount"}),
+    frozenset({"a", "report.render"}),
+)
 
 sequences = st.none() | st.integers(min_value=1, max_value=4)
 keys = st.none() | st.sampled_from(["k1", "k2"])
@@ -92,11 +99,16 @@ def _update(
 
 
 def _expected_outcome(  # noqa: PLR0911
-    stored: Task | None, update: TaskUpdated
+    stored: Task | None, update: TaskUpdated, types: frozenset[str] | None = None
 ) -> tuple[UpdateOutcome, RejectReason | None]:
-    """docs/design.md §3, restated independently of the implementation."""
+    """docs/design.md §3, restated independently of the implementation. ``types``: the task types
+    the sender may report on (None: any)."""
+    if types is not None and not types:
+        return UpdateOutcome.REJECTED, RejectReason.SOURCE_NOT_ALLOWED
     if stored is None:
         return UpdateOutcome.REJECTED, RejectReason.UNKNOWN_TASK
+    if types is not None and stored.type not in types:
+        return UpdateOutcome.REJECTED, RejectReason.SOURCE_NOT_ALLOWED
     seq, last = update.sequence, stored.last_sequence
     if seq is not None and last is not None and seq < last:
         return UpdateOutcome.STALE, None
@@ -239,6 +251,24 @@ class TaskLifecycles(RuleBasedStateMachine):
     ) -> None:
         self._send(_update(task_id, status, sequence, data))
 
+    @rule(
+        task_id=tasks,
+        status=st.sampled_from(STATUSES),
+        sequence=sequences,
+        types=st.sampled_from(SENDER_TYPES),
+        data=st.data(),
+    )
+    def update_from_a_sender_of_some_types(
+        self,
+        task_id: str,
+        status: TaskStatus,
+        sequence: int | None,
+        types: frozenset[str],
+        data: st.DataObject,
+    ) -> None:
+        """A processor whose source may report on some task types only (in AWS)."""
+        self._send(_update(task_id, status, sequence, data), types)
+
     @rule(status=st.sampled_from(STATUSES), data=st.data())
     def update_unknown_task(self, status: TaskStatus, data: st.DataObject) -> None:
         self._send(_update("no-such-task", status, None, data))
@@ -264,10 +294,10 @@ class TaskLifecycles(RuleBasedStateMachine):
         status = data.draw(st.sampled_from([s for s in STATUSES if s is not earlier.status]))
         self._send(_update(earlier.task_id, status, earlier.sequence, data))
 
-    def _send(self, update: TaskUpdated) -> None:
+    def _send(self, update: TaskUpdated, types: frozenset[str] | None = None) -> None:
         before = self.repo.get(update.task_id)
-        expected, reason = _expected_outcome(before, update)
-        result = record_update(update, repo=self.repo, clock=self.clock, policy=POLICY)
+        expected, reason = _expected_outcome(before, update, types)
+        result = record_update(update, repo=self.repo, clock=self.clock, policy=POLICY, types=types)
         self.sent.append(update)
         assert result.outcome is expected, (result, update, before)
         assert result.reason is reason
@@ -278,6 +308,9 @@ class TaskLifecycles(RuleBasedStateMachine):
             if update.sequence is not None:
                 assert result.task.last_sequence == update.sequence
             self._changed(before, result.task)
+        elif types is not None and not types:
+            assert result.task is None  # refused before the store was asked
+            self._unchanged(update.task_id, before)
         else:
             assert result.task is before
             self._unchanged(update.task_id, before)

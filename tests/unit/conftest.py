@@ -57,6 +57,13 @@ class World:
         update = TaskUpdated.model_validate({"task_id": task_id, "status": status, **fields})
         return record_update(update, repo=self.repo, clock=self.clock)
 
+    def update_from(
+        self, types: frozenset[str], task_id: str, status: str, **fields: Any
+    ) -> UpdateResult:
+        """An update from a sender that may report on tasks of ``types`` only."""
+        update = TaskUpdated.model_validate({"task_id": task_id, "status": status, **fields})
+        return record_update(update, repo=self.repo, clock=self.clock, types=types)
+
     def stored(self, task_id: str) -> Task:
         task = self.repo.get(task_id)
         assert task is not None

@@ -288,6 +288,18 @@ def test_from_environment_needs_the_table_name() -> None:
     assert (aws.table_name, aws.bus_name, aws.source) == ("t", "default", "proc")
 
 
+def test_a_processor_publishes_with_its_own_source_when_the_module_sets_one() -> None:
+    """The processor module sets TASKMANAGER_PROCESSOR_SOURCE, the only source the role may
+    publish with; TASKMANAGER_EVENT_SOURCE stays the task manager's own."""
+    environ = {
+        "TASKMANAGER_TABLE_NAME": "t",
+        "TASKMANAGER_EVENT_SOURCE": "taskmanager",
+        "TASKMANAGER_PROCESSOR_SOURCE": "taskmanager.processor.tm-wordcount",
+    }
+    assert AwsTransport.from_environment(environ).source == "taskmanager.processor.tm-wordcount"
+    assert AwsTransport.from_environment({"TASKMANAGER_TABLE_NAME": "t"}).source == "taskmanager"
+
+
 def test_lambda_handler_runs_the_fixture_task_created_event() -> None:
     from tests.support import FakeLambdaContext, load_event
 

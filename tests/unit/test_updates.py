@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from taskmanager.domain.events import TaskFailed, TaskRunning, TaskSuccessful
+from taskmanager.adapters.memory import InMemoryTaskRepository
+from taskmanager.domain.events import TaskFailed, TaskRunning, TaskSuccessful, TaskUpdated
 from taskmanager.domain.model import Progress, TaskError, TaskStatus
-from taskmanager.domain.services import Policy, RejectReason, UpdateOutcome
+from taskmanager.domain.services import Policy, RejectReason, UpdateOutcome, record_update
 
 if TYPE_CHECKING:
+    from taskmanager.domain.model import Change, Guard
+    from taskmanager.domain.ports import WriteResult
     from tests.unit.conftest import World
 
 APPLIED, DUPLICATE, STALE, REJECTED = (
@@ -288,3 +291,69 @@ def test_a_terminal_update_after_a_cancel_is_rejected_and_the_cancel_stands(
     stored = world.stored(task.id)
     assert stored.error is not None
     assert stored.error.code == "CANCELLED"
+
+
+# --- who may report ------------------------------------------------------------------------
+
+
+def test_a_sender_allowed_other_types_is_rejected_and_nothing_changes(world: World) -> None:
+    task = world.task()  # report.render
+    before, outbox = world.stored(task.id), world.repo.undelivered
+
+    result = world.update_from(frozenset({"text.wordcount"}), task.id, "SUCCESSFUL", result=1)
+
+    assert result.outcome is REJECTED
+    assert result.reason is RejectReason.SOURCE_NOT_ALLOWED
+    assert result.detail is not None
+    assert "report.render" in result.detail
+    assert world.stored(task.id) == before
+    assert world.repo.undelivered == outbox
+
+
+def test_a_sender_allowed_the_task_type_reports_as_usual(world: World) -> None:
+    task = world.task()
+    allowed = frozenset({"text.wordcount", "report.render"})
+    assert world.update_from(allowed, task.id, "RUNNING", sequence=1).outcome is APPLIED
+    assert world.update_from(allowed, task.id, "RUNNING", sequence=1).outcome is DUPLICATE
+    assert world.stored(task.id).status is TaskStatus.RUNNING
+
+
+def test_a_refused_sender_repeating_a_finished_outcome_is_rejected_not_a_duplicate(
+    world: World,
+) -> None:
+    task = world.task()
+    world.update(task.id, "SUCCESSFUL", sequence=2, result=1)
+    result = world.update_from(frozenset({"x"}), task.id, "SUCCESSFUL", sequence=2, result=1)
+    assert result.outcome is REJECTED
+    assert result.reason is RejectReason.SOURCE_NOT_ALLOWED
+
+
+class CountingRepository(InMemoryTaskRepository):
+    """Counts the guarded writes it is asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def apply(self, guard: Guard, change: Change) -> WriteResult:
+        self.writes += 1
+        return super().apply(guard, change)
+
+
+def test_a_sender_allowed_no_type_is_rejected_without_a_write(world: World) -> None:
+    repo = CountingRepository()
+    task = world.task()
+    repo.create(task, world.clock.now())
+    update = TaskUpdated.model_validate({"task_id": task.id, "status": "RUNNING"})
+
+    result = record_update(update, repo=repo, clock=world.clock, types=frozenset())
+
+    assert (result.outcome, result.reason) == (REJECTED, RejectReason.SOURCE_NOT_ALLOWED)
+    assert result.task is None
+    assert repo.writes == 0
+    assert repo.get(task.id) == task
+
+
+def test_an_unknown_task_stays_unknown_for_a_sender_with_types(world: World) -> None:
+    result = world.update_from(frozenset({"report.render"}), "no-such-task", "RUNNING")
+    assert (result.outcome, result.reason) == (REJECTED, RejectReason.UNKNOWN_TASK)

@@ -10,9 +10,9 @@ Every write is one conditional request, never a read followed by a write:
   finds the item it wrote itself (the answer to the write was lost) reports it created;
 - every guarded change is one ``UpdateItem`` whose ``ConditionExpression`` is the domain's
   :class:`~taskmanager.domain.model.Guard` (prior status in the allowed set, sequence bound,
-  owner, version), with ``ReturnValues=ALL_NEW`` and ``ReturnValuesOnConditionCheckFailure=
-  ALL_OLD``: a refusal returns the stored task, which classifies it (duplicate, stale,
-  rejected) without another call.
+  owner, version, task type), with ``ReturnValues=ALL_NEW`` and
+  ``ReturnValuesOnConditionCheckFailure=ALL_OLD``: a refusal returns the stored task, which
+  classifies it (duplicate, stale, rejected) without another call.
 
 The outbox of this store is the table's stream (``NEW_AND_OLD_IMAGES``): the stream handler
 turns each record into ``events_for_change(task_from_image(old), task_from_image(new))``.
@@ -611,6 +611,15 @@ def _guard_condition(guard: Guard, x: _Expression) -> str:
         conditions.append(f"{x.name('owner')} = {x.value('gowner', _s(guard.owner))}")
     if guard.version is not None:
         conditions.append(f"{x.name('version')} = {x.value('gversion', _n(guard.version))}")
+    if guard.types is not None:
+        # DynamoDB's IN takes at most 100 values: a sender is allowed far fewer types than that
+        # (docs/deploy.md, "Who may report on a task"); an empty set holds of no task.
+        types = sorted(guard.types)
+        if types:
+            options = ", ".join(x.value(f"t{n}", _s(t)) for n, t in enumerate(types))
+            conditions.append(f"{x.name('type')} IN ({options})")
+        else:
+            conditions.append(f"attribute_not_exists({x.name('task_id')})")
     return " AND ".join(conditions)
 
 

@@ -239,7 +239,8 @@ class Guard(NamedTuple):
     - ``statuses``: the stored status is one of these;
     - ``sequence``: if set, the stored ``last_sequence`` is absent or lower than it;
     - ``owner``: if set, the stored owner equals it;
-    - ``version``: if set, the stored version equals it (optimistic concurrency).
+    - ``version``: if set, the stored version equals it (optimistic concurrency);
+    - ``types``: if set, the stored task's type is one of these (who may report on it).
     """
 
     task_id: str
@@ -247,6 +248,7 @@ class Guard(NamedTuple):
     sequence: int | None = None
     owner: str | None = None
     version: int | None = None
+    types: frozenset[str] | None = None
 
 
 class Change(NamedTuple):
@@ -281,6 +283,7 @@ def guard_holds(task: Task, guard: Guard) -> bool:
         )
         and (guard.owner is None or task.owner == guard.owner)
         and (guard.version is None or task.version == guard.version)
+        and (guard.types is None or task.type in guard.types)
     )
 
 

@@ -95,6 +95,8 @@ class RejectReason(StrEnum):
     UNKNOWN_TASK = "UNKNOWN_TASK"
     ALREADY_FINISHED = "ALREADY_FINISHED"
     SEQUENCE_REUSED = "SEQUENCE_REUSED"
+    #: The update came from a processor that may not report on tasks of this type.
+    SOURCE_NOT_ALLOWED = "SOURCE_NOT_ALLOWED"
 
 
 class UpdateResult(NamedTuple):
@@ -231,12 +233,17 @@ def list_tasks(
 
 
 def plan_update(
-    update: TaskUpdated, now: datetime, policy: Policy = DEFAULT_POLICY
+    update: TaskUpdated,
+    now: datetime,
+    policy: Policy = DEFAULT_POLICY,
+    *,
+    types: frozenset[str] | None = None,
 ) -> tuple[Guard, Change]:
-    """The guarded change an update asks for. It applies iff the task is still open and the
-    update's sequence (if any) is above the last one recorded."""
+    """The guarded change an update asks for. It applies iff the task is still open, the
+    update's sequence (if any) is above the last one recorded and, when ``types`` is given
+    (the task types the update's sender may report on), the task is of one of them."""
     status, sequence = update.status, update.sequence
-    guard = Guard(task_id=update.task_id, sequence=sequence)
+    guard = Guard(task_id=update.task_id, sequence=sequence, types=types)
     if status is TaskStatus.RUNNING:
         change = Change(
             status=status,
@@ -259,14 +266,25 @@ def plan_update(
     return guard, change
 
 
-def classify_refusal(stored: Task | None, update: TaskUpdated) -> UpdateResult:  # noqa: PLR0911
-    """Why an update whose guard failed did not apply (docs/design.md §3)."""
+def classify_refusal(  # noqa: PLR0911
+    stored: Task | None, update: TaskUpdated, types: frozenset[str] | None = None
+) -> UpdateResult:
+    """Why an update whose guard failed did not apply (docs/design.md §3). ``types`` is what
+    :func:`plan_update` was given: a sender reporting on another type is refused first, so
+    that nothing it sends is taken for a duplicate or a late report."""
     if stored is None:
         return UpdateResult(
             outcome=UpdateOutcome.REJECTED,
             task=None,
             reason=RejectReason.UNKNOWN_TASK,
             detail="no such task",
+        )
+    if types is not None and stored.type not in types:
+        return UpdateResult(
+            outcome=UpdateOutcome.REJECTED,
+            task=stored,
+            reason=RejectReason.SOURCE_NOT_ALLOWED,
+            detail=f"the sender may not report on tasks of type {stored.type}",
         )
     last, seq = stored.last_sequence, update.sequence
     if seq is not None and last is not None and seq < last:
@@ -303,14 +321,26 @@ def record_update(
     repo: TaskRepository,
     clock: Clock,
     policy: Policy = DEFAULT_POLICY,
+    types: frozenset[str] | None = None,
 ) -> UpdateResult:
     """Apply a processor's update: applied, duplicate, stale or rejected; never raises for
-    an update that is merely late, repeated or illegal."""
-    guard, change = plan_update(update, clock.now(), policy)
+    an update that is merely late, repeated or illegal.
+
+    ``types``: the task types the update's sender may report on, checked in the same
+    guarded write (None: any type, as inside one process)."""
+    if types is not None and not types:
+        # A sender allowed no type at all: refused without touching the store.
+        return UpdateResult(
+            outcome=UpdateOutcome.REJECTED,
+            task=None,
+            reason=RejectReason.SOURCE_NOT_ALLOWED,
+            detail="the sender may not report on any task type",
+        )
+    guard, change = plan_update(update, clock.now(), policy, types=types)
     written = repo.apply(guard, change)
     if written.applied:
         return UpdateResult(outcome=UpdateOutcome.APPLIED, task=written.task)
-    return classify_refusal(written.task, update)
+    return classify_refusal(written.task, update, types)
 
 
 # --- cancel and timeouts --------------------------------------------------------------------

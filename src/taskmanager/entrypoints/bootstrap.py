@@ -11,15 +11,16 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Json
 
 from taskmanager.domain.model import (
     DEFAULT_RETENTION_SECONDS,
     DEFAULT_TIMEOUT_SECONDS,
     MAX_TIMEOUT_SECONDS,
     MIN_TIMEOUT_SECONDS,
+    TaskType,
 )
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from taskmanager.domain.services import Policy
 
 OwnerClaim = Literal["iam", "iam_session", "jwt_sub"]
+#: An EventBridge event source (PutEvents takes 1-256 characters).
+EventSource = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 ENV_PREFIX: Final = "TASKMANAGER_"
@@ -68,6 +71,10 @@ class Settings(BaseModel):
     #: use the same count; it may be raised on a live table, never lowered (a task keeps the
     #: shard it was written with; docs/storage.md).
     due_shards: int = Field(4, ge=1, le=64)
+    #: The event sources whose ``TaskUpdated`` may report on each task type, as JSON
+    #: ``{"<task type>": ["<source>", ...]}`` (the task-manager module's ``processor_sources``).
+    #: Unset or empty: any source may report on any task (docs/deploy.md).
+    processor_sources: Json[dict[TaskType, list[EventSource]]] | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +86,18 @@ class Settings(BaseModel):
             if ENV_PREFIX + name.upper() in env
         }
         return cls.model_validate(values)
+
+    @property
+    def types_by_source(self) -> dict[str, frozenset[str]] | None:
+        """``processor_sources`` turned around: the task types each source may report on
+        (None: any source may report on any task type)."""
+        if not self.processor_sources:
+            return None
+        types: dict[str, set[str]] = {}
+        for task_type, sources in self.processor_sources.items():
+            for source in sources:
+                types.setdefault(source, set()).add(task_type)
+        return {source: frozenset(allowed) for source, allowed in types.items()}
 
     @property
     def policy(self) -> Policy:
@@ -107,6 +126,16 @@ class Dependencies:
     policy: Policy = field(default_factory=_policy)
     publisher: EventPublisher | None = None
     event_source: str = "taskmanager"
+    #: The task types each event source may report on; None: any source, any type (one
+    #: process, or a deployment without ``processor_sources``).
+    types_by_source: Mapping[str, frozenset[str]] | None = None
+
+    def types_for(self, source: str) -> frozenset[str] | None:
+        """The task types ``source`` may send ``TaskUpdated`` for: None for any, empty for
+        none (a source no processor publishes with)."""
+        if self.types_by_source is None:
+            return None
+        return self.types_by_source.get(source, frozenset())
 
 
 @functools.cache
@@ -178,6 +207,7 @@ def aws_dependencies() -> Dependencies:
         ids=UuidIdFactory(),
         policy=config.policy,
         event_source=config.event_source,
+        types_by_source=config.types_by_source,
     )
 
 

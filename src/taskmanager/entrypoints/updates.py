@@ -4,12 +4,17 @@
 Each SQS message body is the EventBridge event. Outcomes (docs/design.md §3):
 - applied: the task changed (the stream publishes the outbound event);
 - duplicate, stale: acknowledged, logged and counted; nothing changed;
-- rejected (unknown task, a different outcome for a finished task, a reused sequence):
-  acknowledged, logged with the reason and counted; retrying cannot make it legal;
+- rejected (unknown task, a different outcome for a finished task, a reused sequence, an
+  event source not allowed to report on the task's type): acknowledged, logged with the
+  reason and counted; retrying cannot make it legal;
 - malformed (not JSON, not a ``TaskUpdated``, breaks the contract): the record fails, so SQS
   redelivers it and finally moves it to the dead-letter queue for a human to look at.
 A storage failure also fails the record (SQS retries it). Partial batch failures mean only
 those records come back.
+
+Who may report: the envelope's ``source`` is the processor that published the update (its
+IAM policy lets it publish with that source only). With ``TASKMANAGER_PROCESSOR_SOURCES`` set,
+a source may report only on the task types it is listed for, checked in the guarded write.
 """
 
 from __future__ import annotations
@@ -84,19 +89,26 @@ def create_handler(
 
     def record_handler(record: SQSRecord) -> str:
         try:
-            update = _parse(record.body).detail
+            event = _parse(record.body)
         except MalformedUpdateError:
             obs.count(obs.UPDATES_MALFORMED)
             log.exception("malformed update message %s", record.message_id)
             raise
-        deps = deps_provider()
+        update, deps = event.detail, deps_provider()
         with obs.task_keys(update.task_id):
-            result = record_update(update, repo=deps.repo, clock=deps.clock, policy=deps.policy)
+            result = record_update(
+                update,
+                repo=deps.repo,
+                clock=deps.clock,
+                policy=deps.policy,
+                types=deps.types_for(event.source),
+            )
             obs.count(_METRIC[result.outcome])
             extra = {
                 "outcome": result.outcome.value,
                 "status": update.status.value,
                 "sequence": update.sequence,
+                "source": event.source,
                 "message_id": record.message_id,
             }
             if result.outcome is UpdateOutcome.REJECTED:

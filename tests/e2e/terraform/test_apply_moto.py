@@ -52,6 +52,8 @@ SERVICES = (
     "sts",
 )
 FUNCTIONS = ("api", "stream", "updates", "sweeper")
+#: The word-count processor's own source (the example's default, from the processor's name).
+PROCESSOR_SOURCE = f"taskmanager.processor.{NAME}-word-count"
 TIMINGS: dict[str, float] = {}
 
 
@@ -266,7 +268,12 @@ def test_task_updated_rule_feeds_the_updates_queue_with_a_dead_letter_queue(
     assert bus == NAME
     rules = {r["Name"]: r for r in events.list_rules(EventBusName=bus)["Rules"]}
     rule = rules[f"{NAME}-task-updated"]
-    assert json.loads(rule["EventPattern"]) == {"detail-type": ["TaskUpdated"]}
+    # Only the example's processor may report (processor_sources).
+    assert json.loads(rule["EventPattern"]) == {
+        "detail-type": ["TaskUpdated"],
+        "source": [PROCESSOR_SOURCE],
+    }
+    assert deployment.outputs["processor_event_source"] == PROCESSOR_SOURCE
     (target,) = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
     assert target["Arn"] == _queue_arn(deployment, f"{NAME}-updates")
     assert target["DeadLetterConfig"]["Arn"] == _queue_arn(deployment, f"{NAME}-updates-dlq")
@@ -386,7 +393,11 @@ def test_functions_run_the_named_handlers_with_the_settings(deployment: Deployme
         assert config["TracingConfig"] == {"Mode": "Active"}
         assert [layer["Arn"] for layer in config["Layers"]] == [deployment.layer_arn]
         assert config["Role"].endswith(f":role/{NAME}-{role}")
-        assert config["Environment"]["Variables"] == {
+        variables = dict(config["Environment"]["Variables"])
+        if role == "updates":  # the only function that checks who may report on what
+            sources = json.loads(variables.pop("TASKMANAGER_PROCESSOR_SOURCES"))
+            assert sources == {"text.wordcount": [PROCESSOR_SOURCE]}
+        assert variables == {
             "TASKMANAGER_TABLE_NAME": f"{NAME}-tasks",
             "TASKMANAGER_EVENT_BUS_NAME": NAME,
             "TASKMANAGER_EVENT_SOURCE": "taskmanager",
@@ -402,6 +413,7 @@ def test_functions_run_the_named_handlers_with_the_settings(deployment: Deployme
         }
     processor = lam.get_function_configuration(FunctionName=f"{NAME}-word-count")
     assert processor["Handler"] == "wordcount_processor.handler"
+    assert processor["Environment"]["Variables"]["TASKMANAGER_PROCESSOR_SOURCE"] == PROCESSOR_SOURCE
     logs = deployment.client("logs")
     groups = {
         g["logGroupName"]: g.get("retentionInDays") for g in logs.describe_log_groups()["logGroups"]
@@ -487,9 +499,14 @@ def test_each_role_allows_only_what_its_function_calls(deployment: Deployment, r
     assert actions == EXPECTED_ACTIONS[role] | COMMON_ACTIONS
     publish = [s for s in statements if "events:PutEvents" in _as_list(s["Action"])]
     if role == "word-count":
-        # A processor may publish TaskUpdated only.
+        # A processor may publish TaskUpdated only, with its own source only.
         (statement,) = publish
-        assert statement["Condition"] == {"StringEquals": {"events:detail-type": "TaskUpdated"}}
+        assert statement["Condition"] == {
+            "StringEquals": {
+                "events:detail-type": "TaskUpdated",
+                "events:source": PROCESSOR_SOURCE,
+            }
+        }
 
 
 # --- API ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from taskmanager.adapters.memory import InMemoryTaskRepository, ManualClock, UuidIdFactory
 from taskmanager.entrypoints import bootstrap
 from taskmanager.entrypoints.bootstrap import Settings
 
@@ -80,3 +81,58 @@ def test_the_repository_spreads_the_due_indexes_over_the_configured_shards(
         assert getattr(repo, "due_shards", None) == 16
     finally:
         bootstrap.reset()
+
+
+def test_processor_sources_say_which_task_types_each_source_may_report_on() -> None:
+    settings = Settings.from_environ(
+        {
+            "TASKMANAGER_TABLE_NAME": "tasks",
+            "TASKMANAGER_PROCESSOR_SOURCES": (
+                '{"report.render": ["acme.render", "acme.any"],'
+                ' "text.wordcount": ["acme.count", "acme.any"]}'
+            ),
+        }
+    )
+    assert settings.types_by_source == {
+        "acme.render": frozenset({"report.render"}),
+        "acme.count": frozenset({"text.wordcount"}),
+        "acme.any": frozenset({"report.render", "text.wordcount"}),
+    }
+    deps = bootstrap.Dependencies(
+        repo=InMemoryTaskRepository(),
+        clock=ManualClock(),
+        ids=UuidIdFactory(),
+        types_by_source=settings.types_by_source,
+    )
+    assert deps.types_for("acme.render") == frozenset({"report.render"})
+    assert deps.types_for("taskmanager") == frozenset()
+
+
+@pytest.mark.parametrize("value", [None, "{}"])
+def test_without_processor_sources_any_source_may_report_on_anything(value: str | None) -> None:
+    environ = {"TASKMANAGER_TABLE_NAME": "tasks"}
+    if value is not None:
+        environ["TASKMANAGER_PROCESSOR_SOURCES"] = value
+    settings = Settings.from_environ(environ)
+    assert settings.types_by_source is None
+    deps = bootstrap.Dependencies(
+        repo=InMemoryTaskRepository(), clock=ManualClock(), ids=UuidIdFactory()
+    )
+    assert deps.types_for("anyone") is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not json",
+        '["acme.render"]',
+        '{"report render": ["acme.render"]}',  # not a task type
+        '{"report.render": [""]}',  # not a source
+        '{"report.render": "acme.render"}',
+    ],
+)
+def test_malformed_processor_sources_are_refused(value: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings.from_environ(
+            {"TASKMANAGER_TABLE_NAME": "tasks", "TASKMANAGER_PROCESSOR_SOURCES": value}
+        )

@@ -139,3 +139,99 @@ def test_log_lines_carry_the_correlation_id_and_the_task_id(
     assert line["task_id"] == TASK
     assert line["function_request_id"] == FakeLambdaContext.aws_request_id
     assert obs.metrics().metric_set == {}  # flushed at the end of the invocation
+
+
+# --- who may report: the envelope's source decides the task types ----------------------------
+
+RENDERER = "taskmanager.processor.tm-prod-render"
+COUNTER = "taskmanager.processor.tm-prod-wordcount"
+SOURCES = {RENDERER: frozenset({"report.render"}), COUNTER: frozenset({"text.wordcount"})}
+
+
+def from_source(record: dict[str, Any], source: str, message_id: str) -> dict[str, Any]:
+    """The fixture's SQS record with the EventBridge envelope's ``source`` replaced."""
+    body = json.loads(record["body"])
+    body["source"] = source
+    return {**record, "messageId": message_id, "body": json.dumps(body)}
+
+
+def run_with_sources(repo: InMemoryTaskRepository, event: dict[str, Any]) -> list[str]:
+    deps = Dependencies(
+        repo=repo, clock=ManualClock(NOW), ids=UuidIdFactory(), types_by_source=SOURCES
+    )
+    obs.metrics().clear_metrics()
+    response = create_handler(lambda: deps)(event, FakeLambdaContext())
+    return [item["itemIdentifier"] for item in response["batchItemFailures"]]
+
+
+def test_an_update_from_a_source_allowed_another_type_is_rejected_and_logged(
+    repo: InMemoryTaskRepository, log_lines: Callable[[], list[dict[str, Any]]]
+) -> None:
+    event = load_event("sqs_updates.json")
+    finish = event["Records"][7]  # SUCCESSFUL, sequence 3, of the report.render task
+    event["Records"] = [from_source(finish, COUNTER, "forged")]
+
+    assert run_with_sources(repo, event) == []  # acknowledged: a retry cannot make it legal
+
+    task = repo.get(TASK)
+    assert task is not None
+    assert (task.status, task.version) == (TaskStatus.CREATED, 1)
+    assert repo.undelivered == []
+    assert metric_counts() == {obs.UPDATES_REJECTED: 1}
+    (line,) = [line for line in log_lines() if line.get("outcome") == "rejected"]
+    assert line["reason"] == "SOURCE_NOT_ALLOWED"
+    assert line["source"] == COUNTER
+    assert line["task_id"] == TASK
+    assert line["level"] == "WARNING"
+
+
+def test_the_processor_of_the_tasks_type_reports_as_usual(repo: InMemoryTaskRepository) -> None:
+    event = load_event("sqs_updates.json")
+    running, finish = event["Records"][0], event["Records"][7]
+    event["Records"] = [from_source(running, RENDERER, "1"), from_source(finish, RENDERER, "2")]
+
+    assert run_with_sources(repo, event) == []
+
+    task = repo.get(TASK)
+    assert task is not None
+    assert (task.status, task.result) == (TaskStatus.SUCCESSFUL, {"pages": 12})
+    assert metric_counts() == {obs.UPDATES_APPLIED: 2}
+
+
+class CountingRepository(InMemoryTaskRepository):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def apply(self, guard: Guard, change: Change) -> WriteResult:
+        self.writes += 1
+        return super().apply(guard, change)
+
+
+def test_a_source_no_processor_publishes_with_is_rejected_without_a_write(
+    log_lines: Callable[[], list[dict[str, Any]]],
+) -> None:
+    """The fixture's events carry the task manager's own source, which no processor has."""
+    repo = CountingRepository()
+    task = new_task(SubmitTask(type="report.render"), task_id=TASK, owner="alice", now=NOW)
+    repo.create(task, NOW)
+    event = load_event("sqs_updates.json")
+    event["Records"] = event["Records"][7:]
+
+    assert run_with_sources(repo, event) == []
+
+    assert repo.writes == 0
+    assert repo.get(TASK) == task
+    (line,) = [line for line in log_lines() if line.get("outcome") == "rejected"]
+    assert (line["reason"], line["source"]) == ("SOURCE_NOT_ALLOWED", "taskmanager")
+
+
+def test_without_processor_sources_any_source_reports_on_any_task(
+    repo: InMemoryTaskRepository,
+) -> None:
+    event = load_event("sqs_updates.json")
+    event["Records"] = [from_source(event["Records"][7], COUNTER, "any")]
+    assert run(repo, event) == []
+    task = repo.get(TASK)
+    assert task is not None
+    assert task.status is TaskStatus.SUCCESSFUL

@@ -1,6 +1,19 @@
 # The task manager plus one processor (word counting, docs/examples/wordcount_processor.py)
 # built with taskmanager.processor.
 
+locals {
+  # Each processor: its task type and the source it publishes TaskUpdated with. Both modules
+  # read these values here, so the task manager's processor_sources never waits for (or
+  # cycles through) a processor module.
+  processors = {
+    word_count = {
+      name      = "${var.name}-word-count"
+      task_type = "text.wordcount"
+      source    = "taskmanager.processor.${var.name}-word-count"
+    }
+  }
+}
+
 module "task_manager" {
   source = "../../modules/task-manager"
 
@@ -20,6 +33,12 @@ module "task_manager" {
     create = true
   }
 
+  # Only the word-count processor may report on text.wordcount tasks; nothing else may
+  # report at all.
+  processor_sources = {
+    for p in values(local.processors) : p.task_type => p.source...
+  }
+
   api = {
     authorization          = "AWS_IAM"
     throttling_burst_limit = 50
@@ -34,8 +53,9 @@ module "task_manager" {
 module "word_count" {
   source = "../../modules/processor"
 
-  name      = "${var.name}-word-count"
-  task_type = "text.wordcount"
+  name         = local.processors.word_count.name
+  task_type    = local.processors.word_count.task_type
+  event_source = local.processors.word_count.source
   # Only what the processor uses, so it does not wait for the whole task manager.
   task_manager = {
     event_bus_name        = module.task_manager.event_bus_name

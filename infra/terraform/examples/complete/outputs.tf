@@ -33,6 +33,11 @@ output "processor_function_name" {
   value       = module.word_count.function_name
 }
 
+output "processor_event_source" {
+  description = "The source the word-count processor publishes TaskUpdated with."
+  value       = module.word_count.event_source
+}
+
 output "processor_failure_queue_url" {
   description = "TaskCreated events the processor failed on every retry."
   value       = module.word_count.failure_queue_url

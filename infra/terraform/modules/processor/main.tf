@@ -3,6 +3,9 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
+  # The source of this processor's TaskUpdated events, and the only one its role may use.
+  event_source = coalesce(var.event_source, "taskmanager.processor.${var.name}")
+
   failure_queue_name   = "${var.name}-failures"
   create_failure_queue = var.async_invoke.on_failure_destination_arn == null
   on_failure_arn       = local.create_failure_queue ? aws_sqs_queue.failures[0].arn : var.async_invoke.on_failure_destination_arn
@@ -127,6 +130,15 @@ resource "aws_lambda_function_event_invoke_config" "this" {
       destination = local.on_failure_arn
     }
   }
+
+  lifecycle {
+    # Sending failure records to a bus needs events:PutEvents on it, with no source
+    # condition: on the task manager's bus that would let the processor publish as anyone.
+    precondition {
+      condition     = local.on_failure_arn != var.task_manager.event_bus_arn
+      error_message = "async_invoke.on_failure_destination_arn must not be the task manager's bus: the role would then publish there with any source."
+    }
+  }
 }
 
 # --- The function and its role ----------------------------------------------------------------
@@ -148,9 +160,31 @@ resource "aws_iam_role" "this" {
   tags               = var.tags
 }
 
+# Publish TaskUpdated with this processor's own source only. Its sid is the one of the task
+# manager's publish statement, which it replaces: with both, the unconditioned one would let
+# the processor publish as anyone.
+data "aws_iam_policy_document" "publish" {
+  statement {
+    sid       = "PublishTaskUpdated"
+    actions   = ["events:PutEvents"]
+    resources = [var.task_manager.event_bus_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "events:detail-type"
+      values   = ["TaskUpdated"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "events:source"
+      values   = [local.event_source]
+    }
+  }
+}
+
 data "aws_iam_policy_document" "this" {
-  # Publish TaskUpdated and read a task's status: the task manager's ready-made policy.
-  source_policy_documents = [var.task_manager.processor_policy_json]
+  # Read a task's status (and publish, narrowed above): the task manager's ready-made policy.
+  source_policy_documents   = [var.task_manager.processor_policy_json]
+  override_policy_documents = [data.aws_iam_policy_document.publish.json]
 
   statement {
     sid       = "OwnLogGroup"
@@ -185,6 +219,15 @@ resource "aws_iam_role_policy" "this" {
   name   = var.name
   role   = aws_iam_role.this.id
   policy = data.aws_iam_policy_document.this.json
+
+  lifecycle {
+    # The task manager's source is the one TaskCreated comes with: a processor publishing
+    # with it could not be told from the task manager.
+    precondition {
+      condition     = local.event_source != var.task_manager.event_source
+      error_message = "event_source (${local.event_source}) must differ from the task manager's own source (task_manager.event_source)."
+    }
+  }
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -222,9 +265,11 @@ resource "aws_lambda_function" "this" {
       TASKMANAGER_TABLE_NAME     = var.task_manager.table_name
       TASKMANAGER_EVENT_BUS_NAME = var.task_manager.event_bus_name
       TASKMANAGER_EVENT_SOURCE   = var.task_manager.event_source
-      TASKMANAGER_TRACING        = var.function.tracing ? "true" : "false"
-      POWERTOOLS_SERVICE_NAME    = var.name
-      POWERTOOLS_LOG_LEVEL       = var.function.log_level
+      # The source the SDK publishes TaskUpdated with: this processor's own.
+      TASKMANAGER_PROCESSOR_SOURCE = local.event_source
+      TASKMANAGER_TRACING          = var.function.tracing ? "true" : "false"
+      POWERTOOLS_SERVICE_NAME      = var.name
+      POWERTOOLS_LOG_LEVEL         = var.function.log_level
     })
   }
 

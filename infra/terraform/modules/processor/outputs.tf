@@ -27,3 +27,8 @@ output "failure_queue_url" {
   description = "URL of the created failure queue (null when a destination was given)."
   value       = local.create_failure_queue ? aws_sqs_queue.failures[0].url : null
 }
+
+output "event_source" {
+  description = "The source of this processor's TaskUpdated events (the only one its role may publish with): list it under task_type in the task-manager module's processor_sources."
+  value       = local.event_source
+}

@@ -18,6 +18,18 @@ variable "task_type" {
   }
 }
 
+variable "event_source" {
+  description = "The source of this processor's TaskUpdated events: its role may publish with this source only, and the task manager accepts it only for the task types its processor_sources lists it under. null: \"taskmanager.processor.<name>\". It must differ from the task manager's own source."
+  type        = string
+  default     = null
+
+  # PutEvents takes 1-256 characters; sources starting with "aws." are AWS's own.
+  validation {
+    condition     = var.event_source == null || (can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$", coalesce(var.event_source, "-"))) && !startswith(coalesce(var.event_source, "-"), "aws."))
+    error_message = "event_source must be 1-256 characters of letters, digits, '.', '_' or '-' and must not start with 'aws.'."
+  }
+}
+
 variable "task_manager" {
   description = "Outputs of the task-manager module this processor works for, deployed in the same account and region (the plan stops otherwise)."
   type = object({

@@ -22,6 +22,14 @@ locals {
     }
   }
 
+  # Settings only one function reads: the updates function checks who may report.
+  function_environment = {
+    api     = {}
+    stream  = {}
+    sweeper = {}
+    updates = length(var.processor_sources) > 0 ? { TASKMANAGER_PROCESSOR_SOURCES = jsonencode(var.processor_sources) } : {}
+  }
+
   table_index_arn = { for name in ["by-owner", "by-deadline", "by-heartbeat"] : name => "${aws_dynamodb_table.this.arn}/index/${name}" }
 
   # The public Powertools layers are built per Python version and architecture and named for
@@ -224,7 +232,7 @@ resource "aws_lambda_function" "this" {
       # No pydantic plugins are used: skip pydantic's scan of every installed package's entry
       # points on the first schema build of each cold start (docs/deploy.md).
       PYDANTIC_DISABLE_PLUGINS = "__all__"
-    })
+    }, local.function_environment[each.key])
   }
 
   logging_config {

@@ -31,10 +31,15 @@ locals {
     POWERTOOLS_METRICS_NAMESPACE        = "taskmanager"
   }
 
+  # The sources the TaskUpdated rule admits (empty: any): those of processor_sources, else
+  # event_bus.update_sources.
+  processor_sources = sort(distinct(flatten(values(var.processor_sources))))
+  update_sources    = length(var.processor_sources) > 0 ? local.processor_sources : var.event_bus.update_sources
+
   # Event patterns live in JSON next to the module; tests check them against the contracts.
   task_updated_pattern = merge(
     jsondecode(file("${path.module}/patterns/task_updated.json")),
-    length(var.event_bus.update_sources) > 0 ? { source = var.event_bus.update_sources } : {},
+    length(local.update_sources) > 0 ? { source = local.update_sources } : {},
   )
 }
 
@@ -151,6 +156,19 @@ resource "aws_cloudwatch_event_rule" "task_updated" {
   tags           = var.tags
 
   depends_on = [aws_cloudwatch_event_bus.this]
+
+  lifecycle {
+    # TaskCreated comes with the task manager's own source: a processor allowed to publish
+    # with it could not be told from the task manager.
+    precondition {
+      condition     = !contains(local.processor_sources, var.settings.event_source)
+      error_message = "processor_sources must not list the task manager's own source (settings.event_source = ${var.settings.event_source}): give each processor a source of its own."
+    }
+    precondition {
+      condition     = length(var.processor_sources) == 0 || length(var.event_bus.update_sources) == 0
+      error_message = "Set processor_sources or event_bus.update_sources, not both: processor_sources sets the TaskUpdated rule's sources itself."
+    }
+  }
 }
 
 resource "aws_cloudwatch_event_target" "task_updated" {

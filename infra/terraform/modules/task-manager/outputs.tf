@@ -74,11 +74,11 @@ output "lambda_environment" {
 }
 
 output "processor_publish_policy_json" {
-  description = "IAM policy document JSON a processor's role attaches to publish TaskUpdated on the bus (PutEvents limited to that detail-type)."
+  description = "IAM policy document JSON a processor's role attaches to publish TaskUpdated on the bus (PutEvents limited to that detail-type). Any source: add an events:source condition naming the processor's own source, as the processor module does (statement sid PublishTaskUpdated)."
   value       = data.aws_iam_policy_document.processor_publish.json
 }
 
 output "processor_policy_json" {
-  description = "IAM policy document JSON for a processor built with taskmanager.processor: publish TaskUpdated and read a task's status (GetItem on the table)."
+  description = "IAM policy document JSON for a processor built with taskmanager.processor: publish TaskUpdated and read a task's status (GetItem on the table). The processor module narrows its publish statement (sid PublishTaskUpdated) to the processor's own source."
   value       = data.aws_iam_policy_document.processor.json
 }

@@ -1,5 +1,7 @@
 # Policies this module hands to others: processors and API callers.
 
+# The processor module replaces this statement (same sid) by one that also names the
+# processor's own source (events:source): a role given it as is may publish with any source.
 data "aws_iam_policy_document" "processor_publish" {
   statement {
     sid       = "PublishTaskUpdated"

@@ -134,7 +134,7 @@ variable "table" {
 }
 
 variable "event_bus" {
-  description = "The EventBridge bus: create one named `name` (default \"<name>\") or, with create = false, use the existing bus of that name (\"default\" works). update_sources: the event sources the TaskUpdated rule accepts (empty: any). Processors run in this account and region and attach the `processor_policy_json` output to their roles."
+  description = "The EventBridge bus: create one named `name` (default \"<name>\") or, with create = false, use the existing bus of that name (\"default\" works). update_sources: the event sources the TaskUpdated rule accepts (empty: any), without a check of the task type; processor_sources, which also sets the rule's sources, supersedes it. Processors run in this account and region and attach the `processor_policy_json` output to their roles."
   type = object({
     create         = optional(bool, true)
     name           = optional(string)
@@ -145,6 +145,39 @@ variable "event_bus" {
   validation {
     condition     = var.event_bus.create || var.event_bus.name != null
     error_message = "event_bus.name is required when event_bus.create is false."
+  }
+}
+
+variable "processor_sources" {
+  description = "Who may report on which tasks: for each task type, the event sources of the processors whose TaskUpdated may change tasks of that type (each processor module's event_source). The TaskUpdated rule then admits these sources only, and the updates function rejects (counts and logs, reason SOURCE_NOT_ALLOWED) an update from a source not listed for the task's type. Empty: any source on the bus may report on any task, as before; not for production (docs/deploy.md, \"Who may report on a task\")."
+  type        = map(list(string))
+  default     = {}
+
+  validation {
+    condition     = alltrue([for t in keys(var.processor_sources) : can(regex("^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", t))])
+    error_message = "processor_sources keys must be task types: ^[A-Za-z0-9][A-Za-z0-9._:-]*$, 1-64 characters (docs/design.md §2)."
+  }
+  validation {
+    condition = alltrue([
+      for s in flatten(values(var.processor_sources)) : can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$", s)) && !startswith(s, "aws.")
+    ])
+    error_message = "processor_sources values must be event sources: 1-256 characters of letters, digits, '.', '_' or '-', not starting with 'aws.'."
+  }
+  validation {
+    condition     = alltrue([for sources in values(var.processor_sources) : length(sources) > 0])
+    error_message = "processor_sources lists at least one source for each task type it names."
+  }
+  # The mapping travels in the updates function's environment, which Lambda limits to 4 KB
+  # in all; and DynamoDB checks a source's types with IN, which takes at most 100 values.
+  validation {
+    condition     = length(jsonencode(var.processor_sources)) <= 3072
+    error_message = "processor_sources must be at most 3072 characters as JSON (it is passed in the updates function's environment, 4 KB in all)."
+  }
+  validation {
+    condition = alltrue([
+      for s in distinct(flatten(values(var.processor_sources))) : length([for t, sources in var.processor_sources : t if contains(sources, s)]) <= 100
+    ])
+    error_message = "processor_sources may list one source under at most 100 task types."
   }
 }
 

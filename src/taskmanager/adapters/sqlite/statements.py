@@ -2,8 +2,8 @@
 
 Every write is one statement. Submit is an ``INSERT`` whose upsert branch replaces only an
 expired task. Every other change is one ``UPDATE ... WHERE <guard> RETURNING <task>``: the
-domain's guard (prior statuses, sequence bound, owner, version) is the ``WHERE`` clause, so
-of two racing writers exactly one gets a row back. Values are always bound as parameters,
+domain's guard (prior statuses, sequence bound, owner, version, type) is the ``WHERE``
+clause, so of two racing writers exactly one gets a row back. Values are always bound as parameters,
 never written into the statement text.
 """
 
@@ -124,6 +124,7 @@ def update_statement(guard: Guard, change: Change) -> tuple[str, list[Any]]:
         guard.sequence is not None,
         guard.owner is not None,
         guard.version is not None,
+        None if guard.types is None else len(guard.types),
     )
     sql = _UPDATE_SQL.get(shape)
     if sql is None:
@@ -154,6 +155,8 @@ def update_statement(guard: Guard, change: Change) -> tuple[str, list[Any]]:
         params.append(guard.owner)
     if guard.version is not None:
         params.append(guard.version)
+    if guard.types is not None:
+        params += sorted(guard.types)
     return sql, params
 
 
@@ -166,6 +169,7 @@ def _update_sql(  # noqa: PLR0917 (the fields of one shape key, in order)
     guard_sequence: bool,
     guard_owner: bool,
     guard_version: bool,
+    guard_types: int | None,
 ) -> str:
     sets = ["status = ?", "version = version + 1", "updated_at = ?"]
     if status == TaskStatus.RUNNING.value:
@@ -193,4 +197,7 @@ def _update_sql(  # noqa: PLR0917 (the fields of one shape key, in order)
         where.append("owner = ?")
     if guard_version:
         where.append("version = ?")
+    if guard_types is not None:
+        # SQLite takes an empty list too: then no task's type is in it.
+        where.append(f"type IN ({', '.join('?' * guard_types)})")
     return f"UPDATE tasks SET {', '.join(sets)} WHERE {' AND '.join(where)} RETURNING {TASK_ROW}"
