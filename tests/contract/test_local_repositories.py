@@ -9,8 +9,8 @@ import pytest
 from taskmanager.adapters.memory import InMemoryEventBus, InMemoryTaskRepository
 from taskmanager.adapters.sqlite import SQLiteTaskRepository
 from taskmanager.domain.errors import PublishError
-from taskmanager.domain.services import dispatch_outbox
-from tests.contract.repository_contract import RepositoryContract, Store
+from taskmanager.domain.services import DEFAULT_POLICY, dispatch_outbox, record_update
+from tests.contract.repository_contract import RepositoryContract, Store, update
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -81,6 +81,31 @@ class OutboxContract(RepositoryContract):
         assert [e.event.id for e in outbox.pending(10)] == [ids[1], ids[3]]
         outbox.mark_delivered([positions[3], positions[3], positions[1]])  # repeated
         assert outbox.pending(10) == []
+
+    def test_purge_deletes_expired_tasks_only_in_batches_and_keeps_their_events(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        repo = store.extra["outbox"]
+        finished = [self.submit(repo, clock) for _ in range(5)]
+        for task in finished:
+            record_update(update(task.id, "SUCCESSFUL"), repo=repo, clock=clock)
+        clock.advance(1)
+        late = self.submit(repo, clock)
+        record_update(update(late.id, "SUCCESSFUL"), repo=repo, clock=clock)
+        still_open = self.submit(repo, clock)
+        events = [entry.event.event_id for entry in repo.pending(100)]
+        # Exactly the retention after the first five finished: those have expired, no other.
+        clock.advance(DEFAULT_POLICY.retention_seconds - 1)
+        assert repo.purge_expired(clock.now(), 3) == 3
+        assert repo.purge_expired(clock.now(), 3) == 2
+        assert repo.purge_expired(clock.now(), 3) == 0
+        assert [repo.get(task.id) for task in finished] == [None] * 5
+        assert repo.get(late.id) is not None
+        assert repo.get(still_open.id) is not None
+        assert [entry.event.event_id for entry in repo.pending(100)] == events
+        clock.advance(10 * DEFAULT_POLICY.retention_seconds)
+        assert repo.purge_expired(clock.now(), 10) == 1  # an open task never expires
+        assert repo.get(still_open.id) is not None
 
 
 class TestInMemoryRepository(OutboxContract):

@@ -22,6 +22,7 @@ from taskmanager.adapters.memory import (
 from taskmanager.adapters.sqlite import SCHEMA_VERSION, SQLiteTaskRepository, outbox, rows
 from taskmanager.adapters.sqlite.rows import time_text
 from taskmanager.domain.errors import StorageError, StorageSchemaError
+from taskmanager.domain.events import TaskUpdated
 from taskmanager.domain.model import (
     TYPE_MAX_LENGTH,
     TYPE_PATTERN,
@@ -32,8 +33,10 @@ from taskmanager.domain.model import (
 )
 from taskmanager.domain.ports import ListQuery
 from taskmanager.domain.services import (
+    Policy,
     dispatch_outbox,
     new_task,
+    record_update,
     submit_task,
 )
 from tests.contract import sqlite_workers
@@ -505,3 +508,35 @@ def test_row_text_with_every_escape_reads_back_unchanged(tmp_path: Path) -> None
     assert stored == task
     assert stored is not None
     assert (stored.id, stored.owner, stored.input, stored.idempotency_key) == (text,) * 4
+
+
+def test_under_a_steady_load_purging_keeps_the_rows_and_the_file_bounded(tmp_path: Path) -> None:
+    """Tasks finished and expired a second later, round after round: once the purge runs,
+    the rows stop at about one retention's worth and the file stops growing (SQLite
+    reuses the pages the deleted rows freed)."""
+    policy = Policy(retention_seconds=1)
+    clock = ManualClock()
+    path = tmp_path / "tasks.db"
+    repo = SQLiteTaskRepository(path)
+    db = sqlite3.connect(path)
+    bus = InMemoryEventBus(record=False)
+    command = SubmitTask(type="t", input={"text": "x" * 1000})
+    rows_seen, pages_seen = [], []
+    for _ in range(60):
+        for _ in range(25):
+            task = submit_task(command, owner="o", repo=repo, clock=clock, ids=UuidIdFactory())
+            finish = TaskUpdated(task_id=task.task.id, status="SUCCESSFUL", result={"n": 1})
+            record_update(finish, repo=repo, clock=clock, policy=policy)
+        dispatch_outbox(repo, bus)
+        clock.advance(0.5)
+        while repo.purge_expired(clock.now(), 10) == 10:  # bounded batches, until done
+            pass
+        rows_seen.append(db.execute("SELECT count(*) FROM tasks").fetchone()[0])
+        pages_seen.append(db.execute("PRAGMA page_count").fetchone()[0])
+    db.close()
+    repo.close()
+    # 1,500 tasks went through; each round, the previous round's 25 expired (finished a
+    # retention ago) and were deleted: only the last round's are kept.
+    assert rows_seen == [25] * 60
+    # The file grew while the first rounds filled it, then not at all.
+    assert pages_seen[-1] == pages_seen[10]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -328,3 +329,115 @@ def test_serve_warns_when_told_to_bind_beyond_loopback(tmp_path: Path) -> None:
     assert "192.0.2.1" in output
     assert "no authentication" in output
     assert result.returncode != 0
+
+
+def _endless_header_is_cut_off(port: int) -> bool:
+    """Send one header of up to 4 MiB in pieces, never ending it: the server answers 431 and
+    closes (the client may see the reset first) rather than keep reading."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            sock.sendall(b"GET /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
+            for _ in range(64):
+                sock.sendall(b"a" * 65536)
+                time.sleep(0.001)
+            answer = sock.recv(64)
+        except OSError:  # reset: the server closed while the client still sent
+            return True
+    return answer.startswith(b"HTTP/1.1 431 ")
+
+
+# --- only its own hosts and its own page ------------------------------------------------------
+
+
+def test_serve_refuses_foreign_hosts_cross_site_writes_and_oversized_headers(
+    tmp_path: Path,
+) -> None:
+    server = LocalServer(tmp_path / "taskmanager.db", ("--allowed-host", "Tasks.Home.Arpa")).start()
+    try:
+        port = server.port
+        task = server.submit("never.runs")
+        # DNS rebinding: a page of evil.example.com whose name now points at this machine.
+        for method, path in (
+            ("GET", "/tasks"),
+            ("GET", f"/tasks/{task['id']}"),
+            ("GET", "/"),
+            ("GET", "/static/app.js"),
+            ("GET", "/events"),
+            ("POST", "/tasks"),
+            ("POST", f"/tasks/{task['id']}/cancel"),
+        ):
+            for host in ("evil.example.com", f"evil.example.com:{port}", "127.0.0.1.nip.io"):
+                response = server.request(
+                    method, path, {"type": "t"} if method == "POST" else None,
+                    headers={"Host": host},
+                )  # fmt: skip
+                assert response.status == 421, (method, path, host, response.body)
+                assert response.body["error"]["code"] == "HOST_NOT_ALLOWED"
+        for host in (
+            f"127.0.0.1:{port}",
+            "127.0.0.1",
+            f"localhost:{port}",
+            "LOCALHOST",
+            f"[::1]:{port}",
+            "tasks.home.arpa",
+            f"tasks.home.arpa:{port}",
+        ):
+            assert server.request("GET", "/tasks", headers={"Host": host}).status == 200, host
+        assert server.get(task["id"])["status"] == "CREATED"
+        assert len(server.request("GET", "/tasks").body["items"]) == 1  # no POST got in
+
+        # A form posted from another site (no preflight) names that site in Origin.
+        for origin in (
+            "https://evil.example.com",
+            f"http://localhost:{port + 1}",  # another local server's page
+            f"http://127.0.0.1:{port}.evil.example.com",
+            "null",  # a sandboxed frame, a file:// page
+        ):
+            response = server.request(
+                "POST", f"/tasks/{task['id']}/cancel", headers={"Origin": origin}
+            )
+            assert (response.status, response.body["error"]["code"]) == (
+                403,
+                "CROSS_SITE_REQUEST",
+            ), origin
+            response = server.request("POST", "/tasks", {"type": "t"}, headers={"Origin": origin})
+            assert response.status == 403, origin
+        assert server.get(task["id"])["status"] == "CREATED"
+        # The page's own requests, and requests without Origin (curl, the CLI), are served.
+        own = {"Origin": f"http://127.0.0.1:{port}"}
+        assert server.request("POST", "/tasks", {"type": "t"}, headers=own).status == 202
+        named = {"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"}
+        assert server.request("POST", "/tasks", {"type": "t"}, headers=named).status == 202
+        cancel = server.request("POST", f"/tasks/{task['id']}/cancel", headers=own)
+        assert (cancel.status, cancel.body["status"]) == (202, "FAILED"), cancel.body
+        # A GET with another Origin is served: the browser hides the answer from that page
+        # (no CORS header is ever sent), and a GET changes nothing.
+        response = server.request("GET", "/tasks", headers={"Origin": "https://evil.example.com"})
+        assert response.status == 200
+        assert "access-control-allow-origin" not in response.headers
+
+        # A head over 16 KiB, read at once or in pieces: 431, before it is read whole.
+        for size in (17 * 1024, 200 * 1024):
+            response = server.request("GET", "/tasks", headers={"X-Big": "a" * size})
+            assert (response.status, response.body["error"]["code"]) == (
+                431,
+                "HEADERS_TOO_LARGE",
+            ), size
+        many = {f"X-Header-{n}": "b" * 100 for n in range(200)}
+        assert server.request("GET", "/tasks", headers=many).status == 431
+        assert server.request("GET", "/tasks", headers={"X-Fits": "c" * 8000}).status == 200
+        assert _endless_header_is_cut_off(port)
+
+        # The page says where its script, style and requests may come from, and that no
+        # other site may frame it.
+        page = server.request("GET", "/")
+        assert page.status == 200
+        policy = page.headers["content-security-policy"]
+        assert "default-src 'self'" in policy
+        assert "frame-ancestors 'none'" in policy
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["x-frame-options"] == "DENY"
+        assert server.process is not None
+        assert server.process.poll() is None
+    finally:
+        server.stop()

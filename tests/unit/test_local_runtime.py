@@ -16,15 +16,16 @@ from aws_lambda_powertools.shared.cookies import Cookie
 from taskmanager.adapters.memory import InMemoryEventBus, InMemoryTaskRepository
 from taskmanager.adapters.sqlite import SQLiteTaskRepository
 from taskmanager.domain.errors import PublishError, StorageError
-from taskmanager.domain.events import TaskCreated, event_for
+from taskmanager.domain.events import TaskCreated, TaskUpdated, event_for
 from taskmanager.domain.model import SubmitTask
 from taskmanager.domain.ports import ListQuery
-from taskmanager.domain.services import submit_task
+from taskmanager.domain.services import Policy, record_update, submit_task
 from taskmanager.entrypoints.api import create_app
 from taskmanager.entrypoints.http.owners import fixed_owner
 from taskmanager.entrypoints.local.asgi import (
     MAX_BODY_BYTES,
     LocalApp,
+    RequestGuard,
     _api_answer,
     _headers_and_query,
     _send_whole,
@@ -464,3 +465,63 @@ def test_a_route_response_becomes_asgi_headers_with_repeats_and_cookies() -> Non
             (b"x-many", b"2"),
         ]
         assert sent[1]["body"] == b'{"ok": true}'
+
+
+def test_the_sweeper_deletes_expired_tasks_from_the_file_after_their_retention(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "tasks.db"
+    config = RuntimeConfig(
+        sweep_interval=0.05, purge_interval=0.05, purge_batch=2, policy=Policy(retention_seconds=1)
+    )
+    runtime = LocalRuntime(SQLiteTaskRepository(str(path)), config)
+    runtime.start()
+    try:
+        tasks = [_task(runtime) for _ in range(5)]
+        for task in tasks:
+            finish = TaskUpdated(task_id=task.id, status="SUCCESSFUL")
+            record_update(finish, repo=runtime.repo, clock=runtime.clock, policy=config.policy)
+        kept = _task(runtime)  # never finished: never expires
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 6
+            time.sleep(0.5)  # within the retention, nothing is deleted
+            assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 6
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                ids = [row[0] for row in db.execute("SELECT id FROM tasks")]
+                if ids == [kept.id]:
+                    break
+                time.sleep(0.05)
+            assert ids == [kept.id]  # five expired, deleted in batches of two
+    finally:
+        runtime.shutdown()
+
+
+def _guard_says(guard: RequestGuard, method: str, *headers: tuple[bytes, bytes]) -> str | None:
+    refusal = guard.refusal({"method": method, "headers": list(headers)})
+    return None if refusal is None else refusal.code
+
+
+def test_the_guard_serves_the_bound_and_allowed_names_and_only_own_origin_writes() -> None:
+    guard = RequestGuard("::1", ("tasks.lan", "FE80::1"))
+    for host in (b"[::1]:8000", b"localhost", b"tasks.lan:80", b"[fe80::1]", b"127.0.0.1:1"):
+        assert _guard_says(guard, "GET", (b"host", host)) is None, host
+        assert _guard_says(guard, "GET", (b"host", host)) is None, host  # as remembered
+    for host in (b"tasks.lan.evil.example", b"[::2]", b"0.0.0.0", b"localhost.", b""):
+        assert _guard_says(guard, "GET", (b"host", host)) == "HOST_NOT_ALLOWED", host
+    # Two Host headers: whichever a proxy or the app reads, one is not vouched for.
+    twice = ((b"host", b"localhost"), (b"host", b"evil.example.com"))
+    assert _guard_says(guard, "GET", *twice) == "HOST_NOT_ALLOWED"
+    own = (b"host", b"tasks.lan:8000")
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        assert _guard_says(guard, method, own, (b"origin", b"http://tasks.lan:8000")) is None
+        assert _guard_says(guard, method, own, (b"origin", b"https://tasks.lan:8000")) is None
+        assert _guard_says(guard, method, own) is None  # curl, the CLI
+        foreign = (b"origin", b"http://tasks.lan:8001")
+        assert _guard_says(guard, method, own, foreign) == "CROSS_SITE_REQUEST"
+        assert _guard_says(guard, method, foreign) == "CROSS_SITE_REQUEST"  # no Host to match
+    assert _guard_says(guard, "GET", own, (b"origin", b"https://evil.example.com")) is None
+    anyone = RequestGuard("127.0.0.1", ("*",))
+    assert _guard_says(anyone, "GET", (b"host", b"evil.example.com")) is None
+    evil = ((b"host", b"evil.example.com"), (b"origin", b"http://other.example.com"))
+    assert _guard_says(anyone, "POST", *evil) == "CROSS_SITE_REQUEST"

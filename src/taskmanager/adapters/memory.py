@@ -226,6 +226,14 @@ class InMemoryTaskRepository:
         due.sort(key=lambda t: t.due_at or now)
         return due[:limit]
 
+    def purge_expired(self, now: datetime, limit: int) -> int:
+        """Delete up to ``limit`` tasks expired at ``now``; returns how many (as SQLite's)."""
+        with self._lock:
+            expired = [t.id for t in self._tasks.values() if t.is_expired(now)][:limit]
+            for task_id in expired:
+                del self._tasks[task_id]
+        return len(expired)
+
     # -- Outbox --
     def pending(self, limit: int) -> list[OutboxEntry]:
         lock = self._lock

@@ -276,6 +276,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         grace_seconds=args.grace_seconds,
         sweep_interval=args.sweep_interval,
+        allowed_hosts=tuple(args.allowed_host),
     )
     return serve(options)
 
@@ -321,6 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the API, the web page and the processors")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name to serve besides localhost and --host (repeatable; * for any)",
+    )
     serve.add_argument(
         "--db", default="taskmanager.db", help="SQLite file (default ./taskmanager.db)"
     )

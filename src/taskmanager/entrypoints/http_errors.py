@@ -96,6 +96,42 @@ class UnsupportedMediaTypeError(TaskManagerError):
         )
 
 
+class HostNotAllowedError(TaskManagerError):
+    """A request whose ``Host`` is not one this server serves (``taskmanager serve``): a
+    page on another site that rebound its own name to this machine (DNS rebinding)."""
+
+    code = "HOST_NOT_ALLOWED"
+
+    def __init__(self, host: str) -> None:
+        super().__init__(
+            f"this server does not serve the host {host!r}; "
+            "start it with --allowed-host to serve that name",
+            details={"host": host},
+        )
+
+
+class CrossSiteRequestError(TaskManagerError):
+    """A state-changing request sent by a page of another site (its ``Origin`` header
+    names another origin than the server's own)."""
+
+    code = "CROSS_SITE_REQUEST"
+
+    def __init__(self, origin: str) -> None:
+        super().__init__(
+            f"a page of {origin} may not change tasks on this server", details={"origin": origin}
+        )
+
+
+class HeadersTooLargeError(TaskManagerError):
+    """The request line and headers are over the server's limit; refused before they are
+    read whole."""
+
+    code = "HEADERS_TOO_LARGE"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request's headers are over {limit} bytes", details={"limit": limit})
+
+
 # --- the table ------------------------------------------------------------------------------
 
 #: The status of each error, by class; an error's status is that of its nearest class here.
@@ -103,6 +139,8 @@ STATUS_BY_ERROR: Final[Mapping[type[TaskManagerError], int]] = {
     # The request cannot be read: not JSON, a bad query parameter or header.
     InvalidRequestError: 400,
     UnauthenticatedError: 401,
+    # A page of another site sent it (`taskmanager serve`).
+    CrossSiteRequestError: 403,
     TaskNotFoundError: 404,
     RouteNotFoundError: 404,
     MethodNotAllowedError: 405,
@@ -111,6 +149,9 @@ STATUS_BY_ERROR: Final[Mapping[type[TaskManagerError], int]] = {
     PayloadTooLargeError: 413,
     BodyTooLargeError: 413,
     UnsupportedMediaTypeError: 415,
+    # Addressed to a name this server does not serve (`taskmanager serve`).
+    HostNotAllowedError: 421,
+    HeadersTooLargeError: 431,
     # Read fine, but what it asks breaks the contract.
     InvalidCommandError: 422,
     IdempotencyKeyReusedError: 422,

@@ -24,6 +24,7 @@ from taskmanager.adapters.sqlite.rows import epoch_us, row_to_task, time_text
 from taskmanager.adapters.sqlite.statements import (
     DUE_BY_DEADLINE,
     DUE_BY_HEARTBEAT,
+    PURGE_EXPIRED,
     SELECT_ONE,
     insert_statement,
     list_statement,
@@ -187,6 +188,15 @@ class SQLiteTaskRepository:
             raise StorageError(f"SQLite read failed: {exc}") from exc
         tasks = {task.id: task for task in map(row_to_task, rows)}
         return sorted(tasks.values(), key=lambda task: task.due_at or now)[:limit]
+
+    def purge_expired(self, now: datetime, limit: int) -> int:
+        """Delete up to ``limit`` tasks expired at ``now`` (``expires_at <= now``: reads
+        already skip them) in one statement, atomic on its own; returns how many. Their
+        outbox rows stay: an event carries what it says, and is delivered all the same."""
+        try:
+            return int(self._db().execute(PURGE_EXPIRED, (time_text(now), limit)).rowcount)
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite write failed: {exc}") from exc
 
     # -- outbox ------------------------------------------------------------------------------
     def pending(self, limit: int) -> list[OutboxEntry]:

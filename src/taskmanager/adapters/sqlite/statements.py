@@ -62,6 +62,15 @@ DUE_BY_HEARTBEAT: Final = (
     "ORDER BY heartbeat_due_us LIMIT ?"
 )
 
+#: Up to ``limit`` tasks expired at ``now`` (RFC 3339 text, which sorts as time), deleted by
+#: the local sweeper as DynamoDB's TTL deletes them on AWS. No index: the sweeper runs it
+#: seldom (``RuntimeConfig.purge_interval``), and an index on ``expires_at`` would cost every
+#: task that finishes one more page to write.
+PURGE_EXPIRED: Final = (
+    "DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks "
+    "WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)"
+)
+
 
 def insert_statement(task: Task, now: datetime) -> tuple[str, tuple[Any, ...]]:
     """The insert of ``task`` at ``now`` (which an expired task of the same id must have

@@ -10,6 +10,12 @@ request cheap). Only what API Gateway cannot do is served here:
   :mod:`.streams`);
 - ``GET /`` and ``GET /static/...``: the web page.
 
+Before any of it, a request must be addressed to this server (:class:`RequestGuard`): its
+``Host`` must be one the server serves, or any web page the user visits could rebind its own
+name to this machine and read tasks (DNS rebinding; 421 ``HOST_NOT_ALLOWED``); and a write
+sent by a page of another site (an ``Origin`` other than the server's own) is refused (403
+``CROSS_SITE_REQUEST``): a form posted across sites needs no preflight.
+
 Requests are handled on the event loop thread, one at a time. **Group commit**: the writes
 of the requests handled in one turn of the event loop share one SQLite transaction, committed
 at the start of the next turn; every request of that turn is answered after the commit (a
@@ -33,6 +39,8 @@ from urllib.parse import parse_qsl
 from taskmanager.domain.errors import StorageError
 from taskmanager.entrypoints.http_errors import (
     BodyTooLargeError,
+    CrossSiteRequestError,
+    HostNotAllowedError,
     RouteNotFoundError,
     error_response,
     internal_error,
@@ -44,6 +52,7 @@ if TYPE_CHECKING:
 
     from aws_lambda_powertools.event_handler import Response
 
+    from taskmanager.domain.errors import TaskManagerError
     from taskmanager.entrypoints.http.route_table import TaskApi
     from taskmanager.entrypoints.local.runtime import LocalRuntime
 
@@ -62,6 +71,82 @@ _STATIC_TYPES: Final = {
     ".svg": "image/svg+xml",
     ".ico": "image/x-icon",
 }
+
+#: The names every local server answers to, whatever address it is bound to.
+LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "[::1]"})
+#: Methods that change something: refused when a page of another site sends them.
+_WRITES: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Sent with the web page: its own script, style and requests only; no framing (so no
+#: other site can overlay it), no content-type guessing.
+PAGE_SECURITY_HEADERS: Final = (
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        b"frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+def host_name(host: str) -> str:
+    """The name part of a ``Host`` value (``[::1]:8000`` -> ``[::1]``), lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] or host
+    return host.rpartition(":")[0] if ":" in host else host
+
+
+def _as_host(name: str) -> str:
+    """``name`` as a ``Host`` header names it: an IPv6 address in brackets, lower case."""
+    name = name.strip().lower()
+    return f"[{name}]" if name.count(":") >= 2 and not name.startswith("[") else host_name(name)
+
+
+class RequestGuard:
+    """Whether a request is addressed to this server and, for a write, sent by its own page.
+
+    ``hosts`` are the host names served (the port is not compared: the connection already
+    came to this server's port); ``None`` serves any name. A request without ``Host`` (HTTP
+    1.0) is served: no browser sends one. A write (POST, PUT, PATCH, DELETE) with an
+    ``Origin`` header must come from the origin the request is addressed to (``http://`` or
+    ``https://`` and its ``Host``); one without ``Origin`` (curl, the CLI) is not sent by a
+    page of another site."""
+
+    def __init__(self, bound: str = "127.0.0.1", allowed: tuple[str, ...] = ()) -> None:
+        self.hosts: frozenset[str] | None = None
+        if "*" not in allowed:
+            self.hosts = LOOPBACK_HOSTS | {_as_host(bound)} | {_as_host(n) for n in allowed}
+        #: ``Host`` values already accepted, as sent: the same one comes with every request.
+        self._accepted: set[bytes] = set()
+
+    def refusal(self, scope: Scope) -> TaskManagerError | None:
+        """Why the request is refused, or ``None`` to serve it."""
+        host = origin = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                if host is not None:  # which one would the page's own be? neither
+                    return HostNotAllowedError(
+                        f"{host.decode('latin-1')}, {value.decode('latin-1')}"
+                    )
+                host = value
+            elif name == b"origin":
+                origin = value
+        if host is not None and host not in self._accepted:
+            text = host.decode("latin-1")
+            if self.hosts is not None and host_name(text) not in self.hosts:
+                return HostNotAllowedError(text)
+            if len(self._accepted) < _NAME_CACHE_MAX:  # a client chooses its Host values
+                self._accepted.add(host)
+        if (
+            origin is not None
+            and scope["method"] in _WRITES
+            and (host is None or origin not in {b"http://" + host, b"https://" + host})
+        ):
+            return CrossSiteRequestError(origin.decode("latin-1"))
+        return None
 
 
 def load_static() -> dict[str, bytes]:
@@ -123,8 +208,10 @@ class LocalApp:
         *,
         static: dict[str, bytes] | None = None,
         keepalive_seconds: float = KEEPALIVE_SECONDS,
+        guard: RequestGuard | None = None,
     ) -> None:
         self.runtime = runtime
+        self.guard = RequestGuard() if guard is None else guard
         self.api = api
         self.static = load_static() if static is None else static
         self.streams = LiveStreams(runtime, keepalive_seconds=keepalive_seconds)
@@ -136,6 +223,10 @@ class LocalApp:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 await self._lifespan(receive, send)
+            return
+        refusal = self.guard.refusal(scope)
+        if refusal is not None:
+            await self._answer(send, error_response(refusal))
             return
         method, path = scope["method"], scope["path"]
         if method in {"GET", "HEAD"}:
@@ -265,7 +356,7 @@ class LocalApp:
             200,
             content,
             content_type,
-            [(b"cache-control", b"no-cache")],
+            [(b"cache-control", b"no-cache"), *PAGE_SECURITY_HEADERS],
             head=method == "HEAD",
         )
 

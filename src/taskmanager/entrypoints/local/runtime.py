@@ -8,7 +8,9 @@ stopped in order.
   thread itself (:mod:`.relay`);
 - the worker pool: processors run here when the bus hands them a ``TaskCreated``
   (:mod:`.threads`);
-- the sweeper thread: fails overdue tasks (``TIMEOUT``, ``HEARTBEAT_TIMEOUT``);
+- the sweeper thread: fails overdue tasks (``TIMEOUT``, ``HEARTBEAT_TIMEOUT``) and, every
+  ``purge_interval``, deletes expired tasks in batches of ``purge_batch`` (as DynamoDB's TTL
+  does on AWS), so that a server left running keeps its file bounded;
 - the checkpointer thread (SQLite): copies the write-ahead log into the database file, so
   that no request waits for a checkpoint;
 - the change hub: every delivered event reaches the live streams (SSE) watching its task.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -75,6 +78,13 @@ class RuntimeConfig:
     #: A round that delivered at least this many events means the server is busy (a group
     #: commit of several submits); one task's lifecycle makes rounds of one to three.
     dispatch_busy_events: int = 8
+    #: How often the sweeper deletes expired tasks (seconds), and at most how many each
+    #: statement deletes: each batch is a short write of its own, so the API's writes take
+    #: turns with it. Reads skip an expired task meanwhile.
+    purge_interval: float = 60.0
+    purge_batch: int = 500
+    #: At most this many batches per sweep; the rest waits for the next sweep.
+    purge_batches_per_sweep: int = 20
     policy: Policy = DEFAULT_POLICY
     owner: str = LOCAL_OWNER
 
@@ -101,6 +111,7 @@ class LocalRuntime:
         self.task_types: tuple[str, ...] = ()
         self.stopping = threading.Event()
         self.relay = OutboxRelay(self.repo, self.bus, config)
+        self._next_purge = 0.0  # monotonic time of the next purge: the first sweep purges
         self._sweeper = Loop("taskmanager-sweeper", self._sweep, config.sweep_interval)
         self._checkpointer = (
             Loop("taskmanager-checkpointer", self._checkpoint, config.checkpoint_interval)
@@ -151,6 +162,26 @@ class LocalRuntime:
     def _sweep(self) -> None:
         for task in expire_overdue(repo=self.repo, clock=self.clock, policy=self.config.policy):
             logger.info("task %s failed: %s", task.id, task.error.code if task.error else "")
+        now = time.monotonic()
+        if now >= self._next_purge:
+            self._next_purge = now + self.config.purge_interval
+            if (
+                self.purge_expired()
+                == self.config.purge_batch * self.config.purge_batches_per_sweep
+            ):
+                self._next_purge = now  # more may be left: the next sweep goes on
+
+    def purge_expired(self) -> int:
+        """Delete expired tasks, batch by batch (up to ``purge_batches_per_sweep``)."""
+        deleted = 0
+        for _ in range(self.config.purge_batches_per_sweep):
+            count = self.repo.purge_expired(self.clock.now(), self.config.purge_batch)
+            deleted += count
+            if count < self.config.purge_batch:
+                break
+        if deleted:
+            logger.debug("deleted %d expired task(s)", deleted)
+        return deleted
 
     # -- lifecycle --
     def start(self) -> None:

@@ -21,7 +21,8 @@ from taskmanager.adapters.memory import InMemoryTaskRepository
 from taskmanager.adapters.sqlite import SQLiteTaskRepository
 from taskmanager.entrypoints.api import create_app
 from taskmanager.entrypoints.http.owners import fixed_owner
-from taskmanager.entrypoints.local.asgi import LocalApp
+from taskmanager.entrypoints.local.asgi import LocalApp, RequestGuard
+from taskmanager.entrypoints.local.limits import MAX_HEAD_BYTES, http_protocol
 from taskmanager.entrypoints.local.processors import job_for, load_processors
 from taskmanager.entrypoints.local.runtime import LocalRuntime, RuntimeConfig
 
@@ -48,6 +49,8 @@ class ServeOptions:
     grace_seconds: float = 10.0
     sweep_interval: float = 1.0
     log_level: str = "info"
+    #: Host names served besides the loopback names and ``host`` (``--allowed-host``).
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def is_loopback(host: str) -> bool:
@@ -81,7 +84,8 @@ def build(options: ServeOptions) -> tuple[LocalRuntime, LocalApp]:
     for processor in processors:
         runtime.add_job(processor.task_type, job_for(processor, runtime))
     api = create_app(runtime.deps, owner=fixed_owner(config.owner))
-    return runtime, LocalApp(runtime, api)
+    guard = RequestGuard(options.host, options.allowed_hosts)
+    return runtime, LocalApp(runtime, api, guard=guard)
 
 
 def serve(options: ServeOptions) -> int:
@@ -126,6 +130,10 @@ def serve(options: ServeOptions) -> int:
         # Nothing here reads the client's address or scheme (locations are relative paths),
         # so uvicorn's X-Forwarded-* middleware would only cost every request its pass.
         proxy_headers=False,
+        # A request's line and headers are refused past MAX_HEAD_BYTES (431), before they
+        # are read whole: by the protocol below with httptools, by h11's own limit without.
+        http=http_protocol(),
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
     )
     server = Server(config)
     server.run()

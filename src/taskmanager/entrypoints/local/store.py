@@ -20,7 +20,12 @@ if TYPE_CHECKING:
 
 
 class Store(TaskRepository, Outbox, Protocol):
-    """A task repository that keeps its own outbox (SQLite; memory in tests)."""
+    """A task repository that keeps its own outbox (SQLite; memory in tests), and deletes
+    its expired tasks when asked (on AWS, DynamoDB's TTL does)."""
+
+    def purge_expired(self, now: datetime, limit: int) -> int:
+        """Delete up to ``limit`` tasks with ``expires_at <= now``; returns how many."""
+        ...
 
 
 class NotifyingStore:
@@ -93,6 +98,10 @@ class NotifyingStore:
 
     def due(self, now: datetime, limit: int) -> list[Task]:
         return self.inner.due(now, limit)
+
+    def purge_expired(self, now: datetime, limit: int) -> int:
+        with self._writing:
+            return self.inner.purge_expired(now, limit)
 
     def pending(self, limit: int) -> list[OutboxEntry]:
         return self.inner.pending(limit)
