@@ -52,6 +52,14 @@ class ApiError(Exception):
         self.message = message
         self.details = details
 
+    @property
+    def summary(self) -> str:
+        """The message with what its details add: each invalid field and the rule it broke
+        (``limit: Input should be less than or equal to 100``), or the details' values the
+        message does not already say (``size=300000, limit=262144``)."""
+        extra = _describe_details(self.details, self.message)
+        return f"{self.message}: {extra}" if extra else self.message
+
 
 class InvalidRequestError(ApiError):
     code = "INVALID_REQUEST"
@@ -108,7 +116,29 @@ class WaitTimeoutError(TimeoutError):
         self.task = task
 
 
-def _api_error(status: int, body: bytes) -> ApiError:
+def _describe_details(details: Any, message: str) -> str:
+    if isinstance(details, list):
+        # The API's validation errors: [{"loc": ["query", "limit"], "msg": "..."}, ...]
+        parts = []
+        for item in details:
+            if not isinstance(item, dict):
+                parts.append(str(item))
+                continue
+            loc = [str(p) for p in item.get("loc") or () if p not in ("body", "query", "path")]
+            rule = str(item.get("msg") or item.get("type") or "not valid")
+            parts.append(f"{'.'.join(loc)}: {rule}" if loc else rule)
+        return "; ".join(parts)
+    if isinstance(details, dict):
+        return ", ".join(
+            f"{key}={value}"
+            for key, value in details.items()
+            if value is not None and str(value) not in message
+        )
+    return "" if details is None else str(details)
+
+
+def error_from_response(status: int, body: bytes) -> ApiError:
+    """The :class:`ApiError` (subclass) an error response of ``status`` and ``body`` means."""
     try:
         error = json.loads(body)["error"]
         code, message = str(error["code"]), str(error["message"])
@@ -329,7 +359,7 @@ class TaskClient:
                 self._sleep(max(backoff, response.retry_after or 0.0))
                 backoff *= 2
                 continue
-            raise _api_error(response.status, response.body)
+            raise error_from_response(response.status, response.body)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(self, method: str, path: str, body: Any, extra: Mapping[str, str]) -> Response:

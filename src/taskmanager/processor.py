@@ -253,9 +253,14 @@ class Processor:
         try:
             result = self.fn(event.input, ctx) if self._with_context else self.fn(event.input)
         except Exception as exc:
-            logger.info("task %s failed", event.id, exc_info=exc)
+            error = task_error(exc)
+            if isinstance(exc, ProcessorError):
+                # A failure the function meant to report: its code and message say it all.
+                logger.info("task %s failed: %s: %s", event.id, error.code, error.message)
+            else:
+                logger.error("task %s failed: %s", event.id, error.code, exc_info=exc)
             final = TaskUpdated.model_construct(
-                task_id=event.id, status=TaskStatus.FAILED, sequence=0, error=task_error(exc)
+                task_id=event.id, status=TaskStatus.FAILED, sequence=0, error=error
             )
         else:
             final = _successful(event.id, result)

@@ -186,3 +186,18 @@ def test_sigv4_and_bearer_auth_sign_every_request(world: World) -> None:
     assert headers["x-amz-security-token"] == "testing"
     TaskClient(base_url(world.server), auth=BearerAuth(lambda: "tok")).list()
     assert world.server.seen_headers[-1]["authorization"] == "Bearer tok"
+
+
+def test_an_error_summary_names_the_field_and_the_rule(world: World) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        world.client.list(limit=500)
+    assert info.value.summary == (
+        "request parameters are not valid: limit: Input should be less than or equal to 100"
+    )
+    assert str(info.value) == "400 INVALID_REQUEST: request parameters are not valid"
+    with pytest.raises(TaskNotFoundError) as missing:
+        world.client.get("nope")
+    assert missing.value.details == {"task_id": "nope"}
+    assert missing.value.summary == "task nope was not found"  # the message says it already
+    error = ApiError(409, "CONFLICT", "no", details={"current": 3, "requested": None})
+    assert error.summary == "no: current=3"

@@ -4,9 +4,10 @@
     taskmanager submit TYPE [--input JSON|@file] [--idempotency-key K] [--wait]
     taskmanager get ID | list [--status S] [--type T] | cancel ID | watch ID
 
-``--url`` (or ``TASKMANAGER_URL``) names the server, ``--json`` prints JSON. Exit codes:
-0 done (a waited or watched task SUCCESSFUL), 1 the task FAILED or the request failed,
-2 a usage error (bad arguments, input that is not JSON).
+``--url`` (or ``TASKMANAGER_URL``) names the server (``http://`` is assumed when it has no
+scheme), ``--json`` prints JSON, errors included. Exit codes: 0 done (a waited or watched task
+SUCCESSFUL), 1 the task FAILED or the request failed, 2 a usage error (bad arguments, input
+that is not JSON, a ``serve`` that cannot start: its port taken, a bad ``--processor``).
 
 Client commands use the project's client (``taskmanager.client.TaskClient``), which needs no
 extra; only ``serve`` needs the ``server`` extra.
@@ -15,6 +16,7 @@ extra; only ``serve`` needs the ``server`` extra.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import logging
 import os
@@ -25,7 +27,7 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from taskmanager.client import ApiError, TaskClient
+from taskmanager.client import ApiError, TaskClient, error_from_response
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -71,7 +73,7 @@ class Api:
             response = urllib.request.urlopen(request, timeout=None)
         except urllib.error.HTTPError as exc:
             with exc:
-                raise _stream_error(exc.code, exc.read()) from None
+                raise error_from_response(exc.code, exc.read()) from None
         except OSError as exc:
             raise _unreachable(self.base_url, exc) from None
         with response:
@@ -93,12 +95,14 @@ def _unreachable(base_url: str, exc: OSError) -> ApiError:
     return ApiError(0, "UNREACHABLE", f"cannot reach {base_url}: {reason}")
 
 
-def _stream_error(status: int, raw: bytes) -> ApiError:
-    try:
-        error = json.loads(raw)["error"]
-        return ApiError(status, str(error["code"]), str(error["message"]))
-    except (ValueError, KeyError, TypeError):
-        return ApiError(status, "HTTP_ERROR", raw.decode("utf-8", "replace")[:200] or "no body")
+def base_url(url: str) -> str:
+    """``url`` with ``http://`` when it names no scheme (``127.0.0.1:8000``)."""
+    if "://" not in url:
+        return "http://" + url
+    if not url.startswith(("http://", "https://")):
+        scheme = url.partition("://")[0]
+        raise UsageError(f"--url {url}: {scheme}:// is not HTTP; use http:// or https://")
+    return url
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -106,6 +110,12 @@ def _stream_error(status: int, raw: bytes) -> ApiError:
 
 def _emit_json(value: Any, out: TextIO) -> None:
     out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def _emit_error(error: dict[str, Any], out: TextIO, status: int | None = None) -> None:
+    """An error as one JSON line (the API's error body, with ``status`` when there is one)."""
+    body = {"error": error} if status is None else {"status": status, "error": error}
+    out.write(json.dumps(body, ensure_ascii=False) + "\n")
 
 
 def _describe(task: dict[str, Any]) -> str:
@@ -177,8 +187,9 @@ def watch(api: Api, task_id: str, *, as_json: bool, out: TextIO) -> int:
         if last is not None and last["status"] in TERMINAL:
             break
         time.sleep(0.5)  # the server closed the stream (restart): follow it again
-    if tty:
-        out.write("\n" + _describe(last) + "\n")
+    if not as_json:
+        # The outcome in full (the result, or the error), terminal or pipe alike.
+        out.write(("\n" if tty else "") + _describe(last) + "\n")
     return _exit_for(last)
 
 
@@ -265,7 +276,11 @@ def cmd_watch(api: Api, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     # Only `serve` needs uvicorn and the resolver; client commands start without them.
-    from taskmanager.entrypoints.local.server import ServeOptions, serve  # noqa: PLC0415
+    from taskmanager.entrypoints.local.server import (  # noqa: PLC0415
+        ServeOptions,
+        StartupError,
+        serve,
+    )
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     options = ServeOptions(
@@ -278,7 +293,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sweep_interval=args.sweep_interval,
         allowed_hosts=tuple(args.allowed_host),
     )
-    return serve(options)
+    try:
+        return serve(options)
+    except StartupError as exc:
+        sys.stderr.write(f"taskmanager serve: error: {exc}\n")
+        return EXIT_USAGE
 
 
 # --- parser ---------------------------------------------------------------------------------
@@ -304,6 +323,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("taskmanager")
+    except importlib.metadata.PackageNotFoundError:  # sources on the path, not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -311,12 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help=f"the server (default: $TASKMANAGER_URL or {DEFAULT_URL})",
     )
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON out")
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print JSON (with --wait and watch: one line per change; errors too, on stderr)",
+    )
     parser = argparse.ArgumentParser(
         prog="taskmanager",
         description="Long-running tasks: run the local server, submit and follow tasks.",
         parents=[common],
     )
+    parser.add_argument("--version", action="version", version=f"taskmanager {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the API, the web page and the processors")
@@ -354,24 +386,38 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("type", help="task type, e.g. demo.sleep")
     submit.add_argument("--input", help="JSON input, or @file to read it from a file")
     submit.add_argument("--idempotency-key", help="same key + same request = same task")
-    submit.add_argument("--timeout-seconds", type=_positive)
-    submit.add_argument("--heartbeat-seconds", type=_positive)
-    submit.add_argument("--wait", action="store_true", help="follow it; exit 0 if SUCCESSFUL")
+    submit.add_argument(
+        "--timeout-seconds",
+        type=_positive,
+        help="the task fails with TIMEOUT if not finished this long after submission "
+        "(default: the server's)",
+    )
+    submit.add_argument(
+        "--heartbeat-seconds",
+        type=_positive,
+        help="the task fails with HEARTBEAT_TIMEOUT if its processor reports nothing "
+        "for this long while RUNNING (default: no heartbeat)",
+    )
+    submit.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow it, then print its result or error; exit 0 if SUCCESSFUL",
+    )
 
     get = commands.add_parser("get", help="show a task", parents=[common])
-    get.add_argument("id")
+    get.add_argument("id", help="the task's id")
 
     listing = commands.add_parser("list", help="recent tasks, newest first", parents=[common])
-    listing.add_argument("--status", choices=STATUSES)
-    listing.add_argument("--type")
-    listing.add_argument("--limit", type=_positive)
-    listing.add_argument("--cursor")
+    listing.add_argument("--status", choices=STATUSES, help="only tasks in this status")
+    listing.add_argument("--type", help="only tasks of this type")
+    listing.add_argument("--limit", type=_positive, help="tasks per page (server default 20)")
+    listing.add_argument("--cursor", help="the next page: the cursor the previous page printed")
 
     cancel = commands.add_parser("cancel", help="cancel an open task", parents=[common])
-    cancel.add_argument("id")
+    cancel.add_argument("id", help="the task's id")
 
     watch_cmd = commands.add_parser("watch", help="follow a task until it ends", parents=[common])
-    watch_cmd.add_argument("id")
+    watch_cmd.add_argument("id", help="the task's id")
     return parser
 
 
@@ -391,17 +437,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_serve(args)
     args.json = getattr(args, "json", False)
     url = getattr(args, "url", None) or os.environ.get("TASKMANAGER_URL") or DEFAULT_URL
-    api = Api(url)
     try:
+        api = Api(base_url(url))
         return COMMANDS[args.command](api, args, sys.stdout)
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        sys.stderr.write(f"taskmanager: error: {exc}\n")
+        if args.json:
+            _emit_error({"code": "USAGE_ERROR", "message": str(exc)}, sys.stderr)
+        else:
+            parser.print_usage(sys.stderr)
+            sys.stderr.write(f"taskmanager: error: {exc}\n")
         return EXIT_USAGE
     except ApiError as exc:
-        # Status 0: no server answered, so there is no status to show.
-        shown = f"{exc.code}: {exc.message}" if exc.status == 0 else str(exc)
-        sys.stderr.write(f"taskmanager: {shown}\n")
+        if args.json:
+            # The API's error body, plus the status (0: no server answered).
+            error = {"code": exc.code, "message": exc.message, "details": exc.details}
+            _emit_error(error, sys.stderr, exc.status)
+        elif exc.status == 0:  # no server answered, so there is no status to show
+            sys.stderr.write(f"taskmanager: {exc.code}: {exc.summary}\n")
+        else:
+            sys.stderr.write(f"taskmanager: {exc.status} {exc.code}: {exc.summary}\n")
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

@@ -53,13 +53,17 @@ def test_submit_wait_exits_0_when_the_task_succeeds(server: LocalServer) -> None
     lines = result.stdout.splitlines()
     assert lines[0].startswith("submitted ")
     assert "RUNNING 50% step 1/2" in lines
-    assert lines[-1] == "SUCCESSFUL"
+    # the status line, then the task in full, as `get` shows it: through a pipe as well
+    end = lines.index("SUCCESSFUL")
+    assert lines[end + 1].endswith("demo.sleep  SUCCESSFUL")
+    assert '  result: {"slept": ' in result.stdout
 
 
 def test_submit_wait_exits_1_when_the_task_fails(server: LocalServer) -> None:
     result = run(server, "submit", "demo.fail", "--input", '{"code": "NOPE"}', "--wait")
     assert result.returncode == 1
     assert "FAILED NOPE" in result.stdout
+    assert "  error: NOPE: demo.fail always fails" in result.stdout.splitlines()
 
 
 def test_submit_wait_json_prints_each_change_as_a_line(server: LocalServer) -> None:
@@ -119,7 +123,8 @@ def test_watch_plain_lines_when_not_a_terminal(server: LocalServer) -> None:
     task_id = server.submit("demo.sleep", {"seconds": 0.3, "steps": 3})["id"]
     result = run(server, "watch", task_id)
     assert result.returncode == 0
-    assert result.stdout.splitlines()[-1] == "SUCCESSFUL"
+    assert "SUCCESSFUL" in result.stdout.splitlines()
+    assert '  result: {"slept": ' in result.stdout
     assert "\r" not in result.stdout
 
 
@@ -177,3 +182,79 @@ def test_unreachable_server_exits_1() -> None:
     )
     assert result.returncode == 1
     assert "cannot reach" in result.stderr
+
+
+# --- what an error line says ----------------------------------------------------------------
+
+
+def test_an_invalid_field_is_named_with_its_rule(server: LocalServer) -> None:
+    result = run(server, "submit", "bad type!")
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "taskmanager: 422 INVALID_REQUEST: request body does not match the contract: "
+        "type: String should match pattern"
+    ), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_parameter_over_its_limit_is_named_with_the_limit(server: LocalServer) -> None:
+    result = run(server, "list", "--limit", "500")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "taskmanager: 400 INVALID_REQUEST: request parameters are not valid: "
+        "limit: Input should be less than or equal to 100\n"
+    )
+
+
+def test_details_the_message_already_says_are_not_repeated(server: LocalServer) -> None:
+    task_id = str(uuid.uuid4())
+    result = run(server, "get", task_id)
+    assert result.stderr == f"taskmanager: 404 TASK_NOT_FOUND: task {task_id} was not found\n"
+
+
+def test_json_errors_are_json_on_stderr(server: LocalServer) -> None:
+    result = run(server, "--json", "list", "--limit", "500")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    error = json.loads(result.stderr)
+    assert error["status"] == 400
+    assert error["error"]["code"] == "INVALID_REQUEST"
+    assert error["error"]["details"][0]["loc"] == ["query", "limit"]
+    usage = run(server, "submit", "demo.echo", "--input", "{not json", "--json")
+    assert usage.returncode == 2
+    assert json.loads(usage.stderr)["error"]["code"] == "USAGE_ERROR"
+
+
+def test_json_error_when_no_server_answers() -> None:
+    result = run(None, "--url", "http://127.0.0.1:9", "--json", "list")
+    assert result.returncode == 1
+    error = json.loads(result.stderr)
+    assert error["status"] == 0
+    assert error["error"]["code"] == "UNREACHABLE"
+
+
+def test_a_url_without_a_scheme_means_http(server: LocalServer) -> None:
+    result = run(None, "--url", f"127.0.0.1:{server.port}", "list", "--limit", "1")
+    assert result.returncode == 0, result.stderr
+    other = run(None, "--url", f"ftp://127.0.0.1:{server.port}", "list")
+    assert other.returncode == 2
+    assert "ftp:// is not HTTP; use http:// or https://" in other.stderr
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = run(None, "--version")
+    assert result.returncode == 0
+    assert result.stdout == f"taskmanager {version('taskmanager')}\n"
+
+
+def test_every_option_has_help() -> None:
+    from taskmanager.entrypoints.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if a.dest == "command"]
+    for name, sub in [("", parser), *commands.choices.items()]:  # type: ignore[union-attr]
+        for action in sub._actions:
+            if action.dest != "command":
+                assert action.help, f"taskmanager {name} {action.option_strings or action.dest}"

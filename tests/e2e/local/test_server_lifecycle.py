@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e.local.harness import LocalServer, cli_env
+from tests.e2e.local.harness import LocalServer, cli_env, free_port
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -135,3 +136,95 @@ def test_only_loopback_addresses_count_as_local() -> None:
     assert not is_loopback("0.0.0.0")
     assert not is_loopback("192.168.1.10")
     assert not is_loopback("example.org")
+
+
+def _serve(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "taskmanager.entrypoints.cli", "serve", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_taken_port_is_one_line_before_anything_starts(fresh_db: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _serve("--port", str(port), "--db", str(fresh_db), cwd=fresh_db.parent)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"taskmanager serve: error: cannot listen on 127.0.0.1:{port}: address already in "
+        "use; stop the server using it or choose another --port\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ("demo.fail", "the demo processors are always on, no --processor needed"),
+        ("no_such_module:processor", "cannot import no_such_module: ModuleNotFoundError"),
+        ("json:no_such_name", "json has no attribute no_such_name"),
+        ("json:dumps", "names <function dumps"),
+    ],
+)
+def test_a_bad_processor_is_one_line_naming_it(fresh_db: Path, spec: str, problem: str) -> None:
+    port = str(free_port())
+    result = _serve("--port", port, "--db", str(fresh_db), "--processor", spec, cwd=fresh_db.parent)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"taskmanager serve: error: --processor {spec}: {problem}")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_expected_processor_failures_log_one_line(fresh_db: Path) -> None:
+    server = LocalServer(fresh_db).start()
+    try:
+        task = server.submit("demo.fail", {"code": "OUT_OF_PAPER", "message": "tray 2"})
+        server.wait_for(task["id"], TERMINAL)
+    finally:
+        server.stop()
+    log = server.log()
+    assert f"task {task['id']} failed: OUT_OF_PAPER: tray 2" in log
+    assert "Traceback" not in log
+
+
+def test_a_second_ctrl_c_still_runs_the_shutdown(fresh_db: Path) -> None:
+    server = LocalServer(fresh_db, ("--grace-seconds", "2")).start()
+    sleeping = server.submit("demo.sleep", {"seconds": 60, "steps": 60})
+    server.wait_for(sleeping["id"], {"RUNNING"})
+    accepted = [server.submit("no.processor", {"n": n})["id"] for n in range(5)]
+    assert server.process is not None
+    # A request still in flight (its body never comes) keeps uvicorn waiting for open
+    # connections; a second Ctrl-C then forces its exit before the app's shutdown began.
+    with socket.create_connection(("127.0.0.1", server.port)) as pending:
+        pending.sendall(
+            b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        time.sleep(0.2)
+        server.process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 10
+        while "Waiting for connections to close" not in server.log():
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.05)
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(20) == 0
+    log = server.log()
+    assert "still running after 2 s" in log  # the grace period was kept
+    assert "Traceback" not in log
+    assert "outbox flushed" in log
+    with sqlite3.connect(fresh_db) as db:
+        assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+
+    restarted = LocalServer(fresh_db).start()
+    try:
+        for task_id in accepted:
+            assert restarted.get(task_id)["status"] == "CREATED"
+    finally:
+        restarted.stop()

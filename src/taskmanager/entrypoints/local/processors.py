@@ -10,6 +10,7 @@ its task was cancelled comes from the same store.
 from __future__ import annotations
 
 import importlib
+import traceback
 from typing import TYPE_CHECKING, Any
 
 from taskmanager.entrypoints.local.demo import DEMO_FUNCTIONS
@@ -20,15 +21,45 @@ if TYPE_CHECKING:
     from taskmanager.entrypoints.local.runtime import Job, LocalRuntime
 
 
+class ProcessorLoadError(Exception):
+    """A ``--processor`` that names no processor; the message says which one and why."""
+
+
 def load_object(spec: str) -> Any:
-    """``package.module:attribute`` -> the object it names."""
+    """``package.module:attribute`` -> the object it names; :class:`ProcessorLoadError`
+    (one line) if it names nothing."""
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
-        raise ValueError(f"{spec!r} is not MODULE:ATTR")
-    target: Any = importlib.import_module(module_name)
+        hint = (
+            "the demo processors are always on, no --processor needed"
+            if spec in DEMO_FUNCTIONS
+            else "expected MODULE:ATTR, e.g. wordcount_processor:processor"
+        )
+        raise ProcessorLoadError(f"--processor {spec}: {hint}")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        # The module's own failure (a missing dependency, a syntax error): one line with
+        # where it happened is enough to find it.
+        raise ProcessorLoadError(
+            f"--processor {spec}: cannot import {module_name}: {_one_line(exc)}"
+        ) from None
     for part in attribute.split("."):
-        target = getattr(target, part)
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ProcessorLoadError(
+                f"--processor {spec}: {module_name} has no attribute {attribute}"
+            ) from None
     return target
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames and not isinstance(exc, SyntaxError | ModuleNotFoundError):
+        text += f" ({frames[-1].filename}, line {frames[-1].lineno})"
+    return text
 
 
 def load_processors(specs: tuple[str, ...]) -> list[Processor]:
@@ -40,7 +71,9 @@ def load_processors(specs: tuple[str, ...]) -> list[Processor]:
         found = list(target) if isinstance(target, list | tuple) else [target]
         for item in found:
             if not isinstance(item, Processor):
-                raise TypeError(f"{spec} names {item!r}, not a taskmanager.processor.Processor")
+                raise ProcessorLoadError(
+                    f"--processor {spec}: names {item!r}, not a taskmanager.processor.Processor"
+                )
         processors.extend(found)
     return list({p.task_type: p for p in processors}.values())
 

@@ -110,6 +110,8 @@ class LocalRuntime:
         self.pool = WorkerPool(config.workers)
         self.task_types: tuple[str, ...] = ()
         self.stopping = threading.Event()
+        self._shutdown_lock = threading.Lock()
+        self._shut_down = False
         self.relay = OutboxRelay(self.repo, self.bus, config)
         self._next_purge = 0.0  # monotonic time of the next purge: the first sweep purges
         self._sweeper = Loop("taskmanager-sweeper", self._sweep, config.sweep_interval)
@@ -234,8 +236,19 @@ class LocalRuntime:
             self.stopping.set()
             self.hub.close_all()
 
+    @property
+    def is_shut_down(self) -> bool:
+        return self._shut_down
+
     def shutdown(self) -> None:
-        """Let running processors finish (up to the grace period), then flush the outbox."""
+        """Let running processors finish (up to the grace period), then flush the outbox.
+        Runs once: a second call waits for the first to end."""
+        with self._shutdown_lock:
+            if not self._shut_down:
+                self._shutdown()
+                self._shut_down = True
+
+    def _shutdown(self) -> None:
         self.begin_shutdown()
         self._sweeper.halt(timeout=5)
         running = self.pool.close(self.config.grace_seconds)

@@ -6,9 +6,11 @@ SQLite store, behind uvicorn; see :mod:`taskmanager.entrypoints.local.asgi`.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import signal
+import socket
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,11 +25,15 @@ from taskmanager.entrypoints.api import create_app
 from taskmanager.entrypoints.http.owners import fixed_owner
 from taskmanager.entrypoints.local.asgi import LocalApp, RequestGuard
 from taskmanager.entrypoints.local.limits import MAX_HEAD_BYTES, http_protocol
-from taskmanager.entrypoints.local.processors import job_for, load_processors
+from taskmanager.entrypoints.local.processors import (
+    ProcessorLoadError,
+    job_for,
+    load_processors,
+)
 from taskmanager.entrypoints.local.runtime import LocalRuntime, RuntimeConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Callable, Generator
     from types import FrameType
 
     from taskmanager.entrypoints.local.store import Store
@@ -37,6 +43,11 @@ logger = logging.getLogger("taskmanager.local")
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8000
 DEFAULT_DB: Final = "taskmanager.db"
+
+
+class StartupError(Exception):
+    """``serve`` cannot start: its port is taken, a ``--processor`` names nothing. The
+    message is one line that says what to change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +99,65 @@ def build(options: ServeOptions) -> tuple[LocalRuntime, LocalApp]:
     return runtime, LocalApp(runtime, api, guard=guard)
 
 
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address of ``host`` (as uvicorn would bind them), before
+    anything starts: a taken port is a :class:`StartupError`, not a server that reports
+    its startup complete and then exits."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    sockets: list[socket.socket] = []
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, found in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            address = found
+            if port == 0 and len(sockets) > 1:  # one port for all of host's addresses
+                address = (found[0], sockets[0].getsockname()[1], *found[2:])
+            sock.bind(address)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        if exc.errno == errno.EADDRINUSE:
+            reason += "; stop the server using it or choose another --port"
+        raise StartupError(f"cannot listen on {where}: {reason}") from None
+    return sockets
+
+
+@contextmanager
+def _signals_to(handler: Callable[[int, FrameType | None], None]) -> Generator[None, None, None]:
+    """SIGINT and SIGTERM call ``handler`` (in the main thread; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def serve(options: ServeOptions) -> int:
-    """Run until SIGINT or SIGTERM; returns the exit code."""
+    """Run until SIGINT or SIGTERM; returns the exit code. Raises :class:`StartupError`
+    before anything starts when the port is taken or a ``--processor`` names nothing."""
     if not is_loopback(options.host):
         logger.warning(
             "binding %s: anyone who can reach this address can submit and cancel tasks; "
             "there is no authentication locally",
             options.host,
         )
-    runtime, app = build(options)
+    sockets = listen(options.host, options.port)
+    try:
+        runtime, app = build(options)
+    except ProcessorLoadError as exc:
+        for sock in sockets:
+            sock.close()
+        raise StartupError(str(exc)) from None
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -106,17 +167,31 @@ def serve(options: ServeOptions) -> int:
 
         @contextmanager
         def capture_signals(self) -> Generator[None, None, None]:
-            # uvicorn re-raises the signal after shutdown; a graceful stop exits 0 instead.
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            signals = (signal.SIGINT, signal.SIGTERM)
-            previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+            # serve() holds SIGINT and SIGTERM for the whole run, the runtime's shutdown
+            # included; and uvicorn would re-raise the signal after shutdown, where a
+            # graceful stop exits 0.
+            yield
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            if self.force_exit and not runtime.is_shut_down:
+                # A second Ctrl-C before the app's shutdown began: uvicorn stops waiting for
+                # open connections and skips it; it still runs (grace period included), so
+                # the outbox is flushed and the store closed. The connections uvicorn no
+                # longer waits for are dropped: their requests end as client disconnects.
+                for connection in list(self.server_state.connections):
+                    transport = getattr(connection, "transport", None)
+                    if transport is not None:
+                        transport.close()
+                await self.lifespan.shutdown()
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # uvicorn says where it listens only for sockets it bound
+                for sock in sockets or ():
+                    host, port = sock.getsockname()[:2]
+                    shown = f"[{host}]" if ":" in host else host
+                    logger.info("listening on http://%s:%d (Ctrl-C to stop)", shown, port)
 
     config = uvicorn.Config(
         app,
@@ -136,5 +211,14 @@ def serve(options: ServeOptions) -> int:
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
     )
     server = Server(config)
-    server.run()
+    with _signals_to(server.handle_exit):
+        try:
+            server.run(sockets=sockets)
+        finally:
+            for sock in sockets:
+                sock.close()
+            if server.started:
+                # Should uvicorn have ended without the app's shutdown, it runs here; after
+                # a normal stop this returns at once.
+                runtime.shutdown()
     return 0 if server.started else 1
