@@ -10,6 +10,11 @@ log levels, table encryption) are checked here, at plan, by the ``*.tftest.hcl``
 - ``tftest/<module>/plan/``: the whole module planned against Terraform's mock aws provider,
   asserting what the resources are given (a route's scopes, a function's log level).
 
+What a module's files share lies next to its folders, in ``tftest/<module>/``, and is copied
+into the tests directory with them: ``terraform.tfvars`` (the variables' values, which
+``terraform test`` reads there for every test file) and ``aws.tfmock.hcl`` (the mock data
+that ``mock_provider "aws" { source = "./tests" }`` loads).
+
 Each ``*.tftest.hcl`` file is one test here; a failed run shows Terraform's diagnostics.
 """
 
@@ -105,6 +110,9 @@ class Suites:
             workdir.mkdir(parents=True)
             shutil.copyfile(source / "variables.tf", workdir / "variables.tf")
         shutil.copytree(suite, workdir / "tests")
+        for shared in suite.parent.iterdir():
+            if shared.is_file():
+                shutil.copy(shared, workdir / "tests")
         _stand_in_zips(workdir / "zips")
         done = subprocess.run(
             [self.terraform.binary, "test", "-json"],

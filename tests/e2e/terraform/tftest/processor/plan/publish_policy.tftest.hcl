@@ -18,20 +18,6 @@ override_data {
   values = { account_id = "123456789012" }
 }
 
-variables {
-  name      = "tm-test-wordcount"
-  task_type = "text.wordcount"
-  task_manager = {
-    event_bus_name        = "tm-test"
-    event_bus_arn         = "arn:aws:events:eu-west-1:123456789012:event-bus/tm-test"
-    event_source          = "taskmanager"
-    table_name            = "tm-test-tasks"
-    processor_policy_json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
-  }
-  powertools_layer_arn = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7"
-  lambda_package       = { handler = "wordcount_processor.handler", path = "zips/wordcount-python3.12-x86_64.zip" }
-}
-
 run "publishes_taskupdated_with_its_own_source_only" {
   command = plan
   assert {

@@ -1,15 +1,7 @@
 # Every route of a JWT-authorized API requires the scopes of api.authorization_scopes.
 
 mock_provider "aws" {
-  mock_data "aws_iam_policy_document" {
-    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
-  }
-}
-
-variables {
-  name                 = "tm-test"
-  powertools_layer_arn = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7"
-  lambda_package       = { path = "zips/taskmanager-python3.12-x86_64.zip" }
+  source = "./tests"
 }
 
 run "every_jwt_route_requires_the_scopes" {

@@ -4,15 +4,7 @@
 # https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html
 
 mock_provider "aws" {
-  mock_data "aws_iam_policy_document" {
-    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
-  }
-}
-
-variables {
-  name                 = "tm-test"
-  powertools_layer_arn = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7"
-  lambda_package       = { path = "zips/taskmanager-python3.12-x86_64.zip" }
+  source = "./tests"
 }
 
 run "info_by_default" {

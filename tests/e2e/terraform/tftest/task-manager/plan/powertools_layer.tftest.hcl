@@ -3,9 +3,7 @@
 # architecture than the functions' stops the plan. A layer named otherwise is not checked.
 
 mock_provider "aws" {
-  mock_data "aws_iam_policy_document" {
-    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
-  }
+  source = "./tests"
 }
 
 variables {

@@ -1,12 +1,6 @@
 # table.due_shards: the partitions of the sweeper's indexes, 1-64 as the settings model
 # (TASKMANAGER_DUE_SHARDS) accepts; a whole number, since it becomes an environment variable.
 
-variables {
-  name                 = "tm-test"
-  powertools_layer_arn = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7"
-  lambda_package       = { path = "zips/taskmanager-python3.12-x86_64.zip" }
-}
-
 run "one_shard" {
   command = plan
   variables {

@@ -3,12 +3,6 @@
 # api.authorization_scopes: the scopes to require, or [] to accept any token deliberately.
 # https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-jwt-authorizer.html
 
-variables {
-  name                 = "tm-test"
-  powertools_layer_arn = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7"
-  lambda_package       = { path = "zips/taskmanager-python3.12-x86_64.zip" }
-}
-
 run "iam_needs_no_scopes" {
   command = plan
 }

@@ -3,12 +3,6 @@
 # names the zip <name>-<runtime>-<architecture>.zip and the module compares that name with
 # lambda_package.runtime and lambda_package.architecture at plan.
 
-variables {
-  name                 = "tm-test"
-  powertools_layer_arn = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7"
-  lambda_package       = { path = "zips/taskmanager-python3.12-x86_64.zip" }
-}
-
 run "default_runtime_and_architecture_match_the_name" {
   command = plan
 }

@@ -1,12 +1,6 @@
 # processor_sources maps task types (docs/design.md §2) to EventBridge sources (1-256 characters, not
 # AWS's own "aws."), small enough for the updates function's environment (4 KB in all).
 
-variables {
-  name                 = "tm-test"
-  powertools_layer_arn = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7"
-  lambda_package       = { path = "zips/taskmanager-python3.12-x86_64.zip" }
-}
-
 run "types_to_sources" {
   command = plan
   variables {

@@ -3,12 +3,6 @@
 # created; moto accepts them.
 # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rate-expressions.html
 
-variables {
-  name                 = "tm-test"
-  powertools_layer_arn = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7"
-  lambda_package       = { path = "zips/taskmanager-python3.12-x86_64.zip" }
-}
-
 run "one_minute" {
   command = plan
   variables {

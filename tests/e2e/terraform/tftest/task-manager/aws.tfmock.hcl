@@ -1,0 +1,7 @@
+# Mock data of the aws provider for task-manager/plan: each test file mocks the provider with
+# mock_provider "aws" { source = "./tests" }, the directory test_module_rules.py copies this
+# file into (Terraform >= 1.7 reads the *.tfmock.hcl files of a mock_provider's source).
+
+mock_data "aws_iam_policy_document" {
+  defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+}
