@@ -71,14 +71,12 @@ def require_powertools(found: str | None = None) -> None:
 
 
 def installed_powertools() -> str:
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+    """The Powertools release this process runs (the layer's, on Lambda). Read from the
+    package's own version module, which importing Powertools has already loaded:
+    ``importlib.metadata`` would cost a cold start tens of milliseconds to find it."""
+    from aws_lambda_powertools.shared.version import VERSION  # noqa: PLC0415
 
-    try:
-        return version("aws-lambda-powertools")
-    except PackageNotFoundError:  # copied in without its metadata: ask the package itself
-        from aws_lambda_powertools.shared.version import VERSION  # noqa: PLC0415
-
-        return VERSION
+    return VERSION
 
 
 def _release(version: str) -> tuple[int, int, int]:
