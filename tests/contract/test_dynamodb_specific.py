@@ -50,7 +50,7 @@ from tests.contract.dynamodb_capacity import entry, indexes_of, projecting_all, 
 from tests.contract.dynamodb_support import stream_events, table_name
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from botocore.awsrequest import AWSPreparedRequest
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -89,20 +89,28 @@ def send(repo: Any, clock: ManualClock, task_id: str, status: str, **fields: Any
 # --- AWS call accounting ------------------------------------------------------------------
 
 
-def test_each_write_is_exactly_one_request_and_the_write_path_never_reads(
-    client: DynamoDBClient, table: str, clock: ManualClock
-) -> None:
+def counted_requests(client: DynamoDBClient) -> Callable[[Callable[..., Any], dict[str, int]], Any]:
+    """``step(action, expected)``: run ``action`` and assert the DynamoDB requests it sent,
+    by operation name, counted through botocore's event hooks."""
     calls: Counter[str] = Counter()
     client.meta.events.register(
         "before-call.dynamodb", lambda model, **_: calls.update([model.name])
     )
-    repo = DynamoDBTaskRepository(client, table)
 
-    def step(action: Any, expected: dict[str, int]) -> Any:
+    def step(action: Callable[..., Any], expected: dict[str, int]) -> Any:
         calls.clear()
         result = action()
         assert dict(calls) == expected
         return result
+
+    return step
+
+
+def test_each_write_is_exactly_one_request_and_the_write_path_never_reads(
+    client: DynamoDBClient, table: str, clock: ManualClock
+) -> None:
+    step = counted_requests(client)
+    repo = DynamoDBTaskRepository(client, table)
 
     task = step(lambda: submit(repo, clock, key="k").task, {"PutItem": 1})
     replay = step(lambda: submit(repo, clock, key="k"), {"PutItem": 1})
@@ -130,17 +138,8 @@ def test_each_write_is_exactly_one_request_and_the_write_path_never_reads(
 def test_lists_and_the_due_query_read_their_index_then_the_tasks_by_key(
     client: DynamoDBClient, table: str, clock: ManualClock
 ) -> None:
-    calls: Counter[str] = Counter()
-    client.meta.events.register(
-        "before-call.dynamodb", lambda model, **_: calls.update([model.name])
-    )
+    step = counted_requests(client)
     repo = DynamoDBTaskRepository(client, table)
-
-    def step(action: Any, expected: dict[str, int]) -> Any:
-        calls.clear()
-        result = action()
-        assert dict(calls) == expected
-        return result
 
     first = ListQuery(owner="alice", limit=2)
     assert step(lambda: repo.list_page(first, clock.now()), {"Query": 1}).items == []
