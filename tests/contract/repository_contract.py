@@ -475,8 +475,8 @@ class RepositoryContract(CoreRepositoryContract):
     ) -> None:
         task = self.submit(repo, clock)
         record_update(update(task.id, "RUNNING"), repo=repo, clock=clock)
-        change = Change(TaskStatus.FAILED, clock.now())
-        written = repo.apply(Guard(task.id, OPEN_STATUSES, version=1), change)
+        change = Change(status=TaskStatus.FAILED, updated_at=clock.now())
+        written = repo.apply(Guard(task_id=task.id, statuses=OPEN_STATUSES, version=1), change)
         assert not written.applied
         assert written.task is not None
         assert written.task.version == 2

@@ -29,7 +29,7 @@ from taskmanager.adapters.memory import ManualClock, UuidIdFactory
 from taskmanager.domain.errors import InvalidCursorError, StorageError, TaskAlreadyFinishedError
 from taskmanager.domain.events import TaskUpdated
 from taskmanager.domain.model import SubmitTask, TaskStatus
-from taskmanager.domain.ports import ListQuery
+from taskmanager.domain.ports import ListQuery, WriteResult
 from taskmanager.domain.services import (
     UpdateOutcome,
     cancel_task,
@@ -376,7 +376,7 @@ def test_the_same_task_sent_by_another_request_is_refused_not_taken_for_ours(
     again = submit(repo, clock, key="order-17")
     assert again.task == first.task
     assert (first.replayed, again.replayed) == (False, True)
-    assert repo.create(first.task, clock.now()) == (False, first.task)
+    assert repo.create(first.task, clock.now()) == WriteResult(applied=False, task=first.task)
 
 
 def test_a_lost_update_answer_is_classified_duplicate_not_applied_twice(

@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, NoReturn, cast
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -431,7 +432,8 @@ def test_create_stores_every_column_of_a_task_that_is_not_new(tmp_path: Path) ->
     clock = ManualClock()
     command = SubmitTask(type="t", input={"n": 1}, heartbeat_seconds=30)
     fresh = new_task(command, task_id="a" * 8, owner="o", now=clock.now())
-    running = fresh._replace(
+    running = msgspec.structs.replace(
+        fresh,
         id="b" * 8,
         status=TaskStatus.RUNNING,
         version=3,
@@ -479,7 +481,8 @@ def test_any_text_in_a_row_reads_back_unchanged(
     repo = SQLiteTaskRepository(str(tmp_path_factory.mktemp("row") / "tasks.db"))
     clock = ManualClock()
     command = SubmitTask(type="t", input={"text": message}, heartbeat_seconds=30)
-    task = new_task(command, task_id=task_id, owner=owner, now=clock.now())._replace(
+    task = msgspec.structs.replace(
+        new_task(command, task_id=task_id, owner=owner, now=clock.now()),
         type=type_,
         status=TaskStatus.RUNNING,
         version=2,
@@ -500,8 +503,10 @@ def test_row_text_with_every_escape_reads_back_unchanged(tmp_path: Path) -> None
     repo = SQLiteTaskRepository(str(tmp_path / "tasks.db"))
     clock = ManualClock()
     command = SubmitTask(type="t", input=text)
-    task = new_task(command, task_id=text, owner=text, now=clock.now())._replace(
-        idempotency_key=text, request_fingerprint=text
+    task = msgspec.structs.replace(
+        new_task(command, task_id=text, owner=text, now=clock.now()),
+        idempotency_key=text,
+        request_fingerprint=text,
     )
     assert repo.create(task, clock.now()).applied
     stored = repo.get(text)

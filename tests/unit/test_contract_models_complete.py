@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import msgspec
+
 from taskmanager.domain.events import TaskResource, event_detail_json, event_for, task_resource
 from taskmanager.domain.model import SubmitTask, TaskStatus
 from taskmanager.domain.services import new_task
@@ -21,7 +23,7 @@ def test_task_resource_and_events_serialise_to_json() -> None:
 
 def test_status_serialises_as_its_text_and_stays_the_member_in_python() -> None:
     task = new_task(SubmitTask(type="report"), task_id="t-1", owner="o", now=NOW)
-    running = task._replace(status=TaskStatus.RUNNING, version=2)
+    running = msgspec.structs.replace(task, status=TaskStatus.RUNNING, version=2)
     cases = [
         (task_resource(task), TaskStatus.CREATED),
         (task_resource(running), TaskStatus.RUNNING),

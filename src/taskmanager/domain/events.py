@@ -252,10 +252,21 @@ def task_resource_json(task: Task) -> str:
     return task_resource(task).model_dump_json()
 
 
+#: The outbound event of each status.
+EVENT_FOR_STATUS: Final[dict[TaskStatus, type[OutboundEvent]]] = {
+    TaskStatus.CREATED: TaskCreated,
+    TaskStatus.RUNNING: TaskRunning,
+    TaskStatus.SUCCESSFUL: TaskSuccessful,
+    TaskStatus.FAILED: TaskFailed,
+}
+
+
 def event_for(task: Task) -> OutboundEvent:
-    """The outbound event announcing ``task`` as it is now. ``TaskCreated`` also carries the
-    input, ``TaskSuccessful`` the result."""
-    common = {
+    """The outbound event announcing ``task`` as it is now: the task resource without input
+    and result, except that ``TaskCreated`` carries the input and ``TaskSuccessful`` the
+    result."""
+    event = EVENT_FOR_STATUS[task.status]
+    detail = {
         "event_id": f"{task.id}:{task.version}",
         "id": task.id,
         "type": task.type,
@@ -270,15 +281,11 @@ def event_for(task: Task) -> OutboundEvent:
         "heartbeat_seconds": task.heartbeat_seconds,
         "expires_at": task.expires_at,
     }
-    match task.status:
-        case TaskStatus.CREATED:
-            return TaskCreated(**common, input=task.input)
-        case TaskStatus.RUNNING:
-            return TaskRunning(**common)
-        case TaskStatus.SUCCESSFUL:
-            return TaskSuccessful(**common, result=task.result)
-        case TaskStatus.FAILED:
-            return TaskFailed(**common)
+    if event is TaskCreated:
+        detail["input"] = task.input
+    elif event is TaskSuccessful:
+        detail["result"] = task.result
+    return event.model_validate(detail)
 
 
 def events_for_change(old: Task | None, new: Task) -> list[OutboundEvent]:

@@ -5,8 +5,9 @@ A :class:`Task` is an immutable record. Nothing mutates it: a use case decides a
 :func:`apply_change` is the one definition of what a change does to a task.
 
 Values that come from outside (commands, progress, errors) are pydantic models validated once
-at the boundary; the task itself is a named tuple built from values already validated, so
-internal steps never validate them again.
+at the boundary. The task and the other internal records are frozen ``msgspec.Struct``
+classes built by keyword from values already validated, so internal steps never validate them
+again (docs/performance.md: "Internal records").
 
 Every pydantic model here sets ``defer_build=True`` (documented pydantic configuration):
 pydantic then builds a model's validator and serializer when it is first used rather than at
@@ -18,8 +19,9 @@ import, so a Lambda handler's cold start pays only for the models that handler u
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Final, NamedTuple
+from typing import Annotated, Any, Final
 
+import msgspec
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -180,12 +182,10 @@ def validate_idempotency_key(key: str) -> str:
     return key
 
 
-class Task(NamedTuple):
+class Task(msgspec.Struct, frozen=True, kw_only=True):
     """One task record. Immutable; built only from validated values.
 
-    Build it with keywords and derive a changed copy with ``_replace``. It is a named tuple
-    because every state change builds one and a named tuple is the cheapest immutable record
-    to build; that it is also a tuple means nothing: never index or unpack a task."""
+    Build it with keywords; derive a changed copy with ``msgspec.structs.replace``."""
 
     id: str
     owner: str
@@ -233,7 +233,7 @@ class Task(NamedTuple):
         return self.expires_at is not None and self.expires_at <= now
 
 
-class Guard(NamedTuple):
+class Guard(msgspec.Struct, frozen=True, kw_only=True):
     """What must hold of the stored task for a change to apply, checked atomically.
 
     - ``statuses``: the stored status is one of these;
@@ -251,7 +251,7 @@ class Guard(NamedTuple):
     types: frozenset[str] | None = None
 
 
-class Change(NamedTuple):
+class Change(msgspec.Struct, frozen=True, kw_only=True):
     """What a guarded write sets. ``version`` always goes up by one.
 
     - ``progress``: replaces the stored progress, except that a RUNNING change without
@@ -302,7 +302,8 @@ def apply_change(task: Task, change: Change) -> Task:
         progress = task.progress
     else:
         progress = change.progress
-    return task._replace(
+    return msgspec.structs.replace(
+        task,
         status=change.status,
         version=task.version + 1,
         updated_at=change.updated_at,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import msgspec
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,9 +26,8 @@ class IdFactory(Protocol):
         ...
 
 
-class ListQuery(NamedTuple):
-    """One page request of ``list_page`` (a named tuple: a dataclass compiles several
-    functions on every cold start)."""
+class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """One page request of ``list_page``."""
 
     owner: str
     limit: int
@@ -35,12 +36,12 @@ class ListQuery(NamedTuple):
     cursor: str | None = None
 
 
-class Page(NamedTuple):
+class Page(msgspec.Struct, frozen=True, kw_only=True):
     items: list[Task]
     next_cursor: str | None
 
 
-class WriteResult(NamedTuple):
+class WriteResult(msgspec.Struct, frozen=True, kw_only=True):
     """The outcome of a guarded write.
 
     ``applied`` is True when the guard held and ``task`` is the task after the change.
@@ -87,7 +88,7 @@ class TaskRepository(Protocol):
         ...
 
 
-class OutboxEntry(NamedTuple):
+class OutboxEntry(msgspec.Struct, frozen=True, kw_only=True):
     position: int
     event: OutboundEvent
 

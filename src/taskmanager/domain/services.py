@@ -13,7 +13,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final, NamedTuple
+from functools import cached_property
+from typing import TYPE_CHECKING, Final
+
+import msgspec
 
 from taskmanager.domain.errors import (
     IdempotencyKeyReusedError,
@@ -57,7 +60,7 @@ if TYPE_CHECKING:
 IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("5b0f3c1e-8d0a-4c57-9a43-2f1d6f0e7a11")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Policy:
     """Deployment settings the rules depend on."""
 
@@ -70,16 +73,16 @@ class Policy:
         if self.retention_seconds < 1:
             raise ValueError("retention_seconds must be at least 1")
 
-    @property
+    @cached_property
     def retention(self) -> timedelta:
-        """How long a finished task stays readable."""
+        """How long a finished task stays readable (computed once: every finish reads it)."""
         return timedelta(seconds=self.retention_seconds)
 
 
 DEFAULT_POLICY: Final = Policy()
 
 
-class SubmitResult(NamedTuple):
+class SubmitResult(msgspec.Struct, frozen=True, kw_only=True):
     task: Task
     replayed: bool
 
@@ -99,7 +102,7 @@ class RejectReason(StrEnum):
     SOURCE_NOT_ALLOWED = "SOURCE_NOT_ALLOWED"
 
 
-class UpdateResult(NamedTuple):
+class UpdateResult(msgspec.Struct, frozen=True, kw_only=True):
     outcome: UpdateOutcome
     task: Task | None
     reason: RejectReason | None = None

@@ -121,11 +121,11 @@ class DynamoDBTaskRepository:
             )
         except _ConditionFailedError as refused:
             if refused.item is None:
-                return WriteResult(False, None)
+                return WriteResult(applied=False, task=None)
             if refused.item.get(CREATE_TOKEN) == token:
-                return WriteResult(True, task)
-            return WriteResult(False, task_from_image(refused.item))
-        return WriteResult(True, task)
+                return WriteResult(applied=True, task=task)
+            return WriteResult(applied=False, task=task_from_image(refused.item))
+        return WriteResult(applied=True, task=task)
 
     def apply(self, guard: Guard, change: Change) -> WriteResult:
         request = update_request(guard, change, self.due_shards)
@@ -139,10 +139,9 @@ class DynamoDBTaskRepository:
                 **request,
             )
         except _ConditionFailedError as refused:
-            return WriteResult(
-                False, None if refused.item is None else task_from_image(refused.item)
-            )
-        return WriteResult(True, task_from_image(response["Attributes"]))
+            stored = None if refused.item is None else task_from_image(refused.item)
+            return WriteResult(applied=False, task=stored)
+        return WriteResult(applied=True, task=task_from_image(response["Attributes"]))
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, task_id: str) -> Task | None:

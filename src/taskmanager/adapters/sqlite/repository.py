@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from taskmanager.adapters.sqlite import schema
 from taskmanager.adapters.sqlite.connections import ThreadConnections
 from taskmanager.adapters.sqlite.cursors import decode_cursor, encode_cursor
@@ -145,7 +147,7 @@ class SQLiteTaskRepository:
             new = row_to_task(row)
             # The guarded UPDATE moved the version by exactly one; the row before it is the
             # new one at version - 1 as far as events_for_change is concerned.
-            old = new._replace(version=new.version - 1)
+            old = msgspec.structs.replace(new, version=new.version - 1)
             return WriteResult(applied=True, task=new), self._outbox.append(db, old, new)
 
         return self._write(step)
