@@ -143,18 +143,27 @@ class Serve:
                     if task.get("status") == "SUCCESSFUL":
                         self.done.add(task["id"])
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self, fresh: bool = False) -> http.client.HTTPConnection:
         connection = getattr(self._local, "connection", None)
-        if connection is None:
+        if connection is None or fresh:
+            if connection is not None:
+                connection.close()
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
             self._local.connection = connection
         return connection
 
     def submit(self, n: int) -> str:
-        connection = self._connection()
         body = json.dumps({"type": "demo.echo", "input": {"n": n}}).encode()
-        connection.request("POST", "/tasks", body, {"Content-Type": "application/json"})
-        response = connection.getresponse()
+        headers = {"Content-Type": "application/json"}
+        connection = self._connection()
+        try:
+            connection.request("POST", "/tasks", body, headers)
+            response = connection.getresponse()
+        except (OSError, http.client.HTTPException):
+            # The server closed a keep-alive connection left idle: a new one, as any client.
+            connection = self._connection(fresh=True)
+            connection.request("POST", "/tasks", body, headers)
+            response = connection.getresponse()
         task = json.loads(response.read())
         assert response.status == 202, task
         return str(task["id"])

@@ -12,7 +12,7 @@
    stream batch of 100 records (the module's default ``batch_size``) through the real
    stream handler, its requests recorded (moto).
 3. Listing costs the same at any depth: a page of 100 at the start of an owner's 10,000
-   tasks (2,000 in short mode) and at the end, following the cursors; on SQLite and in
+   tasks (1,000 in short mode) and at the end, following the cursors; on SQLite and in
    memory timed, on DynamoDB the requests per page counted.
 
 Run: ``python benchmarks/scale.py [--short]``. Prints ``ratio sweep 1M open/1k open <store>:
@@ -165,7 +165,9 @@ def stream_batches(world: MeteredDeployment, records: int) -> float:
     entries = sum(len(r.params["Entries"]) for r in puts)
     print(
         f"  one stream batch of {records} records: {world.meter.invocations['stream']} "
-        f"invocation, {len(puts)} PutEvents, {entries} events"
+        f"invocation, {len(puts)} PutEvents, {entries} events, "
+        f"{world.meter.seconds['stream'][0] * 1000:.0f} ms on moto, of which waiting for "
+        f"PutEvents {sum(r.seconds for r in puts) * 1000:.0f} ms"
     )
     return entries / len(puts)
 
@@ -221,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     big = 100_000 if args.short else 1_000_000
     rounds = 3 if args.short else 7
     moto_open = (20, 200) if args.short else (20, 2_000)
-    listed = 2_000 if args.short else 10_000
+    listed = 1_000 if args.short else 10_000
+    moto_listed = 300 if args.short else 1_000
     label = "1M" if big == 1_000_000 else f"{big // 1000}k"
 
     print(f"sweep: {DUE} due tasks, {rounds} rounds each, medians")
@@ -260,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         meter = Meter()
         meter.attach(client, component="repository")
         moto_sweep(meter, client, "scale", moto_open)
-        moto_pages(meter, client, "scale", listed // 10)
+        moto_pages(meter, client, "scale", moto_listed)
         print("stream")
         with MeteredDeployment.running(endpoint) as world:
             per_put = stream_batches(world, 100)
