@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="fewer tasks and rounds (CI)")
     args = parser.parse_args(argv)
-    count, rounds, singles = (200, 2, 20) if args.short else (2_000, 5, 40)
+    count, rounds, singles = (150, 2, 15) if args.short else (2_000, 5, 40)
     rates: dict[str, list[float]] = {}
     waits: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as scratch, peers(Path(scratch)) as started:

@@ -103,11 +103,8 @@ def due_shards() -> int:
     return int(_default("task-manager", "table", "due_shards"))
 
 
-def updates_batch_size() -> int:
-    return int(_default("task-manager", "updates_queue", "batch_size"))
-
-
 def stream_batch_size() -> int:
+    """``stream_processing.batch_size``: the most records one stream invocation gets."""
     return int(_default("task-manager", "stream_processing", "batch_size"))
 
 
@@ -128,3 +125,14 @@ def lambda_cost(invocations: float, seconds: float, memory_mb: int, arch: str) -
     billed = max(1, math.ceil(seconds * 1000)) / 1000  # billed by the started millisecond
     gb_seconds = invocations * billed * memory_mb / 1024
     return invocations * LAMBDA_REQUEST + gb_seconds * LAMBDA_GB_SECOND[arch]
+
+
+if __name__ == "__main__":  # `make bench` runs every script here: show what the model uses
+    print(f"prices: {REGION}, on-demand, read {READ_ON}")
+    for service, url in SOURCES.items():
+        print(f"  {service}: {url}")
+    print(
+        f"functions {task_manager_memory_mb()} MB {task_manager_architecture()}, processor "
+        f"{processor_memory_mb()} MB, due shards {due_shards()}, sweeps a day "
+        f"{sweeps_per_day()} (Terraform defaults)"
+    )

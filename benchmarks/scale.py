@@ -4,7 +4,7 @@
    one sweep (``expire_overdue``, which finds the due tasks and fails each with one guarded
    write) over 100 due tasks among 1,000 open tasks, then among 1,000,000 (100,000 in short
    mode), interleaved, on SQLite (a file, WAL) and on the in-memory store; on DynamoDB (moto)
-   among 20 and 2,000 (200 in short mode), where the figure is the requests and items read.
+   among 20 and 2,000 (10 and 100 in short mode), where the figure is the requests and items read.
    The open tasks are a submitted task copied (SQL ``INSERT ... SELECT`` on SQLite,
    ``Task._replace`` on the in-memory store): loading a million through the use case would
    take a quarter of an hour and measure the submit path, not the sweep.
@@ -13,7 +13,7 @@
    stream handler, its requests recorded (moto).
 3. Listing costs the same at any depth: a page of 100 at the start of an owner's 10,000
    tasks (1,000 in short mode) and at the end, following the cursors; on SQLite and in
-   memory timed, on DynamoDB the requests per page counted.
+   memory timed, on DynamoDB (the sweep's largest table) the requests per page counted.
 
 Run: ``python benchmarks/scale.py [--short]``. Prints ``ratio sweep 1M open/1k open <store>:
 X`` (target <= 1.5), ``ratio list page <N>/page 1 <store>: X`` (target <= 1.5) and
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 
+import pricing
 from taskmanager.adapters.dynamodb import DynamoDBTaskRepository, create_table
 from taskmanager.adapters.memory import InMemoryTaskRepository, ManualClock, UuidIdFactory
 from taskmanager.adapters.sqlite import SQLiteTaskRepository
@@ -127,8 +128,11 @@ def sweeps(
     return ratio
 
 
-def moto_sweep(meter: Meter, client: Any, table: str, opens: tuple[int, ...]) -> None:
-    """On DynamoDB: the sweep's requests and the items they read, by open tasks."""
+def moto_sweep(
+    meter: Meter, client: Any, table: str, opens: tuple[int, ...]
+) -> tuple[TaskRepository, ManualClock]:
+    """On DynamoDB: the sweep's requests and the items they read, by open tasks. Returns the
+    largest table's repository (its tasks are listed next)."""
     for count in opens:
         name = f"{table}-{count}"
         create_table(client, name)
@@ -152,6 +156,7 @@ def moto_sweep(meter: Meter, client: Any, table: str, opens: tuple[int, ...]) ->
             f"  dynamodb (moto): {DUE // 10} due among {count:,} open: {meter.counts()}, "
             f"{items} items read"
         )
+    return repo, clock
 
 
 # --- 2. events per PutEvents --------------------------------------------------------------
@@ -196,18 +201,13 @@ def page_times(repo: TaskRepository, clock: ManualClock, count: int, rounds: int
     return statistics.median(times[last]) / statistics.median(times[first])
 
 
-def moto_pages(meter: Meter, client: Any, table: str, count: int) -> None:
-    name = f"{table}-list"
-    create_table(client, name)
-    repo = DynamoDBTaskRepository(client, name)
-    clock = ManualClock()
-    for _ in range(count):
-        submit(repo, clock, LONG, owner="lister")
+def moto_pages(meter: Meter, repo: TaskRepository, clock: ManualClock) -> None:
+    """On DynamoDB: the requests of each page of 100 of one owner's tasks, first to last."""
     cursor = None
     per_page: list[dict[str, int]] = []
     while True:
         meter.reset()
-        page = repo.list_page(ListQuery(owner="lister", limit=100, cursor=cursor), clock.now())
+        page = repo.list_page(ListQuery(owner=OWNER, limit=100, cursor=cursor), clock.now())
         per_page.append(meter.counts())
         cursor = page.next_cursor
         if cursor is None:
@@ -222,9 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     big = 100_000 if args.short else 1_000_000
     rounds = 3 if args.short else 7
-    moto_open = (20, 200) if args.short else (20, 2_000)
+    moto_open = (10, 100) if args.short else (20, 2_000)
     listed = 1_000 if args.short else 10_000
-    moto_listed = 300 if args.short else 1_000
     label = "1M" if big == 1_000_000 else f"{big // 1000}k"
 
     print(f"sweep: {DUE} due tasks, {rounds} rounds each, medians")
@@ -262,11 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         meter = Meter()
         meter.attach(client, component="repository")
-        moto_sweep(meter, client, "scale", moto_open)
-        moto_pages(meter, client, "scale", moto_listed)
+        moto_pages(meter, *moto_sweep(meter, client, "scale", moto_open))
         print("stream")
         with MeteredDeployment.running(endpoint) as world:
-            per_put = stream_batches(world, 100)
+            per_put = stream_batches(world, pricing.stream_batch_size())
 
     print()
     for store, ratio in sweep_ratios.items():
