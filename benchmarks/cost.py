@@ -158,6 +158,10 @@ class Model:
         self.put_events_s = median_request_seconds(lives, "events", "PutEvents")
         self.get_item_s = median_request_seconds(lives, "dynamodb", "GetItem")
 
+    def longer(self, seconds: float) -> float:
+        """What ``seconds`` more of a function's duration cost (GB-seconds only)."""
+        return seconds * self.memory / 1024 * price.LAMBDA_GB_SECOND[self.arch]
+
     def function(self, component: str, invocations: float, seconds: float | None = None) -> float:
         warm = self.warm[component] if seconds is None else seconds
         return price.lambda_cost(invocations, warm, self.memory, self.arch)
@@ -252,18 +256,13 @@ class Model:
         ours = sum(sum(v.values()) for v in self.ours(life).values())
         writes = sum(1 for r in life.requests if r.component == "updates" and r.operation in WRITES)
         reads = writes * price.DYNAMODB_READ_UNIT  # items under 4 KB: one unit each
-        extra = (
-            reads
-            + self.function("updates", 1, writes * self.get_item_s)
-            - (self.function("updates", 1, 0.0))
-        )
+        waits = writes * self.get_item_s  # the updates function waits for each read
         records = len(life.images)
         put_events = sum(
             1 for r in life.requests if r.component == "stream" and r.service == "events"
         )
-        extra += self.function("stream", 1, (records - put_events) * self.put_events_s) - (
-            self.function("stream", 1, 0.0)
-        )
+        waits += (records - put_events) * self.put_events_s  # one PutEvents per record
+        extra = reads + self.longer(waits)
         reports = sum(
             len(r.params["Entries"])
             for r in life.requests
