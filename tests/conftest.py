@@ -44,17 +44,10 @@ def moto_server() -> Iterator[str]:
     """A moto server on a free loopback port for the whole session; yields its endpoint URL.
 
     Tests talk to it over real HTTP with boto3 (``endpoint_url=moto_server``)."""
-    from moto.server import ThreadedMotoServer
+    from tests.support import running_moto_server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    wsgi = server._server  # moto exposes no getter for the bound port
-    assert wsgi is not None
-    host, port = str(wsgi.server_address[0]), int(wsgi.server_address[1])
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with running_moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(autouse=True)

@@ -125,6 +125,23 @@ def base_url(server: _AppServer) -> str:
     return f"http://{host!s}:{port}"
 
 
+@contextlib.contextmanager
+def running_moto_server() -> Iterator[str]:
+    """A moto server on a free loopback port; yields its endpoint URL (the ``moto_server``
+    fixture's, and the cost benchmark's, which runs outside pytest)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    wsgi = server._server  # moto exposes no getter for the bound port
+    assert wsgi is not None
+    host, port = str(wsgi.server_address[0]), int(wsgi.server_address[1])
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
 class FakeLambdaContext:
     """The attributes of Lambda's context object that handlers and Powertools read."""
 

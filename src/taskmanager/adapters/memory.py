@@ -15,10 +15,13 @@ import logging
 import os
 import re
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from heapq import heappop, heappush
 from itertools import islice
+from operator import itemgetter
 from time import time_ns
 from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
@@ -157,6 +160,11 @@ class InMemoryTaskRepository:
         self._tasks: dict[str, Task] = {}
         self._outbox: dict[int, OutboxEntry] = {}  # undelivered entries, in commit order
         self._next_position = 1
+        #: (due time, task id) of each write of an open task, earliest first: the sweeper's
+        #: index. An entry whose task has since moved its due time, ended or gone is stale
+        #: and is dropped when it comes due, so ``due`` reads the due tasks (and the stale
+        #: entries), never every open task.
+        self._due: list[tuple[datetime, str]] = []
 
     # -- TaskRepository --
     # The writes and the outbox drain call the lock's acquire and release themselves: a
@@ -173,12 +181,20 @@ class InMemoryTaskRepository:
                 return WriteResult(applied=False, task=existing)
             tasks[task_id] = task
             self._append_events(None, task)
+            self._index_due(task)
             return WriteResult(applied=True, task=task)
         finally:
             lock.release()
 
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
+
+    def _index_due(self, task: Task, before: Task | None = None) -> None:
+        """Note when the sweeper must look at ``task`` (the caller holds the lock); nothing
+        when its due time is the one ``before`` the write already noted."""
+        due_at = task.due_at
+        if due_at is not None and (before is None or before.due_at != due_at):
+            heappush(self._due, (due_at, task.id))
 
     def _append_events(self, old: Task | None, new: Task) -> None:
         """The committed change's events, in the outbox (the caller holds the lock)."""
@@ -198,6 +214,7 @@ class InMemoryTaskRepository:
                 return WriteResult(applied=False, task=current)
             tasks[task_id] = new = apply_change(current, change)
             self._append_events(current, new)
+            self._index_due(new, current)
             return WriteResult(applied=True, task=new)
         finally:
             lock.release()
@@ -205,26 +222,34 @@ class InMemoryTaskRepository:
     def list_page(self, query: ListQuery, now: datetime) -> Page:
         after = decode_cursor(query.cursor) if query.cursor else None
         with self._lock:
-            candidates = [
-                t
+            keyed = [
+                (_sort_key(t), t)
                 for t in self._tasks.values()
                 if t.owner == query.owner
                 and not t.is_expired(now)
                 and (query.status is None or t.status == query.status)
                 and (query.type is None or t.type == query.type)
             ]
-        candidates.sort(key=_sort_key, reverse=True)
-        if after is not None:
-            candidates = [t for t in candidates if _sort_key(t) < after]
-        items = candidates[: query.limit]
-        more = len(candidates) > query.limit
-        return Page(items=items, next_cursor=encode_cursor(items[-1]) if more else None)
+        # Oldest first; the page is the newest ``limit`` before the cursor, found by a binary
+        # search, so a deep page costs what the first does.
+        keyed.sort(key=itemgetter(0))
+        end = len(keyed) if after is None else bisect_left(keyed, after, key=itemgetter(0))
+        start = max(0, end - query.limit)
+        items = [task for _, task in reversed(keyed[start:end])]
+        return Page(items=items, next_cursor=encode_cursor(items[-1]) if start > 0 else None)
 
     def due(self, now: datetime, limit: int) -> list[Task]:
+        found: dict[str, tuple[datetime, Task]] = {}
         with self._lock:
-            due = [t for t in self._tasks.values() if (d := t.due_at) is not None and d <= now]
-        due.sort(key=lambda t: t.due_at or now)
-        return due[:limit]
+            heap, tasks = self._due, self._tasks
+            while heap and heap[0][0] <= now and len(found) < limit:
+                due_at, task_id = heappop(heap)
+                task = tasks.get(task_id)
+                if task is not None and task.due_at == due_at:
+                    found[task_id] = (due_at, task)
+            for task_id, (due_at, _) in found.items():  # due until a write changes them
+                heappush(heap, (due_at, task_id))
+        return [task for _, task in found.values()]
 
     def purge_expired(self, now: datetime, limit: int) -> int:
         """Delete up to ``limit`` tasks expired at ``now``; returns how many (as SQLite's)."""
