@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
+import msgspec
 
 import pricing
 from taskmanager.adapters.dynamodb import DynamoDBTaskRepository, create_table
@@ -90,7 +91,7 @@ def fill_memory(repo: InMemoryTaskRepository, clock: ManualClock, count: int) ->
     template = submit(repo, clock, LONG)
     now = clock.now()
     for n in range(1, count):
-        repo.create(template._replace(id=f"open-{n:09d}"), now)
+        repo.create(msgspec.structs.replace(template, id=f"open-{n:09d}"), now)
         if n % 10_000 == 0:  # nothing dispatches here: drop the TaskCreated events
             repo.mark_delivered([e.position for e in repo.pending(10_000)])
     repo.mark_delivered([e.position for e in repo.pending(count)])
