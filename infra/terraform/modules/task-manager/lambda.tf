@@ -22,9 +22,10 @@ locals {
     }
   }
 
-  # Settings only one function reads: the updates function checks who may report.
+  # Settings only one function reads: the api function checks the task types a submit
+  # names, the updates function who may report.
   function_environment = {
-    api     = {}
+    api     = length(var.task_types) > 0 ? { TASKMANAGER_TASK_TYPES = jsonencode(sort(distinct(var.task_types))) } : {}
     stream  = {}
     sweeper = {}
     updates = length(var.processor_sources) > 0 ? { TASKMANAGER_PROCESSOR_SOURCES = jsonencode(var.processor_sources) } : {}
