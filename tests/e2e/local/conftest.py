@@ -25,6 +25,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
         running.stop()
 
 
+@pytest.fixture(scope="session")
+def typed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """A server as `taskmanager serve` starts by default: the demo processors, and a submit
+    of any other task type refused (here with a default start timeout too)."""
+    db = tmp_path_factory.mktemp("typed") / "taskmanager.db"
+    args = ("--grace-seconds", "1", "--default-start-timeout-seconds", "600")
+    running = LocalServer(db, args).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 @pytest.fixture
 def fresh_db(tmp_path: Path) -> Path:
     return tmp_path / "taskmanager.db"

@@ -286,6 +286,11 @@ def test_web_page_and_its_files_are_served(server: LocalServer) -> None:
         assert response.status == 200
         assert response.headers["content-type"].startswith(kind)
     assert server.request("GET", "/static/missing.js").status == 404
+    assert b'<link rel="icon" href="/static/favicon.svg"' in page.body
+    icon = server.request("GET", "/static/favicon.svg")
+    assert icon.status == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
+    assert icon.body.startswith(b"<svg")
     assert server.request("GET", "/static/../cli.py").status == 404
 
 

@@ -8,32 +8,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-import pytest
-
-from tests.e2e.local.harness import LocalServer
 from tests.e2e.local.test_cli import run
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from tests.e2e.local.harness import LocalServer
 
 DEMO_TYPES = ["demo.echo", "demo.fail", "demo.sleep"]
 REFUSAL = (
     "no processor here takes tasks of this type; "
     "the known types are: demo.echo, demo.fail, demo.sleep"
 )
-
-
-@pytest.fixture(scope="module")
-def typed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    """A server with the demo processors only, as `taskmanager serve` starts by default
-    (here with a default start timeout too)."""
-    db = tmp_path_factory.mktemp("typed") / "taskmanager.db"
-    args = ("--grace-seconds", "1", "--default-start-timeout-seconds", "600")
-    running = LocalServer(db, args).start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def test_a_type_no_processor_takes_is_422_with_the_known_types(typed_server: LocalServer) -> None:
