@@ -421,13 +421,17 @@ def cancel_task(
 def plan_expiry(
     task: Task, now: datetime, policy: Policy = DEFAULT_POLICY
 ) -> tuple[Guard, Change] | None:
-    """START_TIMEOUT for a task nobody picked up in time, TIMEOUT past the deadline,
-    HEARTBEAT_TIMEOUT past a quiet heartbeat, else None.
+    """TIMEOUT past the deadline; else HEARTBEAT_TIMEOUT past a quiet heartbeat, or
+    START_TIMEOUT for a task nobody picked up in time; else None.
 
     The guard pins the version that was read, so an update arriving meanwhile wins."""
     if task.is_terminal:
         return None
     guard = Guard(task_id=task.id, version=task.version)
+    if task.deadline_at <= now:
+        seconds = int((task.deadline_at - task.created_at).total_seconds())
+        message = f"task did not finish within timeout_seconds ({seconds})"
+        return guard, _failure(ErrorCode.TIMEOUT, message, now, policy)
     start_due = task.start_due_at
     if start_due is not None and start_due <= now:
         message = (
@@ -435,10 +439,6 @@ def plan_expiry(
             f"start_timeout_seconds ({task.start_timeout_seconds})"
         )
         return guard, _failure(ErrorCode.START_TIMEOUT, message, now, policy)
-    if task.deadline_at <= now:
-        seconds = int((task.deadline_at - task.created_at).total_seconds())
-        message = f"task did not finish within timeout_seconds ({seconds})"
-        return guard, _failure(ErrorCode.TIMEOUT, message, now, policy)
     heartbeat_due = task.heartbeat_due_at
     if heartbeat_due is not None and heartbeat_due <= now:
         message = f"no update within heartbeat_seconds ({task.heartbeat_seconds})"

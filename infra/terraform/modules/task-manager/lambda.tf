@@ -18,7 +18,7 @@ locals {
     sweeper = {
       handler     = "taskmanager.entrypoints.sweeper.handler"
       timeout     = var.lambda.sweeper_timeout
-      description = "Fails tasks past their deadline or heartbeat."
+      description = "Fails tasks past their deadline, heartbeat or start timeout."
     }
   }
 
@@ -299,7 +299,7 @@ resource "aws_lambda_event_source_mapping" "updates" {
 
 resource "aws_cloudwatch_event_rule" "sweeper" {
   name                = "${var.name}-sweeper"
-  description         = "Runs the ${var.name} sweeper: tasks past their deadline or heartbeat fail."
+  description         = "Runs the ${var.name} sweeper: tasks past their deadline, heartbeat or start timeout fail."
   schedule_expression = var.sweeper_schedule_expression
   tags                = var.tags
 }

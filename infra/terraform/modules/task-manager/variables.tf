@@ -322,7 +322,7 @@ variable "api" {
 }
 
 variable "sweeper_schedule_expression" {
-  description = "How often the sweeper looks for tasks past their deadline or heartbeat: an EventBridge rate() or cron() expression, e.g. rate(1 minute), rate(5 minutes), cron(0/5 * * * ? *)."
+  description = "How often the sweeper looks for tasks past their deadline, heartbeat or start timeout: an EventBridge rate() or cron() expression, e.g. rate(1 minute), rate(5 minutes), cron(0/5 * * * ? *)."
   type        = string
   default     = "rate(1 minute)"
 
