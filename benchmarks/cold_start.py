@@ -133,7 +133,7 @@ CHILDREN: Final[dict[str, str]] = {
         "from taskmanager.entrypoints.sweeper import handler\n"
         f"_e = json.loads(open({str(EVENTS / 'scheduled_sweep.json')!r}).read())\n"
         "_r = handler(_e, None)\n"
-        "assert _r == {'timed_out': 0, 'heartbeat_timed_out': 0}, _r\n"
+        "assert _r == {'timed_out': 0, 'heartbeat_timed_out': 0, 'start_timed_out': 0}, _r\n"
     ),
     "processor": (
         "from taskmanager.processor import Processor\n"

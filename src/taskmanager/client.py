@@ -65,6 +65,12 @@ class InvalidRequestError(ApiError):
     code = "INVALID_REQUEST"
 
 
+class UnknownTaskTypeError(InvalidRequestError):
+    """No processor of the deployment takes the task type; ``details["known_types"]``."""
+
+    code = "UNKNOWN_TASK_TYPE"
+
+
 class PayloadTooLargeError(ApiError):
     code = "PAYLOAD_TOO_LARGE"
 
@@ -97,6 +103,7 @@ _ERRORS: Final[dict[str, type[ApiError]]] = {
     cls.code: cls
     for cls in (
         InvalidRequestError,
+        UnknownTaskTypeError,
         PayloadTooLargeError,
         UnsupportedMediaTypeError,
         UnauthenticatedError,
@@ -129,11 +136,12 @@ def _describe_details(details: Any, message: str) -> str:
             parts.append(f"{'.'.join(loc)}: {rule}" if loc else rule)
         return "; ".join(parts)
     if isinstance(details, dict):
-        return ", ".join(
-            f"{key}={value}"
+        shown = {
+            key: ", ".join(map(str, value)) if isinstance(value, list) else str(value)
             for key, value in details.items()
-            if value is not None and str(value) not in message
-        )
+            if value is not None
+        }
+        return ", ".join(f"{key}={text}" for key, text in shown.items() if text not in message)
     return "" if details is None else str(details)
 
 
@@ -263,6 +271,7 @@ class TaskClient:
         *,
         timeout_seconds: int | None = None,
         heartbeat_seconds: int | None = None,
+        start_timeout_seconds: int | None = None,
         idempotency_key: str | None = None,
     ) -> TaskResource:
         """Submit a task; with ``idempotency_key`` a retry returns the same task."""
@@ -271,6 +280,8 @@ class TaskClient:
             body["timeout_seconds"] = timeout_seconds
         if heartbeat_seconds is not None:
             body["heartbeat_seconds"] = heartbeat_seconds
+        if start_timeout_seconds is not None:
+            body["start_timeout_seconds"] = start_timeout_seconds
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         response = self.request(
             "POST", "/tasks", body, headers=headers, retry=idempotency_key is not None

@@ -343,6 +343,55 @@ class CoreRepositoryContract:
         with pytest.raises(InvalidCursorError):
             list_tasks(owner="alice", repo=repo, clock=clock, cursor=cursor)
 
+    # -- the start timeout (also over HTTP: the sweeper's index on DynamoDB) ------------------
+    def test_a_task_nobody_picks_up_in_time_fails_with_start_timeout(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        repo = store.repo
+        waiting = self.submit(repo, clock, timeout_seconds=600, start_timeout_seconds=30)
+        started = self.submit(repo, clock, timeout_seconds=600, start_timeout_seconds=30)
+        plain = self.submit(repo, clock, timeout_seconds=600)
+        assert repo.get(waiting.id) == waiting
+        assert waiting.start_timeout_seconds == 30
+        clock.advance(29)
+        running = record_update(update(started.id, "RUNNING", 1), repo=repo, clock=clock).task
+        assert repo.due(clock.now(), 10) == []
+        clock.advance(1)
+        assert [t.id for t in repo.due(clock.now(), 10)] == [waiting.id]
+        failed = expire_overdue(repo=repo, clock=clock)
+        assert [t.id for t in failed] == [waiting.id]
+        stored = repo.get(waiting.id)
+        assert stored is not None
+        assert stored.status is TaskStatus.FAILED
+        assert stored.error is not None
+        assert stored.error.code == "START_TIMEOUT"
+        assert stored.error.message == (
+            "no processor picked the task up within start_timeout_seconds (30)"
+        )
+        # The task that started in time, and the one without a start timeout, are untouched.
+        assert repo.get(started.id) == running
+        assert repo.get(plain.id) == plain
+        assert repo.due(clock.now(), 10) == []
+        assert expire_overdue(repo=repo, clock=clock) == []
+        failures = [e for e in store.committed_events() if e.DETAIL_TYPE == "TaskFailed"]
+        assert [(e.id, e.error.code if e.error else None) for e in failures] == [
+            (waiting.id, "START_TIMEOUT")
+        ]
+
+    def test_a_task_that_starts_in_time_is_due_only_at_its_deadline(
+        self, repo: TaskRepository, clock: ManualClock
+    ) -> None:
+        task = self.submit(repo, clock, timeout_seconds=100, start_timeout_seconds=10)
+        record_update(update(task.id, "RUNNING", 1), repo=repo, clock=clock)
+        clock.advance(99)
+        assert repo.due(clock.now(), 10) == []
+        clock.advance(1)
+        [due] = repo.due(clock.now(), 10)
+        assert due.id == task.id
+        [failed] = expire_overdue(repo=repo, clock=clock)
+        assert failed.error is not None
+        assert failed.error.code == "TIMEOUT"
+
 
 class RepositoryContract(CoreRepositoryContract):
     """Everything else: every transition, classification, lists, the sweeper, expiry."""

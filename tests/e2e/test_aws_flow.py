@@ -281,7 +281,7 @@ def test_heartbeat_timeout_by_the_sweeper(world: World) -> None:
     assert world.get(task["id"])["status"] == "RUNNING"
     time.sleep(1.2)  # quiet for longer than heartbeat_seconds
     swept = sweeper.handler(load_event("scheduled_sweep.json"), FakeLambdaContext())
-    assert swept == {"timed_out": 0, "heartbeat_timed_out": 1}
+    assert swept == {"timed_out": 0, "heartbeat_timed_out": 1, "start_timed_out": 0}
     world.pump.run()
     stored = world.get(task["id"])
     assert (stored["status"], stored["error"]["code"]) == ("FAILED", "HEARTBEAT_TIMEOUT")

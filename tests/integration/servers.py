@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class FuzzTarget:
-    """A ``taskmanager serve`` process (SQLite file, demo processors) on a free loopback port."""
+    """A ``taskmanager serve`` process (SQLite file, demo processors) on a free loopback port,
+    accepting any task type (the bodies probe every other rule with made-up types)."""
 
     url: str
     server: LocalServer
@@ -26,7 +27,9 @@ class FuzzTarget:
     @classmethod
     @contextlib.contextmanager
     def start(cls, directory: Path, *args: str) -> Iterator[FuzzTarget]:
-        server = LocalServer(directory / "taskmanager.db", ("--grace-seconds", "1", *args))
+        server = LocalServer(
+            directory / "taskmanager.db", ("--grace-seconds", "1", "--accept-any-type", *args)
+        )
         server.start()
         try:
             yield cls(server.url, server)

@@ -182,6 +182,12 @@ def test_request_body_at_the_byte_limit_is_parsed_and_one_past_is_413(target: Fu
         ({"heartbeat_seconds": 0}, 422),
         ({"heartbeat_seconds": 3_600}, 202),  # the default timeout bounds it
         ({"heartbeat_seconds": 3_601}, 422),
+        ({"timeout_seconds": 60, "start_timeout_seconds": 60}, 202),
+        ({"timeout_seconds": 60, "start_timeout_seconds": 61}, 422),
+        ({"start_timeout_seconds": 1}, 202),
+        ({"start_timeout_seconds": 0}, 422),
+        ({"start_timeout_seconds": 3_600}, 202),  # the default timeout bounds it
+        ({"start_timeout_seconds": 3_601}, 422),
     ],
 )
 def test_timeout_and_heartbeat_bounds(
@@ -193,6 +199,7 @@ def test_timeout_and_heartbeat_bounds(
         assert error_code(body) == "INVALID_REQUEST"
         return
     assert body["heartbeat_seconds"] == fields.get("heartbeat_seconds")
+    assert body["start_timeout_seconds"] == fields.get("start_timeout_seconds")
     created = datetime.fromisoformat(body["created_at"])
     deadline = datetime.fromisoformat(body["deadline_at"])
     assert (deadline - created).total_seconds() == fields.get("timeout_seconds", 3_600)

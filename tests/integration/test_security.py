@@ -352,7 +352,8 @@ def _endless_header_is_cut_off(port: int) -> bool:
 def test_serve_refuses_foreign_hosts_cross_site_writes_and_oversized_headers(
     tmp_path: Path,
 ) -> None:
-    server = LocalServer(tmp_path / "taskmanager.db", ("--allowed-host", "Tasks.Home.Arpa")).start()
+    args = ("--allowed-host", "Tasks.Home.Arpa", "--accept-any-type")
+    server = LocalServer(tmp_path / "taskmanager.db", args).start()
     try:
         port = server.port
         task = server.submit("never.runs")

@@ -166,6 +166,39 @@ def test_the_deadline_wins_over_a_heartbeat_due_at_the_same_time(world: World) -
     assert expired.error.code == "TIMEOUT"
 
 
+def test_a_task_nobody_picks_up_fails_with_start_timeout(world: World) -> None:
+    task = world.task(timeout_seconds=600, start_timeout_seconds=30)
+    world.clock.advance(29)
+    assert expire_overdue(repo=world.repo, clock=world.clock) == []
+    world.clock.advance(1)
+    [expired] = expire_overdue(repo=world.repo, clock=world.clock)
+    assert expired == world.stored(task.id)
+    assert expired.status is TaskStatus.FAILED
+    assert expired.error is not None
+    assert (expired.error.code, expired.error.message) == (
+        "START_TIMEOUT",
+        "no processor picked the task up within start_timeout_seconds (30)",
+    )
+    assert expired.finished_at == world.clock.now()
+
+
+def test_the_start_timeout_no_longer_applies_once_the_task_runs(world: World) -> None:
+    task = world.task(timeout_seconds=600, start_timeout_seconds=30)
+    world.clock.advance(10)
+    world.update(task.id, "RUNNING")
+    world.clock.advance(100)
+    assert expire_overdue(repo=world.repo, clock=world.clock) == []
+    assert world.stored(task.id).status is TaskStatus.RUNNING
+
+
+def test_the_deadline_wins_over_a_start_timeout_due_at_the_same_time(world: World) -> None:
+    world.task(timeout_seconds=30, start_timeout_seconds=30)
+    world.clock.advance(30)
+    [expired] = expire_overdue(repo=world.repo, clock=world.clock)
+    assert expired.error is not None
+    assert expired.error.code == "TIMEOUT"
+
+
 def test_finished_tasks_never_time_out(world: World) -> None:
     task = world.task(timeout_seconds=10)
     world.update(task.id, "SUCCESSFUL")

@@ -31,7 +31,7 @@ def test_processor_example_succeeds_fails_with_codes_and_skips_a_cancelled_task(
         "{'rows': 5000} failed FAILED v3 {'code': 'OUT_OF_PAPER', "
         "'message': '5000 rows would need 500 pages'}",
         "{'rows': 25} skipped FAILED v2 {'code': 'CANCELLED', "
-        "'message': 'cancelled by the supplier'}",
+        "'message': 'cancelled by the client that submitted it'}",
     ]
 
 

@@ -8,9 +8,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from taskmanager.domain.errors import IdempotencyKeyReusedError, StorageError
+from taskmanager.domain.errors import (
+    IdempotencyKeyReusedError,
+    InvalidCommandError,
+    StorageError,
+    UnknownTaskTypeError,
+)
 from taskmanager.domain.events import TaskCreated
-from taskmanager.domain.model import SubmitTask, TaskStatus
+from taskmanager.domain.model import SubmitTask, Task, TaskStatus
 from taskmanager.domain.services import Policy, idempotent_task_id, submit_task
 
 if TYPE_CHECKING:
@@ -47,6 +52,43 @@ def test_submit_without_timeout_uses_the_policy_default(world: World) -> None:
         policy=policy,
     )
     assert result.task.deadline_at == world.clock.now() + timedelta(seconds=120)
+
+
+def _submit(world: World, policy: Policy, **fields: object) -> Task:
+    command = SubmitTask.model_validate({"type": "t", **fields})
+    return submit_task(
+        command, owner="alice", repo=world.repo, clock=world.clock, ids=world.ids, policy=policy
+    ).task
+
+
+def test_a_type_outside_the_policys_types_is_refused_and_nothing_is_stored(world: World) -> None:
+    policy = Policy(task_types=frozenset({"t", "b.report"}))
+    with pytest.raises(UnknownTaskTypeError) as raised:
+        _submit(world, policy, type="a.report")
+    assert raised.value.code == "UNKNOWN_TASK_TYPE"
+    assert raised.value.details == {"field": "type", "known_types": ["b.report", "t"]}
+    assert world.repo.undelivered == []
+    assert _submit(world, policy, type="b.report").type == "b.report"
+    assert _submit(world, Policy(), type="a.report").type == "a.report"  # None: any type
+
+
+def test_start_timeout_is_the_tasks_own_or_the_policy_default_and_at_most_the_timeout(
+    world: World,
+) -> None:
+    assert _submit(world, Policy()).start_timeout_seconds is None
+    task = _submit(world, Policy(), timeout_seconds=60, start_timeout_seconds=60)
+    assert task.start_timeout_seconds == 60
+    assert task.start_due_at == world.clock.now() + timedelta(seconds=60)
+    assert task.due_at == task.start_due_at == task.deadline_at
+    defaulted = Policy(default_start_timeout_seconds=30)
+    assert _submit(world, defaulted).start_timeout_seconds == 30
+    assert _submit(world, defaulted, start_timeout_seconds=5).start_timeout_seconds == 5
+    assert _submit(world, defaulted, timeout_seconds=20).start_timeout_seconds is None
+    with pytest.raises(InvalidCommandError) as raised:
+        _submit(world, Policy(), timeout_seconds=60, start_timeout_seconds=61)
+    assert raised.value.details == {"field": "start_timeout_seconds"}
+    with pytest.raises(ValueError, match="default_start_timeout_seconds"):
+        Policy(default_start_timeout_seconds=0)
 
 
 def test_submit_puts_one_task_created_event_with_the_input_in_the_outbox(world: World) -> None:

@@ -36,6 +36,23 @@ class InvalidCommandError(InvalidRequestError):
     names the field to blame where there is one."""
 
 
+class UnknownTaskTypeError(InvalidCommandError):
+    """A submit of a task type that no processor of this deployment takes (where the
+    deployment names its types); ``details["known_types"]`` lists those it takes."""
+
+    code = "UNKNOWN_TASK_TYPE"
+
+    def __init__(self, task_type: str, known_types: list[str]) -> None:
+        # The message names the known types, not the one sent (errors echo no request data).
+        known = ", ".join(known_types) if known_types else "none"
+        super().__init__(
+            f"no processor here takes tasks of this type; the known types are: {known}",
+            details={"field": "type", "known_types": known_types},
+        )
+        self.task_type = task_type
+        self.known_types = known_types
+
+
 class PayloadTooLargeError(InvalidRequestError):
     """A JSON value (input, result, body) is larger than its limit."""
 

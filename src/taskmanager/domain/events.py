@@ -61,6 +61,7 @@ class TaskResource(BaseModel):
     finished_at: datetime | None = None
     deadline_at: datetime
     heartbeat_seconds: int | None = None
+    start_timeout_seconds: int | None = None
     expires_at: datetime | None = None
 
 
@@ -84,6 +85,7 @@ class _OutboundDetail(BaseModel):
     finished_at: datetime | None = None
     deadline_at: datetime
     heartbeat_seconds: int | None = None
+    start_timeout_seconds: int | None = None
     expires_at: datetime | None = None
 
 
@@ -111,7 +113,8 @@ class TaskSuccessful(_OutboundDetail):
 
 
 class TaskFailed(_OutboundDetail):
-    """A task failed (processor error, timeout, heartbeat timeout, cancel); carries ``error``."""
+    """A task failed (processor error, timeout, heartbeat or start timeout, cancel); carries
+    ``error``."""
 
     DETAIL_TYPE: ClassVar[str] = "TaskFailed"
     status: Literal[TaskStatus.FAILED] = TaskStatus.FAILED
@@ -279,6 +282,7 @@ def event_for(task: Task) -> OutboundEvent:
         "finished_at": task.finished_at,
         "deadline_at": task.deadline_at,
         "heartbeat_seconds": task.heartbeat_seconds,
+        "start_timeout_seconds": task.start_timeout_seconds,
         "expires_at": task.expires_at,
     }
     if event is TaskCreated:

@@ -75,6 +75,8 @@ class ErrorCode(StrEnum):
 
     TIMEOUT = "TIMEOUT"
     HEARTBEAT_TIMEOUT = "HEARTBEAT_TIMEOUT"
+    #: Still CREATED ``start_timeout_seconds`` after submission: no processor picked it up.
+    START_TIMEOUT = "START_TIMEOUT"
     CANCELLED = "CANCELLED"
 
 
@@ -161,8 +163,9 @@ JsonAny = Annotated[Any, Field(description="any JSON value, at most 128 KiB seri
 class SubmitTask(BaseModel):
     """The command (and HTTP body) that submits a task.
 
-    ``input`` is limited to 128 KiB serialised and ``heartbeat_seconds`` to the effective
-    timeout; both are checked by ``services.new_task``, where the default timeout is known."""
+    ``input`` is limited to 128 KiB serialised, ``heartbeat_seconds`` and
+    ``start_timeout_seconds`` to the effective timeout; these are checked by
+    ``services.new_task``, where the default timeout is known."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
@@ -170,6 +173,7 @@ class SubmitTask(BaseModel):
     input: JsonAny = None
     timeout_seconds: TimeoutSeconds | None = None
     heartbeat_seconds: TimeoutSeconds | None = None
+    start_timeout_seconds: TimeoutSeconds | None = None
 
 
 def validate_idempotency_key(key: str) -> str:
@@ -197,6 +201,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: datetime
     deadline_at: datetime
     heartbeat_seconds: int | None = None
+    start_timeout_seconds: int | None = None
     progress: Progress | None = None
     result: Any = None
     error: TaskError | None = None
@@ -219,13 +224,22 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
         return self.updated_at + timedelta(seconds=self.heartbeat_seconds)
 
     @property
+    def start_due_at(self) -> datetime | None:
+        """When a CREATED task with a start timeout fails if no processor has picked it up."""
+        if self.status is not TaskStatus.CREATED or self.start_timeout_seconds is None:
+            return None
+        return self.created_at + timedelta(seconds=self.start_timeout_seconds)
+
+    @property
     def due_at(self) -> datetime | None:
         """The earliest moment the sweeper must look at this task (None once terminal)."""
         if self.status in TERMINAL_STATUSES:
             return None
-        heartbeat = self.heartbeat_due_at
-        if heartbeat is not None and heartbeat < self.deadline_at:
-            return heartbeat
+        # At most one of the two is set: a start timeout while CREATED, a heartbeat while
+        # RUNNING.
+        quiet = self.start_due_at or self.heartbeat_due_at
+        if quiet is not None and quiet < self.deadline_at:
+            return quiet
         return self.deadline_at
 
     def is_expired(self, now: datetime) -> bool:

@@ -84,7 +84,8 @@ class TaskRepository(Protocol):
         ...
 
     def due(self, now: datetime, limit: int) -> list[Task]:
-        """Open tasks whose deadline or heartbeat is due at ``now`` (found by index)."""
+        """Open tasks whose deadline, heartbeat or start timeout is due at ``now`` (found
+        by index)."""
         ...
 
 

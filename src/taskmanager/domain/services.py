@@ -26,6 +26,7 @@ from taskmanager.domain.errors import (
     StorageError,
     TaskAlreadyFinishedError,
     TaskNotFoundError,
+    UnknownTaskTypeError,
 )
 from taskmanager.domain.model import (
     DEFAULT_LIST_LIMIT,
@@ -62,16 +63,27 @@ IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("5b0f3c1e-8d0a-4c57-9a43-2f1d6f0e7a11")
 
 @dataclass(frozen=True)
 class Policy:
-    """Deployment settings the rules depend on."""
+    """Deployment settings the rules depend on.
+
+    - ``default_start_timeout_seconds``: the start timeout of a task submitted without one
+      (None: no start timeout); it applies only to tasks whose timeout is at least as long;
+    - ``task_types``: the task types a submit may name, those some processor of the
+      deployment takes (None: any type, for processors the deployment does not know of).
+    """
 
     default_timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     retention_seconds: int = DEFAULT_RETENTION_SECONDS
+    default_start_timeout_seconds: int | None = None
+    task_types: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if not MIN_TIMEOUT_SECONDS <= self.default_timeout_seconds <= MAX_TIMEOUT_SECONDS:
             raise ValueError("default_timeout_seconds must be within 1..604800")
         if self.retention_seconds < 1:
             raise ValueError("retention_seconds must be at least 1")
+        start = self.default_start_timeout_seconds
+        if start is not None and not MIN_TIMEOUT_SECONDS <= start <= MAX_TIMEOUT_SECONDS:
+            raise ValueError("default_start_timeout_seconds must be within 1..604800")
 
     @cached_property
     def retention(self) -> timedelta:
@@ -134,6 +146,7 @@ def new_task(
     idempotency_key: str | None = None,
     fingerprint: str | None = None,
 ) -> Task:
+    ensure_type_known(command.type, policy)
     ensure_payload_size(command.input, "input")
     timeout = command.timeout_seconds or policy.default_timeout_seconds
     heartbeat = command.heartbeat_seconds
@@ -142,6 +155,16 @@ def new_task(
             f"heartbeat_seconds ({heartbeat}) may not exceed timeout_seconds ({timeout})",
             details={"field": "heartbeat_seconds"},
         )
+    start_timeout = command.start_timeout_seconds
+    if start_timeout is not None and start_timeout > timeout:
+        raise InvalidCommandError(
+            f"start_timeout_seconds ({start_timeout}) may not exceed timeout_seconds ({timeout})",
+            details={"field": "start_timeout_seconds"},
+        )
+    if start_timeout is None:
+        start_timeout = policy.default_start_timeout_seconds
+        if start_timeout is not None and start_timeout > timeout:
+            start_timeout = None  # the deadline comes first anyway
     return Task(
         id=task_id,
         owner=owner,
@@ -153,9 +176,16 @@ def new_task(
         updated_at=now,
         deadline_at=now + timedelta(seconds=timeout),
         heartbeat_seconds=heartbeat,
+        start_timeout_seconds=start_timeout,
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
     )
+
+
+def ensure_type_known(task_type: str, policy: Policy = DEFAULT_POLICY) -> None:
+    """Refuse a task type that no processor takes, where the policy names the types."""
+    if policy.task_types is not None and task_type not in policy.task_types:
+        raise UnknownTaskTypeError(task_type, sorted(policy.task_types))
 
 
 def submit_task(
@@ -359,11 +389,16 @@ def _failure(code: ErrorCode, message: str, now: datetime, policy: Policy) -> Ch
     )
 
 
+#: The error message of a cancelled task. Only the task's owner may cancel it, so it is
+#: always the client that submitted it (or another client with the same identity).
+CANCELLED_MESSAGE: Final = "cancelled by the client that submitted it"
+
+
 def plan_cancel(
     task_id: str, owner: str, now: datetime, policy: Policy = DEFAULT_POLICY
 ) -> tuple[Guard, Change]:
     guard = Guard(task_id=task_id, owner=owner)
-    return guard, _failure(ErrorCode.CANCELLED, "cancelled by the supplier", now, policy)
+    return guard, _failure(ErrorCode.CANCELLED, CANCELLED_MESSAGE, now, policy)
 
 
 def cancel_task(
@@ -389,7 +424,8 @@ def cancel_task(
 def plan_expiry(
     task: Task, now: datetime, policy: Policy = DEFAULT_POLICY
 ) -> tuple[Guard, Change] | None:
-    """TIMEOUT past the deadline, HEARTBEAT_TIMEOUT past a quiet heartbeat, else None.
+    """TIMEOUT past the deadline; else HEARTBEAT_TIMEOUT past a quiet heartbeat, or
+    START_TIMEOUT for a task nobody picked up in time; else None.
 
     The guard pins the version that was read, so an update arriving meanwhile wins."""
     if task.is_terminal:
@@ -399,6 +435,13 @@ def plan_expiry(
         seconds = int((task.deadline_at - task.created_at).total_seconds())
         message = f"task did not finish within timeout_seconds ({seconds})"
         return guard, _failure(ErrorCode.TIMEOUT, message, now, policy)
+    start_due = task.start_due_at
+    if start_due is not None and start_due <= now:
+        message = (
+            "no processor picked the task up within "
+            f"start_timeout_seconds ({task.start_timeout_seconds})"
+        )
+        return guard, _failure(ErrorCode.START_TIMEOUT, message, now, policy)
     heartbeat_due = task.heartbeat_due_at
     if heartbeat_due is not None and heartbeat_due <= now:
         message = f"no update within heartbeat_seconds ({task.heartbeat_seconds})"
@@ -413,7 +456,8 @@ def expire_overdue(
     policy: Policy = DEFAULT_POLICY,
     limit: int = 100,
 ) -> list[Task]:
-    """Fail every open task whose deadline or heartbeat has passed; returns those failed."""
+    """Fail every open task whose start timeout, deadline or heartbeat has passed; returns
+    those failed."""
     now = clock.now()
     expired: list[Task] = []
     for task in repo.due(now, limit):

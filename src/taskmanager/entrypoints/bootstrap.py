@@ -45,6 +45,9 @@ ENV_PREFIX: Final = "TASKMANAGER_"
 #: 1 + 2 + 4 = 7 s, so a throttled request still gets its 503 out within the API function's
 #: default 10 s timeout.
 AWS_MAX_ATTEMPTS: Final = 4
+#: The most task types ``TASKMANAGER_TASK_TYPES`` names (Lambda keeps all of a function's
+#: environment variables within 4 KB).
+MAX_TASK_TYPES: Final = 50
 
 
 class Settings(BaseModel):
@@ -63,6 +66,15 @@ class Settings(BaseModel):
         DEFAULT_TIMEOUT_SECONDS, ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS
     )
     retention_seconds: int = Field(DEFAULT_RETENTION_SECONDS, ge=1)
+    #: The start timeout of a task submitted without one: it fails with START_TIMEOUT if
+    #: still CREATED this long after submission. Unset: no start timeout.
+    default_start_timeout_seconds: int | None = Field(
+        None, ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS
+    )
+    #: The task types a submit may name, as a JSON list (the task-manager module's
+    #: ``task_types``): any other is refused with 422 UNKNOWN_TASK_TYPE. Unset or empty:
+    #: any type (docs/deploy.md).
+    task_types: Json[Annotated[list[TaskType], Field(max_length=MAX_TASK_TYPES)]] | None = None
     owner_claim: OwnerClaim = "iam"
     #: How many overdue tasks one sweeper invocation fails at most.
     sweep_limit: int = Field(500, ge=1, le=10_000)
@@ -104,15 +116,17 @@ class Settings(BaseModel):
         return _policy(
             default_timeout_seconds=self.default_timeout_seconds,
             retention_seconds=self.retention_seconds,
+            default_start_timeout_seconds=self.default_start_timeout_seconds,
+            task_types=frozenset(self.task_types) if self.task_types else None,
         )
 
 
-def _policy(**limits: int) -> Policy:
+def _policy(**settings: Any) -> Policy:
     # The use cases' module is imported when a policy is first needed: the stream handler,
     # which only publishes, never needs it and so never imports it.
     from taskmanager.domain.services import Policy  # noqa: PLC0415
 
-    return Policy(**limits)
+    return Policy(**settings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,10 +35,15 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 DEFAULT_URL: Final = "http://127.0.0.1:8000"
+#: The longest timeout a task may have (``domain.model.MAX_TIMEOUT_SECONDS``; the client
+#: commands do not import the domain).
+MAX_TIMEOUT_SECONDS: Final = 604_800
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 STATUSES: Final = ("CREATED", "RUNNING", "SUCCESSFUL", "FAILED")
+#: The error code of a cancelled task, and the status the CLI shows it with.
+CANCELLED: Final = "CANCELLED"
 TERMINAL: Final = frozenset({"SUCCESSFUL", "FAILED"})
 #: How long ``watch`` keeps reconnecting to a server that went away.
 RECONNECT_SECONDS: Final = 30.0
@@ -118,8 +123,20 @@ def _emit_error(error: dict[str, Any], out: TextIO, status: int | None = None) -
     out.write(json.dumps(body, ensure_ascii=False) + "\n")
 
 
+def is_cancelled(task: dict[str, Any]) -> bool:
+    """A cancelled task: stored FAILED with the error code CANCELLED (docs/design.md §2)."""
+    error = task.get("error") or {}
+    return bool(task["status"] == "FAILED" and error.get("code") == CANCELLED)
+
+
+def shown_status(task: dict[str, Any]) -> str:
+    """The status as shown: CANCELLED for a cancelled task, which is no failure to its
+    owner; otherwise the stored status."""
+    return CANCELLED if is_cancelled(task) else str(task["status"])
+
+
 def _describe(task: dict[str, Any]) -> str:
-    lines = [f"{task['id']}  {task['type']}  {task['status']}"]
+    lines = [f"{task['id']}  {task['type']}  {shown_status(task)}"]
     progress = task.get("progress")
     if progress:
         lines.append(f"  progress: {progress['percent']:.0f}% {progress.get('message') or ''}")
@@ -127,7 +144,9 @@ def _describe(task: dict[str, Any]) -> str:
         if task.get(field) is not None:
             lines.append(f"  {field}: {json.dumps(task[field], ensure_ascii=False)}")
     error = task.get("error")
-    if error:
+    if error and is_cancelled(task):
+        lines.append(f"  {error['message']}")  # who cancelled it
+    elif error:
         lines.append(f"  error: {error['code']}: {error['message']}")
     for field in ("created_at", "started_at", "finished_at", "deadline_at"):
         if task.get(field):
@@ -140,7 +159,7 @@ def _exit_for(task: dict[str, Any]) -> int:
 
 
 def _progress_line(task: dict[str, Any], width: int = 30) -> str:
-    status = task["status"]
+    status = shown_status(task)
     progress = task.get("progress") or {}
     percent = 100.0 if status == "SUCCESSFUL" else float(progress.get("percent") or 0.0)
     filled = round(width * percent / 100)
@@ -151,12 +170,14 @@ def _progress_line(task: dict[str, Any], width: int = 30) -> str:
 
 def _plain_line(task: dict[str, Any]) -> str:
     progress = task.get("progress")
-    parts = [task["status"]]
+    parts = [shown_status(task)]
     if progress:
         parts.append(f"{progress['percent']:g}%")
         if progress.get("message"):
             parts.append(str(progress["message"]))
-    if task.get("error"):
+    if is_cancelled(task):
+        parts.append(task["error"]["message"])
+    elif task.get("error"):
         parts.append(f"{task['error']['code']}: {task['error']['message']}")
     return " ".join(parts)
 
@@ -219,6 +240,7 @@ def cmd_submit(api: Api, args: argparse.Namespace, out: TextIO) -> int:
         _read_input(args.input),
         timeout_seconds=args.timeout_seconds,
         heartbeat_seconds=args.heartbeat_seconds,
+        start_timeout_seconds=args.start_timeout_seconds,
         idempotency_key=args.idempotency_key,
     )
     if args.wait:
@@ -253,7 +275,7 @@ def cmd_list(api: Api, args: argparse.Namespace, out: TextIO) -> int:
         progress = task.get("progress")
         percent = f"{progress['percent']:.0f}%" if progress else ""
         out.write(
-            f"{task['id']}  {task['status']:<10} {percent:>4}  {task['type']:<20} "
+            f"{task['id']}  {shown_status(task):<10} {percent:>4}  {task['type']:<20} "
             f"{task['created_at']}\n"
         )
     if page.get("next_cursor"):
@@ -266,7 +288,7 @@ def cmd_cancel(api: Api, args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _emit_json(task, out)
     else:
-        out.write(f"{task['id']}  {task['status']}  {task['error']['code']}\n")
+        out.write(f"{task['id']}  {shown_status(task)}  {task['error']['message']}\n")
     return EXIT_OK
 
 
@@ -292,6 +314,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         grace_seconds=args.grace_seconds,
         sweep_interval=args.sweep_interval,
         allowed_hosts=tuple(args.allowed_host),
+        accept_any_type=args.accept_any_type,
+        default_start_timeout_seconds=args.default_start_timeout_seconds,
     )
     try:
         return serve(options)
@@ -310,6 +334,13 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _timeout(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_TIMEOUT_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_TIMEOUT_SECONDS}")
     return value
 
 
@@ -371,6 +402,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:ATTR",
         help="a processor to run (repeatable); demo.sleep, demo.echo, demo.fail are built in",
     )
+    serve.add_argument(
+        "--accept-any-type",
+        action="store_true",
+        help="accept tasks of any type, not only the types of the processors loaded here "
+        "(for processors that run elsewhere); by default another type is refused with "
+        "422 UNKNOWN_TASK_TYPE",
+    )
+    serve.add_argument(
+        "--default-start-timeout-seconds",
+        type=_timeout,
+        metavar="SECONDS",
+        help="a task submitted without a start timeout fails with START_TIMEOUT if no "
+        "processor picked it up this long after submission (default: no start timeout)",
+    )
     serve.add_argument("--workers", type=_positive, default=4, help="processor threads (4)")
     serve.add_argument(
         "--grace-seconds",
@@ -399,6 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
         "for this long while RUNNING (default: no heartbeat)",
     )
     submit.add_argument(
+        "--start-timeout-seconds",
+        type=_positive,
+        help="the task fails with START_TIMEOUT if no processor picked it up this long "
+        "after submission (default: the server's; none unless it sets one)",
+    )
+    submit.add_argument(
         "--wait",
         action="store_true",
         help="follow it, then print its result or error; exit 0 if SUCCESSFUL",
@@ -408,7 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("id", help="the task's id")
 
     listing = commands.add_parser("list", help="recent tasks, newest first", parents=[common])
-    listing.add_argument("--status", choices=STATUSES, help="only tasks in this status")
+    listing.add_argument(
+        "--status",
+        choices=STATUSES,
+        help="only tasks in this status (a cancelled task is stored FAILED)",
+    )
     listing.add_argument("--type", help="only tasks of this type")
     listing.add_argument("--limit", type=_positive, help="tasks per page (server default 20)")
     listing.add_argument("--cursor", help="the next page: the cursor the previous page printed")

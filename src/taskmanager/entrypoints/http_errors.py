@@ -31,6 +31,7 @@ from taskmanager.domain.errors import (
     TaskAlreadyFinishedError,
     TaskManagerError,
     TaskNotFoundError,
+    UnknownTaskTypeError,
 )
 
 if TYPE_CHECKING:
@@ -154,6 +155,8 @@ STATUS_BY_ERROR: Final[Mapping[type[TaskManagerError], int]] = {
     HeadersTooLargeError: 431,
     # Read fine, but what it asks breaks the contract.
     InvalidCommandError: 422,
+    # A type no processor of the deployment takes (where it names its types).
+    UnknownTaskTypeError: 422,
     IdempotencyKeyReusedError: 422,
     # The store failed after its retries: safe to retry.
     StorageError: 503,

@@ -48,6 +48,7 @@ EVENTS_PUBLISHED: Final = "EventsPublished"
 PUBLISH_FAILURES: Final = "PublishFailures"
 TASKS_TIMED_OUT: Final = "TasksTimedOut"
 TASKS_HEARTBEAT_TIMED_OUT: Final = "TasksHeartbeatTimedOut"
+TASKS_START_TIMED_OUT: Final = "TasksStartTimedOut"
 
 
 class PowertoolsTooOldError(RuntimeError):

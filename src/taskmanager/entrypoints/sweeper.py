@@ -1,6 +1,7 @@
-"""The scheduled sweeper: fails open tasks past their deadline (``TIMEOUT``) or quiet past
-their heartbeat (``HEARTBEAT_TIMEOUT``). Each failure is one guarded write pinned to the
-version read, so an update arriving meanwhile wins; the stream publishes the ``TaskFailed``.
+"""The scheduled sweeper: fails open tasks past their deadline (``TIMEOUT``), quiet past
+their heartbeat (``HEARTBEAT_TIMEOUT``) or still CREATED past their start timeout
+(``START_TIMEOUT``). Each failure is one guarded write pinned to the version read, so an
+update arriving meanwhile wins; the stream publishes the ``TaskFailed``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
 _RESERVE_MS: Final = 10_000
 #: Rounds of ``limit`` tasks per invocation at most (the next schedule picks up the rest).
 MAX_ROUNDS: Final = 20
+#: What the handler returns and counts for each code the sweeper writes: (key, metric).
+_COUNTED: Final = {
+    ErrorCode.TIMEOUT: ("timed_out", obs.TASKS_TIMED_OUT),
+    ErrorCode.HEARTBEAT_TIMEOUT: ("heartbeat_timed_out", obs.TASKS_HEARTBEAT_TIMED_OUT),
+    ErrorCode.START_TIMEOUT: ("start_timed_out", obs.TASKS_START_TIMED_OUT),
+}
 
 
 def create_handler(
@@ -31,24 +38,21 @@ def create_handler(
 
     def handle(event: Mapping[str, Any], context: Any) -> dict[str, int]:
         deps = deps_provider()
-        timed_out = heartbeat = 0
+        counts = dict.fromkeys((key for key, _ in _COUNTED.values()), 0)
         for _ in range(MAX_ROUNDS):
             expired = expire_overdue(
                 repo=deps.repo, clock=deps.clock, policy=deps.policy, limit=limit
             )
             for task in expired:
-                code = task.error.code if task.error else None
-                if code == ErrorCode.HEARTBEAT_TIMEOUT:
-                    heartbeat += 1
-                else:
-                    timed_out += 1
+                code = task.error.code if task.error else ErrorCode.TIMEOUT
+                counts[_COUNTED[ErrorCode(code)][0]] += 1
                 log.info("task failed by the sweeper", extra={"task_id": task.id, "code": code})
             remaining = getattr(context, "get_remaining_time_in_millis", None)
             if len(expired) < limit or (remaining is not None and remaining() < _RESERVE_MS):
                 break
-        obs.count(obs.TASKS_TIMED_OUT, timed_out)
-        obs.count(obs.TASKS_HEARTBEAT_TIMED_OUT, heartbeat)
-        return {"timed_out": timed_out, "heartbeat_timed_out": heartbeat}
+        for key, metric in _COUNTED.values():
+            obs.count(metric, counts[key])
+        return counts
 
     return handle
 

@@ -105,12 +105,39 @@ def test_get_list_and_cancel(server: LocalServer) -> None:
     assert [t["id"] for t in json.loads(listed.stdout)["items"]] == [task_id]
     cancelled = run(server, "cancel", task_id)
     assert cancelled.returncode == 0
-    assert "FAILED  CANCELLED" in cancelled.stdout
+    assert cancelled.stdout == f"{task_id}  CANCELLED  cancelled by the client that submitted it\n"
     failed = run(server, "list", "--type", task_type, "--status", "FAILED")
     assert task_id in failed.stdout
     again = run(server, "cancel", task_id)
     assert again.returncode == 1
     assert "409 TASK_ALREADY_FINISHED" in again.stderr
+
+
+def test_a_cancelled_task_shows_as_cancelled_not_failed(server: LocalServer) -> None:
+    task_type = f"cli.{uuid.uuid4().hex[:8]}"
+    cancelled_id = server.submit(task_type)["id"]
+    assert server.request("POST", f"/tasks/{cancelled_id}/cancel").status == 202
+    failed_id = server.submit("demo.fail", {"code": "OUT_OF_PAPER", "message": "tray 2"})["id"]
+    server.wait_for(failed_id, {"FAILED"})
+
+    shown = run(server, "get", cancelled_id)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"{cancelled_id}  {task_type}  CANCELLED"
+    assert "  cancelled by the client that submitted it" in lines
+    assert "FAILED" not in shown.stdout
+    assert "error:" not in shown.stdout
+    # A real failure still shows as FAILED, with its error.
+    other = run(server, "get", failed_id).stdout.splitlines()
+    assert other[0].endswith("demo.fail  FAILED")
+    assert "  error: OUT_OF_PAPER: tray 2" in other
+
+    listed = run(server, "list", "--type", task_type)
+    [line] = listed.stdout.splitlines()
+    assert line.split()[:2] == [cancelled_id, "CANCELLED"]
+    # --json keeps the stored resource as the contract has it.
+    as_json = json.loads(run(server, "--json", "get", cancelled_id).stdout)
+    assert (as_json["status"], as_json["error"]["code"]) == ("FAILED", "CANCELLED")
 
 
 def test_unknown_task_exits_1_with_the_error_code(server: LocalServer) -> None:

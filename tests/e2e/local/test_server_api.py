@@ -257,6 +257,19 @@ def test_task_past_its_timeout_fails_with_timeout(server: LocalServer) -> None:
     assert done["error"]["code"] == "TIMEOUT"
 
 
+def test_a_task_nobody_picks_up_fails_with_start_timeout(server: LocalServer) -> None:
+    task = server.submit("no.processor", None, start_timeout_seconds=1)
+    assert task["start_timeout_seconds"] == 1
+    done = server.wait_for(task["id"], TERMINAL, timeout=10)
+    assert done["error"] == {
+        "code": "START_TIMEOUT",
+        "message": "no processor picked the task up within start_timeout_seconds (1)",
+    }
+    # A task its processor picks up at once is not touched by its start timeout.
+    echoed = server.submit("demo.echo", {"x": 1}, start_timeout_seconds=1)
+    assert server.wait_for(echoed["id"], TERMINAL)["status"] == "SUCCESSFUL"
+
+
 def test_quiet_running_task_fails_with_heartbeat_timeout(server: LocalServer) -> None:
     task = server.submit("demo.sleep", {"seconds": 20, "steps": 1}, heartbeat_seconds=1)
     done = server.wait_for(task["id"], TERMINAL, timeout=10)
@@ -273,6 +286,11 @@ def test_web_page_and_its_files_are_served(server: LocalServer) -> None:
         assert response.status == 200
         assert response.headers["content-type"].startswith(kind)
     assert server.request("GET", "/static/missing.js").status == 404
+    assert b'<link rel="icon" href="/static/favicon.svg"' in page.body
+    icon = server.request("GET", "/static/favicon.svg")
+    assert icon.status == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
+    assert icon.body.startswith(b"<svg")
     assert server.request("GET", "/static/../cli.py").status == 404
 
 

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 TERMINAL = {"SUCCESSFUL", "FAILED"}
+#: For servers given tasks no processor takes (``no.processor``), which stay CREATED.
+ANY_TYPE = ("--accept-any-type",)
 
 #: A process that commits tasks (and their TaskCreated in the outbox) through the SQLite
 #: store, then dies by SIGKILL before anything delivers them.
@@ -50,7 +52,7 @@ def _refuses_connections(port: int) -> bool:
 
 
 def test_after_sigkill_and_restart_nothing_accepted_is_lost(fresh_db: Path) -> None:
-    server = LocalServer(fresh_db).start()
+    server = LocalServer(fresh_db, ANY_TYPE).start()
     accepted = [server.submit("no.processor", {"n": n})["id"] for n in range(20)]
     running = server.submit("demo.sleep", {"seconds": 30, "steps": 30})["id"]
     server.wait_for(running, {"RUNNING"})
@@ -116,7 +118,7 @@ def test_grace_period_bounds_the_shutdown(fresh_db: Path) -> None:
 
 
 def test_open_streams_end_when_the_server_stops(fresh_db: Path) -> None:
-    server = LocalServer(fresh_db).start()
+    server = LocalServer(fresh_db, ANY_TYPE).start()
     task = server.submit("no.processor")
     stream = server.events(f"/tasks/{task['id']}/events")
     name, _ = next(stream)
@@ -195,7 +197,7 @@ def test_expected_processor_failures_log_one_line(fresh_db: Path) -> None:
 
 
 def test_a_second_ctrl_c_still_runs_the_shutdown(fresh_db: Path) -> None:
-    server = LocalServer(fresh_db, ("--grace-seconds", "2")).start()
+    server = LocalServer(fresh_db, ("--grace-seconds", "2", *ANY_TYPE)).start()
     sleeping = server.submit("demo.sleep", {"seconds": 60, "steps": 60})
     server.wait_for(sleeping["id"], {"RUNNING"})
     accepted = [server.submit("no.processor", {"n": n})["id"] for n in range(5)]

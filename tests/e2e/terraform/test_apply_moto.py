@@ -397,12 +397,15 @@ def test_functions_run_the_named_handlers_with_the_settings(deployment: Deployme
         if role == "updates":  # the only function that checks who may report on what
             sources = json.loads(variables.pop("TASKMANAGER_PROCESSOR_SOURCES"))
             assert sources == {"text.wordcount": [PROCESSOR_SOURCE]}
+        if role == "api":  # the only function that checks the task type of a submit
+            assert json.loads(variables.pop("TASKMANAGER_TASK_TYPES")) == ["text.wordcount"]
         assert variables == {
             "TASKMANAGER_TABLE_NAME": f"{NAME}-tasks",
             "TASKMANAGER_EVENT_BUS_NAME": NAME,
             "TASKMANAGER_EVENT_SOURCE": "taskmanager",
             "TASKMANAGER_DEFAULT_TIMEOUT_SECONDS": "3600",
             "TASKMANAGER_RETENTION_SECONDS": "604800",
+            "TASKMANAGER_DEFAULT_START_TIMEOUT_SECONDS": "600",
             "TASKMANAGER_OWNER_CLAIM": "iam",
             "TASKMANAGER_DUE_SHARDS": "4",
             "TASKMANAGER_TRACING": "true",

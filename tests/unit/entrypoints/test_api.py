@@ -11,7 +11,7 @@ from taskmanager.adapters.memory import InMemoryTaskRepository, ManualClock, Uui
 from taskmanager.domain.errors import StorageError
 from taskmanager.domain.model import MAX_PAYLOAD_BYTES
 from taskmanager.entrypoints.api import create_app
-from taskmanager.entrypoints.bootstrap import Dependencies
+from taskmanager.entrypoints.bootstrap import Dependencies, Settings
 from taskmanager.entrypoints.http.body import MAX_BODY_BYTES
 from taskmanager.entrypoints.http.owners import fixed_owner, jwt_sub_owner
 from tests.support import http_event, load_event
@@ -256,6 +256,10 @@ def test_a_request_without_identity_is_401(api: Api) -> None:
         ('{"type": "r", "timeout_seconds": 604801}', 422),
         ('{"type": "r", "timeout_seconds": 5, "heartbeat_seconds": 6}', 422),
         ('{"type": "r", "heartbeat_seconds": 0}', 422),
+        ('{"type": "r", "start_timeout_seconds": 0}', 422),
+        ('{"type": "r", "start_timeout_seconds": 604801}', 422),
+        ('{"type": "r", "start_timeout_seconds": "60"}', 422),
+        ('{"type": "r", "timeout_seconds": 5, "start_timeout_seconds": 6}', 422),
         ("[]", 422),
         ('"text"', 422),
     ],
@@ -271,6 +275,53 @@ def test_limits_are_accepted_at_the_bound(api: Api) -> None:
     assert task["heartbeat_seconds"] == 604800
     short = api.submit({"type": "r", "timeout_seconds": 1, "heartbeat_seconds": 1})
     assert short["heartbeat_seconds"] == 1
+    waits = api.submit({"type": "r", "timeout_seconds": 604800, "start_timeout_seconds": 604800})
+    assert waits["start_timeout_seconds"] == 604800
+    assert api.submit({"type": "r"})["start_timeout_seconds"] is None  # off by default
+
+
+# --- the deployment's settings: known task types, the default start timeout -----------------
+
+
+def _configured_api(**environ: str) -> Api:
+    """The API over the policy that ``TASKMANAGER_*`` environment variables set, as the
+    Lambda function reads them."""
+    settings = Settings.from_environ({"TASKMANAGER_TABLE_NAME": "tasks", **environ})
+    repo, clock = InMemoryTaskRepository(), ManualClock()
+    deps = Dependencies(repo=repo, clock=clock, ids=UuidIdFactory(), policy=settings.policy)
+    return Api(create_app(lambda: deps), repo, clock)
+
+
+def test_a_type_the_deployment_does_not_list_is_422_unknown_task_type_naming_the_known_ones() -> (
+    None
+):
+    api = _configured_api(TASKMANAGER_TASK_TYPES='["text.wordcount", "report.render"]')
+    status, _, body = api.request("POST", "/tasks", {"type": "report.rendr", "input": 1})
+    assert (status, error_code(body)) == (422, "UNKNOWN_TASK_TYPE")
+    assert body["error"]["details"] == {
+        "field": "type",
+        "known_types": ["report.render", "text.wordcount"],
+    }
+    assert body["error"]["message"] == (
+        "no processor here takes tasks of this type; "
+        "the known types are: report.render, text.wordcount"
+    )
+    assert api.repo.undelivered == []
+    assert api.submit({"type": "report.render"})["status"] == "CREATED"
+
+
+@pytest.mark.parametrize("environ", [{}, {"TASKMANAGER_TASK_TYPES": "[]"}])
+def test_without_listed_types_any_type_is_accepted(environ: dict[str, str]) -> None:
+    api = _configured_api(**environ)
+    assert api.submit({"type": "anything.goes"})["status"] == "CREATED"
+
+
+def test_the_default_start_timeout_applies_where_the_task_names_none() -> None:
+    api = _configured_api(TASKMANAGER_DEFAULT_START_TIMEOUT_SECONDS="60")
+    assert api.submit({"type": "r"})["start_timeout_seconds"] == 60
+    assert api.submit({"type": "r", "start_timeout_seconds": 5})["start_timeout_seconds"] == 5
+    # A task whose whole timeout is shorter fails by its deadline first: no start timeout.
+    assert api.submit({"type": "r", "timeout_seconds": 30})["start_timeout_seconds"] is None
 
 
 def _input_of(size: int) -> str:

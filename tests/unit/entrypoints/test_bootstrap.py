@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -136,3 +138,37 @@ def test_malformed_processor_sources_are_refused(value: str) -> None:
         Settings.from_environ(
             {"TASKMANAGER_TABLE_NAME": "tasks", "TASKMANAGER_PROCESSOR_SOURCES": value}
         )
+
+
+def test_task_types_and_the_default_start_timeout_reach_the_policy() -> None:
+    settings = Settings.from_environ(
+        {
+            "TASKMANAGER_TABLE_NAME": "tasks",
+            "TASKMANAGER_TASK_TYPES": '["report.render", "text.wordcount"]',
+            "TASKMANAGER_DEFAULT_START_TIMEOUT_SECONDS": "600",
+        }
+    )
+    assert settings.policy.task_types == frozenset({"report.render", "text.wordcount"})
+    assert settings.policy.default_start_timeout_seconds == 600
+    plain = Settings.from_environ({"TASKMANAGER_TABLE_NAME": "tasks"}).policy
+    assert (plain.task_types, plain.default_start_timeout_seconds) == (None, None)
+    fifty = json.dumps([f"type.{n}" for n in range(bootstrap.MAX_TASK_TYPES)])
+    assert Settings.from_environ(
+        {"TASKMANAGER_TABLE_NAME": "tasks", "TASKMANAGER_TASK_TYPES": fifty}
+    ).task_types == [f"type.{n}" for n in range(50)]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TASKMANAGER_TASK_TYPES", "report.render"),  # not JSON
+        ("TASKMANAGER_TASK_TYPES", '["report render"]'),  # not a task type
+        ("TASKMANAGER_TASK_TYPES", '{"report.render": 1}'),
+        ("TASKMANAGER_TASK_TYPES", json.dumps([f"type.{n}" for n in range(51)])),
+        ("TASKMANAGER_DEFAULT_START_TIMEOUT_SECONDS", "0"),
+        ("TASKMANAGER_DEFAULT_START_TIMEOUT_SECONDS", "604801"),
+    ],
+)
+def test_malformed_task_types_or_start_timeouts_are_refused(name: str, value: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings.from_environ({"TASKMANAGER_TABLE_NAME": "tasks", name: value})

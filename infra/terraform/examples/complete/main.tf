@@ -39,6 +39,11 @@ module "task_manager" {
     for p in values(local.processors) : p.task_type => p.source...
   }
 
+  # A submit of a type no processor takes is refused (422 UNKNOWN_TASK_TYPE), and a task
+  # nobody picks up within 10 minutes fails (START_TIMEOUT).
+  task_types = [for p in values(local.processors) : p.task_type]
+  settings   = { default_start_timeout_seconds = 600 }
+
   api = {
     authorization          = "AWS_IAM"
     throttling_burst_limit = 50

@@ -18,13 +18,14 @@ locals {
     sweeper = {
       handler     = "taskmanager.entrypoints.sweeper.handler"
       timeout     = var.lambda.sweeper_timeout
-      description = "Fails tasks past their deadline or heartbeat."
+      description = "Fails tasks past their deadline, heartbeat or start timeout."
     }
   }
 
-  # Settings only one function reads: the updates function checks who may report.
+  # Settings only one function reads: the api function checks the task types a submit
+  # names, the updates function who may report.
   function_environment = {
-    api     = {}
+    api     = length(var.task_types) > 0 ? { TASKMANAGER_TASK_TYPES = jsonencode(sort(distinct(var.task_types))) } : {}
     stream  = {}
     sweeper = {}
     updates = length(var.processor_sources) > 0 ? { TASKMANAGER_PROCESSOR_SOURCES = jsonencode(var.processor_sources) } : {}
@@ -298,7 +299,7 @@ resource "aws_lambda_event_source_mapping" "updates" {
 
 resource "aws_cloudwatch_event_rule" "sweeper" {
   name                = "${var.name}-sweeper"
-  description         = "Runs the ${var.name} sweeper: tasks past their deadline or heartbeat fail."
+  description         = "Runs the ${var.name} sweeper: tasks past their deadline, heartbeat or start timeout fail."
   schedule_expression = var.sweeper_schedule_expression
   tags                = var.tags
 }

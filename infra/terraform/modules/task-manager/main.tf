@@ -18,7 +18,7 @@ locals {
   updates_dlq_name   = "${var.name}-updates-dlq"
 
   # The same names as the settings model (entrypoints/bootstrap.py, docs/design.md §8).
-  environment = {
+  environment = merge({
     TASKMANAGER_TABLE_NAME              = aws_dynamodb_table.this.name
     TASKMANAGER_EVENT_BUS_NAME          = local.event_bus_name
     TASKMANAGER_EVENT_SOURCE            = var.settings.event_source
@@ -29,7 +29,9 @@ locals {
     TASKMANAGER_TRACING                 = var.lambda.tracing ? "true" : "false"
     POWERTOOLS_LOG_LEVEL                = var.lambda.log_level
     POWERTOOLS_METRICS_NAMESPACE        = "taskmanager"
-  }
+    }, var.settings.default_start_timeout_seconds == null ? {} : {
+    TASKMANAGER_DEFAULT_START_TIMEOUT_SECONDS = tostring(var.settings.default_start_timeout_seconds)
+  })
 
   # The sources the TaskUpdated rule admits (empty: any): those of processor_sources, else
   # event_bus.update_sources.

@@ -86,11 +86,12 @@ variable "lambda" {
 }
 
 variable "settings" {
-  description = "Task manager settings passed to every function as TASKMANAGER_* environment variables: outbound event source, default task timeout and retention of finished tasks (seconds)."
+  description = "Task manager settings passed to every function as TASKMANAGER_* environment variables: outbound event source, default task timeout, retention of finished tasks, and default_start_timeout_seconds, the start timeout of a task submitted without one (a task still CREATED that long after submission fails with START_TIMEOUT; null: none), all in seconds."
   type = object({
-    event_source            = optional(string, "taskmanager")
-    default_timeout_seconds = optional(number, 3600)
-    retention_seconds       = optional(number, 604800)
+    event_source                  = optional(string, "taskmanager")
+    default_timeout_seconds       = optional(number, 3600)
+    retention_seconds             = optional(number, 604800)
+    default_start_timeout_seconds = optional(number)
   })
   default = {}
 
@@ -105,6 +106,30 @@ variable "settings" {
   validation {
     condition     = var.settings.retention_seconds >= 60
     error_message = "settings.retention_seconds must be at least 60."
+  }
+  validation {
+    condition = var.settings.default_start_timeout_seconds == null || (
+      floor(coalesce(var.settings.default_start_timeout_seconds, 1)) == coalesce(var.settings.default_start_timeout_seconds, 1)
+      && coalesce(var.settings.default_start_timeout_seconds, 1) >= 1
+      && coalesce(var.settings.default_start_timeout_seconds, 1) <= 604800
+    )
+    error_message = "settings.default_start_timeout_seconds must be null (no start timeout) or a whole number of seconds, 1-604800 (docs/design.md §5)."
+  }
+}
+
+variable "task_types" {
+  description = "The task types a submit may name: those the deployment's processors take. A submit of any other type is refused with 422 UNKNOWN_TASK_TYPE, its details listing these (TASKMANAGER_TASK_TYPES, read by the api function). Empty: any type is accepted, as before, and a task nobody takes waits until its timeout (or its start timeout)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for t in var.task_types : can(regex("^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", t))])
+    error_message = "task_types must be task types: ^[A-Za-z0-9][A-Za-z0-9._:-]*$, 1-64 characters (docs/design.md §2)."
+  }
+  # The list travels in the api function's environment, which Lambda limits to 4 KB in all.
+  validation {
+    condition     = length(var.task_types) <= 50 && length(jsonencode(var.task_types)) <= 2048
+    error_message = "task_types may list at most 50 types, at most 2048 characters as JSON (it is passed in the api function's environment, 4 KB in all)."
   }
 }
 
@@ -297,7 +322,7 @@ variable "api" {
 }
 
 variable "sweeper_schedule_expression" {
-  description = "How often the sweeper looks for tasks past their deadline or heartbeat: an EventBridge rate() or cron() expression, e.g. rate(1 minute), rate(5 minutes), cron(0/5 * * * ? *)."
+  description = "How often the sweeper looks for tasks past their deadline, heartbeat or start timeout: an EventBridge rate() or cron() expression, e.g. rate(1 minute), rate(5 minutes), cron(0/5 * * * ? *)."
   type        = string
   default     = "rate(1 minute)"
 

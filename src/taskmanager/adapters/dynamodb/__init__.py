@@ -20,34 +20,37 @@ turns each record into ``events_for_change(task_from_image(old), task_from_image
 Item layout (one item per task; Terraform creates the same table)
 ------------------------------------------------------------------
 
-=======================  ====  ====================================================
-attribute                type  meaning
-=======================  ====  ====================================================
-``task_id``              S     table hash key (no range key)
-``owner``                S     hash key of GSI ``by-owner``
-``created_key``          S     range key of ``by-owner``: ``created_at + "#" + id``
-``type``, ``status``     S     the task's type and status
-``input``                S     JSON text (``null`` when no input)
-``result``               S     JSON text; absent when null
-``progress``, ``error``  S     JSON objects as text; absent when null
-``version``              N     +1 per applied change
-``created_at``,          S     RFC 3339 UTC with microseconds, fixed width
+=========================  ====  ====================================================
+attribute                  type  meaning
+=========================  ====  ====================================================
+``task_id``                S     table hash key (no range key)
+``owner``                  S     hash key of GSI ``by-owner``
+``created_key``            S     range key of ``by-owner``: ``created_at + "#" + id``
+``type``, ``status``       S     the task's type and status
+``input``                  S     JSON text (``null`` when no input)
+``result``                 S     JSON text; absent when null
+``progress``, ``error``    S     JSON objects as text; absent when null
+``version``                N     +1 per applied change
+``created_at``,            S     RFC 3339 UTC with microseconds, fixed width
 ``updated_at``,
 ``deadline_at``,
 ``started_at``,
 ``finished_at``
-``expires_time``         S     exact ``expires_at`` (RFC 3339); set when terminal
-``expires_at``           N     TTL attribute: ``expires_time`` in epoch seconds, rounded up
-``heartbeat_seconds``    N     absent when the task has no heartbeat
-``last_sequence``        N     the highest processor sequence applied
-``idempotency_key``,     S     present when submitted with an Idempotency-Key
+``expires_time``           S     exact ``expires_at`` (RFC 3339); set when terminal
+``expires_at``             N     TTL attribute: ``expires_time`` in epoch seconds, rounded up
+``heartbeat_seconds``      N     absent when the task has no heartbeat
+``start_timeout_seconds``  N     absent when the task has no start timeout
+``last_sequence``          N     the highest processor sequence applied
+``idempotency_key``,       S     present when submitted with an Idempotency-Key
 ``request_fingerprint``
-``open_shard``           S     hash key of sparse GSI ``by-deadline``; only while open
-``deadline_epoch``       N     its range key: ``deadline_at`` in epoch seconds (6 decimals)
-``hb_shard``             S     hash key of sparse GSI ``by-heartbeat``; only while RUNNING
-``heartbeat_due_epoch``  N     its range key: ``updated_at + heartbeat_seconds``
-``create_token``         S     random token of the ``PutItem`` that wrote the item
-=======================  ====  ====================================================
+``open_shard``             S     hash key of sparse GSI ``by-deadline``; only while open
+``deadline_epoch``         N     its range key: ``deadline_at`` in epoch seconds (6 decimals)
+``hb_shard``               S     hash key of sparse GSI ``by-heartbeat``; while RUNNING, and
+                                 while CREATED with a start timeout
+``heartbeat_due_epoch``    N     its range key: ``updated_at + heartbeat_seconds`` (RUNNING),
+                                 ``created_at + start_timeout_seconds`` (CREATED)
+``create_token``           S     random token of the ``PutItem`` that wrote the item
+=========================  ====  ====================================================
 
 Indexes, each projecting only what its query reads (an index holds a copy of every projected
 attribute, and DynamoDB rewrites that copy whenever one of them changes: with ALL, every

@@ -110,6 +110,8 @@ def task_to_item(task: Task, due_shards: int = DEFAULT_DUE_SHARDS) -> dict[str, 
         item[TTL_ATTRIBUTE] = attr_n(ttl_epoch(task.expires_at))
     if task.heartbeat_seconds is not None:
         item["heartbeat_seconds"] = attr_n(task.heartbeat_seconds)
+    if task.start_timeout_seconds is not None:
+        item["start_timeout_seconds"] = attr_n(task.start_timeout_seconds)
     if task.last_sequence is not None:
         item["last_sequence"] = attr_n(task.last_sequence)
     if task.status in OPEN_STATUSES:
@@ -119,6 +121,13 @@ def task_to_item(task: Task, due_shards: int = DEFAULT_DUE_SHARDS) -> dict[str, 
         item["hb_shard"] = attr_s(shard_of(task.id, due_shards))
         offset = task.heartbeat_seconds or NO_HEARTBEAT_SECONDS
         item["heartbeat_due_epoch"] = attr_n(epoch(task.updated_at + timedelta(seconds=offset)))
+    start_due = task.start_due_at
+    if start_due is not None:
+        # A CREATED task's start due time shares ``by-heartbeat`` (when the task must next
+        # show that someone works on it): the first change, which leaves CREATED, rewrites
+        # or removes it, so no update costs a write more.
+        item["hb_shard"] = attr_s(shard_of(task.id, due_shards))
+        item["heartbeat_due_epoch"] = attr_n(epoch(start_due))
     return item
 
 
@@ -157,6 +166,7 @@ def task_from_image(image: Mapping[str, Any]) -> Task:
             updated_at=datetime.fromisoformat(image["updated_at"]["S"]),
             deadline_at=datetime.fromisoformat(image["deadline_at"]["S"]),
             heartbeat_seconds=_number(image, "heartbeat_seconds"),
+            start_timeout_seconds=_number(image, "start_timeout_seconds"),
             progress=None if progress is None else Progress.model_validate_json(progress),
             result=None if result is None else json.loads(result),
             error=None if error is None else TaskError.model_validate_json(error),

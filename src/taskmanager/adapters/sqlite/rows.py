@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 COLUMNS: Final = (
     "id, owner, type, status, input, version, created_at, updated_at, deadline_at, "
     "heartbeat_seconds, progress, result, error, started_at, finished_at, expires_at, "
-    "last_sequence, idempotency_key, request_fingerprint"
+    "last_sequence, idempotency_key, request_fingerprint, start_timeout_seconds"
 )
 #: What every ``SELECT`` and ``RETURNING`` of a task reads, for :func:`row_to_task`: a JSON
 #: array of the small columns, then ``input`` and ``result`` as stored. Python's sqlite3 pays
@@ -109,6 +109,7 @@ def row_to_task(row: Sequence[Any]) -> Task:
         last_sequence,
         idempotency_key,
         fingerprint,
+        start_timeout_seconds,
     ) = from_json(small)
     return Task(
         id=task_id,
@@ -121,6 +122,7 @@ def row_to_task(row: Sequence[Any]) -> Task:
         updated_at=datetime.fromisoformat(updated_at),
         deadline_at=datetime.fromisoformat(deadline_at),
         heartbeat_seconds=heartbeat_seconds,
+        start_timeout_seconds=start_timeout_seconds,
         progress=None if progress is None else Progress.model_validate_json(progress),
         result=None if result is None else from_json(result),
         error=None if error is None else TaskError.model_validate_json(error),
@@ -158,7 +160,10 @@ def _first_params(task: Task) -> tuple[Any, ...]:
 
 
 def _heartbeat_due_us(task: Task) -> int | None:
-    due = task.heartbeat_due_at
+    """The ``heartbeat_due_us`` column: when the task must next show that someone works on
+    it. While RUNNING, its heartbeat; while CREATED, its start timeout (a processor must
+    pick it up). RUNNING changes rewrite the column, any other change clears it."""
+    due = task.start_due_at or task.heartbeat_due_at
     return None if due is None else epoch_us(due)
 
 
@@ -177,6 +182,7 @@ def task_params(task: Task) -> tuple[Any, ...]:
         task.last_sequence,
         task.idempotency_key,
         task.request_fingerprint,
+        task.start_timeout_seconds,
         deadline_us,
         None if task.is_terminal else deadline_us,  # due_us: the deadline while open
         _heartbeat_due_us(task),
@@ -184,9 +190,11 @@ def task_params(task: Task) -> tuple[Any, ...]:
 
 
 def is_new(task: Task) -> bool:
-    """Whether ``task`` has only the columns of ``INSERT_NEW`` (a task as submitted)."""
+    """Whether ``task`` has only the columns of ``INSERT_NEW`` (a task as submitted, without
+    a start timeout: one with a start timeout has a due time in ``heartbeat_due_us``)."""
     return (
         task.status is TaskStatus.CREATED
+        and task.start_timeout_seconds is None
         and task.progress is None
         and task.result is None
         and task.error is None

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 #: The schema this code writes. Older files are migrated on open; newer ones are refused.
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 
 def _migrate_to_1(db: sqlite3.Connection) -> None:
@@ -100,11 +100,22 @@ def _migrate_to_3(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_4(db: sqlite3.Connection) -> None:
+    """``start_timeout_seconds``: how long a task may stay CREATED. While it is CREATED, its
+    start due time is kept in ``heartbeat_due_us`` (when the task must next show that
+    someone works on it), so the sweeper finds it by the same index; tasks written before
+    have none."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
+    if "start_timeout_seconds" not in columns:
+        db.execute("ALTER TABLE tasks ADD COLUMN start_timeout_seconds INTEGER")
+
+
 #: ``MIGRATIONS[n]`` takes a file from version n to n + 1.
 MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
     _migrate_to_1,
     _migrate_to_2,
     _migrate_to_3,
+    _migrate_to_4,
 )
 
 

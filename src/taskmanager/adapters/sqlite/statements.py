@@ -185,7 +185,8 @@ def _update_sql(  # noqa: PLR0917 (the fields of one shape key, in order)
         if with_progress:
             sets.append("progress = ?")
         # due_us (the open deadline) stays; a task without a heartbeat period keeps NULL
-        # here, so its update touches neither index.
+        # here, so its update touches neither index (its first, from CREATED, clears a
+        # start due time).
         sets.append(
             "heartbeat_due_us = CASE WHEN heartbeat_seconds IS NULL THEN NULL "
             "ELSE ? + heartbeat_seconds * 1000000 END"

@@ -8,7 +8,8 @@ stopped in order.
   thread itself (:mod:`.relay`);
 - the worker pool: processors run here when the bus hands them a ``TaskCreated``
   (:mod:`.threads`);
-- the sweeper thread: fails overdue tasks (``TIMEOUT``, ``HEARTBEAT_TIMEOUT``) and, every
+- the sweeper thread: fails overdue tasks (``TIMEOUT``, ``HEARTBEAT_TIMEOUT``,
+  ``START_TIMEOUT``) and, every
   ``purge_interval``, deletes expired tasks in batches of ``purge_batch`` (as DynamoDB's TTL
   does on AWS), so that a server left running keeps its file bounded;
 - the checkpointer thread (SQLite): copies the write-ahead log into the database file, so

@@ -21,6 +21,7 @@ import uvicorn
 
 from taskmanager.adapters.memory import InMemoryTaskRepository
 from taskmanager.adapters.sqlite import SQLiteTaskRepository
+from taskmanager.domain.services import Policy
 from taskmanager.entrypoints.api import create_app
 from taskmanager.entrypoints.http.owners import fixed_owner
 from taskmanager.entrypoints.local.asgi import LocalApp, RequestGuard
@@ -62,6 +63,12 @@ class ServeOptions:
     log_level: str = "info"
     #: Host names served besides the loopback names and ``host`` (``--allowed-host``).
     allowed_hosts: tuple[str, ...] = ()
+    #: Accept a submit of any task type, not only those of the processors loaded here
+    #: (``--accept-any-type``: for processors that run elsewhere).
+    accept_any_type: bool = False
+    #: The start timeout of a task submitted without one (``--default-start-timeout-seconds``);
+    #: None: none.
+    default_start_timeout_seconds: int | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -86,10 +93,17 @@ def open_store(db: str) -> Store:
 def build(options: ServeOptions) -> tuple[LocalRuntime, LocalApp]:
     """The runtime and the ASGI application, not yet started."""
     processors = load_processors(options.processors)
+    # A submit names a type some processor here takes, unless told to accept any.
+    task_types = None if options.accept_any_type else frozenset(p.task_type for p in processors)
+    policy = Policy(
+        default_start_timeout_seconds=options.default_start_timeout_seconds,
+        task_types=task_types,
+    )
     config = RuntimeConfig(
         workers=options.workers,
         grace_seconds=options.grace_seconds,
         sweep_interval=options.sweep_interval,
+        policy=policy,
     )
     runtime = LocalRuntime(open_store(options.db), config)
     for processor in processors:

@@ -156,6 +156,7 @@ def task_resource_from_event(event: OutboundEvent, input_value: Any) -> TaskReso
         finished_at=event.finished_at,
         deadline_at=event.deadline_at,
         heartbeat_seconds=event.heartbeat_seconds,
+        start_timeout_seconds=event.start_timeout_seconds,
         expires_at=event.expires_at,
     )
 

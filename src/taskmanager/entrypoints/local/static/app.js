@@ -10,6 +10,9 @@ const EXAMPLES = {
 };
 const TERMINAL = new Set(["SUCCESSFUL", "FAILED"]);
 const MAX_ROWS = 100;
+// A cancelled task is stored FAILED with the error code CANCELLED (docs/design.md §2). To
+// whoever cancelled it that is no failure: the page shows it as CANCELLED, in grey.
+const CANCELLED = "CANCELLED";
 
 const tasks = new Map(); // id -> task resource
 let selected = null;
@@ -28,14 +31,25 @@ function merge(task) {
   return task;
 }
 
+function shownStatus(task) {
+  const cancelled = task.status === "FAILED" && task.error && task.error.code === CANCELLED;
+  return cancelled ? CANCELLED : task.status;
+}
+
 function percentOf(task) {
-  if (task.status === "SUCCESSFUL") return 100;
-  if (task.status === "FAILED") return 100; // a full red bar
+  const status = shownStatus(task);
+  if (status === "SUCCESSFUL") return 100;
+  if (status === "FAILED") return 100; // a full red bar
+  if (status === CANCELLED) return 0; // stopped: no bar at all
   return task.progress ? task.progress.percent : 0;
 }
 
 function percentText(task) {
   return task.status === "FAILED" ? "–" : Math.round(percentOf(task)) + "%";
+}
+
+function capitalised(text) {
+  return text ? text.charAt(0).toUpperCase() + text.slice(1) : "";
 }
 
 function formatTime(value) {
@@ -50,7 +64,7 @@ function formatFull(value) {
 }
 
 function setBar(bar, task) {
-  bar.className = "bar " + task.status;
+  bar.className = "bar " + shownStatus(task);
   bar.firstElementChild.style.width = percentOf(task).toFixed(1) + "%";
 }
 
@@ -73,8 +87,8 @@ function renderRow(task) {
   row.querySelector(".c-type").textContent = task.type;
   row.querySelector(".c-type").title = task.type;
   const status = row.querySelector(".status");
-  status.textContent = task.status;
-  status.className = "status " + task.status;
+  status.textContent = shownStatus(task);
+  status.className = "status " + shownStatus(task);
   setBar(row.querySelector(".bar"), task);
   row.querySelector(".percent").textContent = percentText(task);
   row.querySelector(".c-time").textContent = formatTime(task.created_at);
@@ -106,8 +120,8 @@ function renderDetail() {
   $("cancel").hidden = !task || TERMINAL.has(task.status);
   if (!task) return;
   const status = $("d-status");
-  status.textContent = task.status;
-  status.className = "status " + task.status;
+  status.textContent = shownStatus(task);
+  status.className = "status " + shownStatus(task);
   setBar($("d-bar"), task);
   $("d-percent").textContent = percentText(task);
   $("d-message").textContent = (task.progress && task.progress.message) || "";
@@ -121,12 +135,29 @@ function renderDetail() {
   $("d-result-block").hidden = task.status !== "SUCCESSFUL";
   $("d-result").textContent = JSON.stringify(task.result, null, 2);
   $("d-error-block").hidden = !task.error;
-  $("d-error").textContent = task.error ? `${task.error.code}: ${task.error.message}` : "";
+  const cancelled = shownStatus(task) === CANCELLED;
+  $("d-error-title").textContent = cancelled ? "Cancelled" : "Error";
+  $("d-error").className = cancelled ? "json" : "json error";
+  if (cancelled) {
+    $("d-error").textContent = capitalised(task.error.message); // who cancelled it
+  } else {
+    $("d-error").textContent = task.error ? `${task.error.code}: ${task.error.message}` : "";
+  }
 }
 
 function render() {
   renderList();
   renderDetail();
+}
+
+// An error answer of the API: its status and the body's code, message and details.
+class ApiError extends Error {
+  constructor(status, error) {
+    super(error.message);
+    this.status = status;
+    this.code = error.code;
+    this.details = error.details;
+  }
 }
 
 async function api(method, path, body) {
@@ -139,7 +170,7 @@ async function api(method, path, body) {
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const error = (data && data.error) || { code: "HTTP_" + response.status, message: "" };
-    throw new Error(`${error.code}: ${error.message}`);
+    throw new ApiError(response.status, error);
   }
   return data;
 }
@@ -182,15 +213,70 @@ function connect() {
   };
 }
 
-function showError(message) {
+// What an error's details add, one line each: every invalid field with the rule it broke
+// (a list of {loc, msg}), or each named value (an object). known_types is shown apart.
+function detailLines(details) {
+  if (Array.isArray(details)) {
+    return details.map((item) => {
+      if (!item || typeof item !== "object") return String(item);
+      const loc = (item.loc || []).filter((p) => !["body", "query", "path"].includes(p));
+      const rule = item.msg || item.type || "not valid";
+      return loc.length ? `${loc.join(".")}: ${rule}` : rule;
+    });
+  }
+  if (details && typeof details === "object") {
+    return Object.entries(details)
+      .filter(([key, value]) => value != null && key !== "known_types")
+      .map(([key, value]) => `${key}: ${Array.isArray(value) ? value.join(", ") : value}`);
+  }
+  return details == null ? [] : [String(details)];
+}
+
+function knownTypesItem(types) {
+  const item = document.createElement("li");
+  item.append("known types:");
+  types.forEach((type) => {
+    const choice = document.createElement("button");
+    choice.type = "button";
+    choice.className = "choice";
+    choice.textContent = type;
+    choice.title = "submit a task of this type";
+    choice.addEventListener("click", () => {
+      $("type").value = type;
+      $("type").dispatchEvent(new Event("input"));
+      showError(null);
+    });
+    item.append(" ", choice);
+  });
+  return item;
+}
+
+// A refused submit (or cancel) in the form: the status, code and message, then its details.
+function showError(error) {
   const box = $("form-error");
-  box.textContent = message || "";
-  box.hidden = !message;
+  const list = $("form-error-details");
+  list.replaceChildren();
+  $("type").removeAttribute("aria-invalid");
+  box.hidden = !error;
+  if (!error) return;
+  if (!(error instanceof ApiError)) {
+    $("form-error-message").textContent = String(error.message || error);
+    return;
+  }
+  $("form-error-message").textContent = `${error.status} ${error.code}: ${error.message}`;
+  for (const line of detailLines(error.details)) {
+    const item = document.createElement("li");
+    item.textContent = line;
+    list.append(item);
+  }
+  const known = error.details && error.details.known_types;
+  if (Array.isArray(known) && known.length) list.append(knownTypesItem(known));
+  if (error.details && error.details.field === "type") $("type").setAttribute("aria-invalid", "true");
 }
 
 async function submit(event) {
   event.preventDefault();
-  showError("");
+  showError(null);
   const type = $("type").value.trim();
   const raw = $("input").value.trim();
   let input = null;
@@ -198,7 +284,7 @@ async function submit(event) {
     try {
       input = JSON.parse(raw);
     } catch (error) {
-      showError("Input is not JSON: " + error.message);
+      showError(new Error("Input is not JSON: " + error.message));
       return;
     }
   }
@@ -212,7 +298,7 @@ async function submit(event) {
     selected = task.id;
     render();
   } catch (error) {
-    showError(error.message);
+    showError(error);
   } finally {
     button.disabled = false;
   }
@@ -226,7 +312,7 @@ async function cancel() {
     merge(await api("POST", `/tasks/${encodeURIComponent(selected)}/cancel`));
     render();
   } catch (error) {
-    showError(error.message);
+    showError(error);
   } finally {
     button.disabled = false;
   }
