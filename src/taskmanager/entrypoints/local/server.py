@@ -21,6 +21,7 @@ import uvicorn
 
 from taskmanager.adapters.memory import InMemoryTaskRepository
 from taskmanager.adapters.sqlite import SQLiteTaskRepository
+from taskmanager.domain.push import MAX_CLIENT_MESSAGE_BYTES
 from taskmanager.entrypoints.api import create_app
 from taskmanager.entrypoints.http.owners import fixed_owner
 from taskmanager.entrypoints.local.asgi import LocalApp, RequestGuard
@@ -209,6 +210,11 @@ def serve(options: ServeOptions) -> int:
         # are read whole: by the protocol below with httptools, by h11's own limit without.
         http=http_protocol(),
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        # /ws (docs/push.md): the websockets library's sans-I/O protocol. A message over the
+        # protocol's limit is answered with an error; one over twice that closes the socket
+        # (1009, message too big) before it is read whole.
+        ws="websockets-sansio",
+        ws_max_size=2 * MAX_CLIENT_MESSAGE_BYTES,
     )
     server = Server(config)
     with _signals_to(server.handle_exit):
