@@ -34,7 +34,13 @@ from taskmanager.domain.errors import (
     TaskManagerError,
     TaskNotFoundError,
 )
-from taskmanager.domain.events import TaskResource, task_resource
+from taskmanager.domain.events import (
+    OutboundEvent,
+    TaskCreated,
+    TaskResource,
+    TaskSuccessful,
+    task_resource,
+)
 from taskmanager.domain.model import SubmitTask
 from taskmanager.domain.ports import Clock, IdFactory, TaskRepository
 from taskmanager.domain.services import Policy
@@ -311,6 +317,86 @@ def task_message_json(resource: TaskResource, limit: int = MAX_SERVER_MESSAGE_BY
         resource = resource.model_copy(update={name: None})
         text = TaskMessage(task=resource, omitted=list(omitted)).model_dump_json()
     return text
+
+
+def task_resource_at(event: OutboundEvent, input_value: Any) -> TaskResource:
+    """The task resource at the version an event announces: events leave out ``input``
+    (``TaskCreated`` carries it), so the caller gives it (it never changes)."""
+    return TaskResource.model_construct(
+        id=event.id,
+        type=event.type,
+        status=event.status,
+        input=event.input if isinstance(event, TaskCreated) else input_value,
+        progress=event.progress,
+        result=event.result if isinstance(event, TaskSuccessful) else None,
+        error=event.error,
+        version=event.version,
+        created_at=event.created_at,
+        updated_at=event.updated_at,
+        started_at=event.started_at,
+        finished_at=event.finished_at,
+        deadline_at=event.deadline_at,
+        heartbeat_seconds=event.heartbeat_seconds,
+        expires_at=event.expires_at,
+    )
+
+
+# --- notifying subscribers (AWS: the notify function) ---------------------------------------
+
+
+class Subscribers(Protocol):
+    """Every connection's subscriptions, as the notifier reads them."""
+
+    def following(self, task_id: str, owner: str) -> list[str]:
+        """The connections (ids) of ``owner`` that follow ``task_id`` or every task of
+        ``owner``; each once."""
+        ...
+
+    def forget(self, connection_id: str) -> None:
+        """Drop a connection and every subscription of it (it is gone)."""
+        ...
+
+
+class Pusher(Protocol):
+    def push(self, connection_id: str, text: str) -> bool:
+        """Send ``text`` to the connection; ``False`` when the connection is gone. Raises
+        ``PushError`` when it could not be sent to a connection still there."""
+        ...
+
+
+class Notified(NamedTuple):
+    sent: int
+    gone: int
+
+
+def notify_subscribers(
+    event: OutboundEvent,
+    *,
+    repo: TaskRepository,
+    clock: Clock,
+    subscribers: Subscribers,
+    pusher: Pusher,
+) -> Notified:
+    """Send the task at ``event``'s version to each connection of the task's owner that
+    follows it; a gone connection loses its subscriptions. The owner (and the input, which
+    events leave out) are read from the store; a task that is gone or expired notifies no
+    one. A :class:`~taskmanager.domain.errors.PushError` leaves the rest unsent: the event
+    is to be handled again (clients drop the versions they have already seen)."""
+    task = repo.get(event.id)
+    if task is None or task.is_expired(clock.now()):
+        return Notified(0, 0)
+    connections = subscribers.following(task.id, task.owner)
+    if not connections:
+        return Notified(0, 0)
+    text = task_message_json(task_resource_at(event, task.input))
+    sent = gone = 0
+    for connection_id in connections:
+        if pusher.push(connection_id, text):
+            sent += 1
+        else:
+            subscribers.forget(connection_id)
+            gone += 1
+    return Notified(sent, gone)
 
 
 #: Every message model of the protocol, for the exported JSON Schema.

@@ -48,6 +48,9 @@ EVENTS_PUBLISHED: Final = "EventsPublished"
 PUBLISH_FAILURES: Final = "PublishFailures"
 TASKS_TIMED_OUT: Final = "TasksTimedOut"
 TASKS_HEARTBEAT_TIMED_OUT: Final = "TasksHeartbeatTimedOut"
+PUSH_SENT: Final = "PushMessagesSent"
+PUSH_GONE: Final = "PushConnectionsGone"
+PUSH_MALFORMED: Final = "PushMessagesMalformed"
 
 
 class PowertoolsTooOldError(RuntimeError):

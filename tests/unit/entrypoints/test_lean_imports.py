@@ -13,6 +13,8 @@ MODULES = [
     "taskmanager.entrypoints.stream",
     "taskmanager.entrypoints.updates",
     "taskmanager.entrypoints.sweeper",
+    "taskmanager.entrypoints.sockets",
+    "taskmanager.entrypoints.notify",
     "taskmanager.processor",
     "taskmanager.client",
 ]

@@ -29,9 +29,9 @@ from taskmanager.domain.push import (
     parse_client_message,
     request_id_of,
 )
+from taskmanager.domain.push import task_resource_at as task_resource_from_event
 from taskmanager.entrypoints.http_errors import internal_error
 from taskmanager.entrypoints.local.hub import CLOSED
-from taskmanager.entrypoints.local.streams import task_resource_from_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable
