@@ -1,8 +1,8 @@
 """The push protocol's AWS functions on moto server (docs/push.md, "On AWS"): ``sockets``
 (connect, messages, disconnect) and ``notify`` (posts to the followers of a task).
 
-moto keeps what ``post_to_connection`` sent in its backend (``connections[id].data``, the
-messages run together); it never raises ``GoneException`` nor throttles, so those go through
+moto keeps what ``post_to_connection`` sent in its backend (``connections[id].data``, read
+by ``tests.support.posted``); it never raises ``GoneException`` nor throttles, so those go through
 botocore's Stubber on a real ``apigatewaymanagementapi`` client.
 """
 
@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto.backends import get_backend
 
 from taskmanager.adapters.apigateway import ConnectionPusher
 from taskmanager.adapters.dynamodb import create_table
@@ -25,7 +24,7 @@ from taskmanager.domain.events import envelope, event_for
 from taskmanager.domain.model import SubmitTask
 from taskmanager.domain.services import submit_task
 from taskmanager.entrypoints import bootstrap, notify, sockets
-from tests.support import ALICE, FakeLambdaContext, load_event
+from tests.support import ALICE, FakeLambdaContext, load_event, posted
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -66,18 +65,6 @@ def _forget() -> None:
     bootstrap.reset()
     sockets._lambda_handler.cache_clear()
     notify._lambda_handler.cache_clear()
-
-
-def _sent(connection_id: str) -> list[dict[str, Any]]:
-    """Every message moto kept for the connection, in order."""
-    backend = get_backend("apigatewaymanagementapi")["123456789012"][REGION]
-    connection = backend.connections.get(connection_id)
-    data = connection.data.decode() if connection is not None else ""
-    decoder, messages, at = json.JSONDecoder(), [], 0
-    while at < len(data):
-        message, at = decoder.raw_decode(data, at)
-        messages.append(message)
-    return messages
 
 
 def _new_id() -> str:
@@ -248,13 +235,13 @@ def test_notify_posts_to_the_owners_followers_only(tables: tuple[str, str]) -> N
     result = notify.handler(sqs_batch(running), FakeLambdaContext())
     assert result == {"batchItemFailures": []}
     for connection in (follows_task, follows_all):
-        (message,) = _sent(connection)
+        (message,) = posted(connection)
         assert message["type"] == "task"
         assert message["task"]["version"] == running.version
         assert message["task"]["progress"] == {"percent": 40.0, "message": "p"}
         assert message["task"]["input"] == {"n": 1}  # the full resource, not the event
-    assert _sent(left) == []
-    assert _sent(bobs) == []
+    assert posted(left) == []
+    assert posted(bobs) == []
 
 
 def test_notify_refuses_a_message_that_is_not_an_outbound_event(tables: tuple[str, str]) -> None:
