@@ -215,6 +215,9 @@ def serve(options: ServeOptions) -> int:
         # (1009, message too big) before it is read whole.
         ws="websockets-sansio",
         ws_max_size=2 * MAX_CLIENT_MESSAGE_BYTES,
+        # Messages are small JSON on loopback: compression's per-connection zlib state
+        # doubled the server's memory per socket for no gain (docs/performance.md).
+        ws_per_message_deflate=False,
     )
     server = Server(config)
     with _signals_to(server.handle_exit):
