@@ -78,11 +78,13 @@ class _Connection:
         if task_id in self.watchers:
             self.runtime.hub.unwatch(self.watchers.pop(task_id))
 
-    def remember(self, task_id: str, input_value: Any, version: int) -> None:
-        if len(self.known) >= _KNOWN_MAX:
+    def remember(self, task_id: str, input_value: Any, version: int | None = None) -> None:
+        if len(self.known) >= _KNOWN_MAX:  # forgotten tasks cost one read each, once more
             self.known.clear()
+            self.versions.clear()
         self.known[task_id] = input_value
-        self.versions[task_id] = max(version, self.versions.get(task_id, 0))
+        if version is not None:
+            self.versions[task_id] = max(version, self.versions.get(task_id, 0))
 
 
 class PushSockets:
@@ -172,12 +174,14 @@ class PushSockets:
             return  # a redelivery, or older than what the connection was sent
         known = connection.known.get(event.id, _FOREIGN)
         if event.id not in connection.known:
-            stored = await asyncio.to_thread(self.runtime.repo.get, event.id)
+            try:
+                stored = await asyncio.to_thread(self.runtime.repo.get, event.id)
+            except StorageError:
+                logger.exception("push: cannot read task %s; its change is not sent", event.id)
+                return
             mine = stored is not None and stored.owner == self.runtime.config.owner
             known = stored.input if stored is not None and mine else _FOREIGN
-            if len(connection.known) >= _KNOWN_MAX:
-                connection.known.clear()
-            connection.known[event.id] = known
+            connection.remember(event.id, known)
         if known is _FOREIGN:  # another owner's task in a shared store: not ours to see
             return
         connection.versions[event.id] = event.version
