@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from taskmanager.adapters.apigateway import ConnectionPusher
     from taskmanager.adapters.dynamodb.connections import DynamoDBConnections
+    from taskmanager.adapters.jwks import JwtVerifier
     from taskmanager.domain.ports import Clock, EventPublisher, IdFactory, TaskRepository
     from taskmanager.domain.services import Policy
 
@@ -82,6 +83,12 @@ class Settings(BaseModel):
     #: the notify function posts to. Set by the module's ``websocket`` variable.
     connections_table_name: str | None = Field(None, min_length=3, max_length=255)
     websocket_endpoint: str | None = Field(None, min_length=1)
+    #: The push WebSocket's JWT request authorizer (``entrypoints/authorizer.py``): the
+    #: issuer, the audiences (JSON list) and the scopes a token needs one of (JSON list;
+    #: empty: none), as the HTTP API's JWT authorizer is given them.
+    jwt_issuer: str | None = Field(None, pattern=r"^https://")
+    jwt_audience: Json[list[str]] | None = None
+    jwt_scopes: Json[list[str]] | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -232,6 +239,19 @@ def pusher() -> ConnectionPusher:
 
 
 @functools.cache
+def jwt_verifier() -> JwtVerifier:
+    """Verifies the push WebSocket's tokens (``TASKMANAGER_JWT_*``)."""
+    from taskmanager.adapters.jwks import JwtVerifier  # noqa: PLC0415
+
+    config = settings()
+    if config.jwt_issuer is None or not config.jwt_audience:
+        raise RuntimeError("TASKMANAGER_JWT_ISSUER and TASKMANAGER_JWT_AUDIENCE must be set")
+    return JwtVerifier(
+        config.jwt_issuer, frozenset(config.jwt_audience), frozenset(config.jwt_scopes or ())
+    )
+
+
+@functools.cache
 def aws_dependencies() -> Dependencies:
     """What the API, updates and sweeper handlers use in AWS. The publisher is left out:
     only the stream handler publishes (it takes :func:`publisher`)."""
@@ -258,6 +278,7 @@ def reset() -> None:
         publisher,
         connections,
         pusher,
+        jwt_verifier,
         aws_dependencies,
     ):
         cached.cache_clear()

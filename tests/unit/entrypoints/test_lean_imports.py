@@ -15,6 +15,7 @@ MODULES = [
     "taskmanager.entrypoints.sweeper",
     "taskmanager.entrypoints.sockets",
     "taskmanager.entrypoints.notify",
+    "taskmanager.entrypoints.authorizer",
     "taskmanager.processor",
     "taskmanager.client",
 ]

@@ -31,6 +31,12 @@ locals {
       timeout     = var.websocket.notify_timeout
       description = "Outbound task events (via SQS) -> the WebSocket connections that follow them."
     }
+    } : {}, local.push_jwt_own ? {
+    authorizer = {
+      handler     = "taskmanager.entrypoints.authorizer.handler"
+      timeout     = var.websocket.sockets_timeout
+      description = "Checks the JWT of a push WebSocket connect (?token=): issuer, audience, expiry, scopes."
+    }
   } : {})
 
   # Settings only one function reads: the updates function checks who may report.
@@ -45,6 +51,12 @@ locals {
       TASKMANAGER_CONNECTIONS_TABLE_NAME = aws_dynamodb_table.connections[0].name
       # The management endpoint of the stage: https://{id}.execute-api.{region}.amazonaws.com/{stage}
       TASKMANAGER_WEBSOCKET_ENDPOINT = "${replace(aws_apigatewayv2_api.websocket[0].api_endpoint, "wss://", "https://")}/${local.push_stage}"
+    }
+    } : {}, local.push_jwt_own ? {
+    authorizer = {
+      TASKMANAGER_JWT_ISSUER   = var.api.jwt_issuer
+      TASKMANAGER_JWT_AUDIENCE = jsonencode(var.api.jwt_audience)
+      TASKMANAGER_JWT_SCOPES   = jsonencode(coalesce(var.api.authorization_scopes, []))
     }
   } : {})
 
@@ -204,6 +216,8 @@ locals {
     }, local.push ? {
     sockets = data.aws_iam_policy_document.sockets[0].json
     notify  = data.aws_iam_policy_document.notify[0].json
+    } : {}, local.push_jwt_own ? {
+    authorizer = data.aws_iam_policy_document.authorizer[0].json
   } : {})
 }
 

@@ -4,17 +4,21 @@
 # (src/taskmanager/adapters/dynamodb/connections.py says why).
 
 locals {
-  push           = var.websocket.enabled
-  push_count     = local.push ? 1 : 0
-  push_jwt       = local.push && var.api.authorization == "JWT"
-  push_stage     = var.websocket.stage_name
-  connections    = "${var.name}-connections"
-  notify_queue   = "${var.name}-notify"
-  notify_dlq     = "${var.name}-notify-dlq"
-  socket_routes  = ["subscribe", "unsubscribe", "submit", "$default"]
-  websocket_arn  = local.push ? aws_apigatewayv2_api.websocket[0].execution_arn : null
-  outbound_rule  = merge(jsondecode(file("${path.module}/patterns/task_outbound.json")), { source = [var.settings.event_source] })
-  push_functions = local.push ? ["sockets", "notify"] : []
+  push       = var.websocket.enabled
+  push_count = local.push ? 1 : 0
+  push_jwt   = local.push && var.api.authorization == "JWT"
+  # Without a function of the deployer's, the module deploys taskmanager's own authorizer.
+  push_jwt_own    = local.push_jwt && var.websocket.jwt_authorizer_function_arn == null
+  push_jwt_invoke = local.push_jwt_own ? try(aws_lambda_function.this["authorizer"].invoke_arn, null) : "arn:${data.aws_partition.current.partition}:apigateway:${data.aws_region.current.name}:lambda:path/2015-03-31/functions/${coalesce(var.websocket.jwt_authorizer_function_arn, "-")}/invocations"
+  push_jwt_target = local.push_jwt_own ? try(aws_lambda_function.this["authorizer"].function_name, null) : var.websocket.jwt_authorizer_function_arn
+  push_stage      = var.websocket.stage_name
+  connections     = "${var.name}-connections"
+  notify_queue    = "${var.name}-notify"
+  notify_dlq      = "${var.name}-notify-dlq"
+  socket_routes   = ["subscribe", "unsubscribe", "submit", "$default"]
+  websocket_arn   = local.push ? aws_apigatewayv2_api.websocket[0].execution_arn : null
+  outbound_rule   = merge(jsondecode(file("${path.module}/patterns/task_outbound.json")), { source = [var.settings.event_source] })
+  push_functions  = local.push ? ["sockets", "notify"] : []
 }
 
 # --- The connections table -------------------------------------------------------------------
@@ -61,13 +65,6 @@ resource "aws_apigatewayv2_api" "websocket" {
   protocol_type              = "WEBSOCKET"
   route_selection_expression = "$request.body.action"
   tags                       = var.tags
-
-  lifecycle {
-    precondition {
-      condition     = var.api.authorization == "AWS_IAM" || var.websocket.jwt_authorizer_function_arn != null
-      error_message = "With api.authorization = JWT, websocket.jwt_authorizer_function_arn must name the REQUEST authorizer that checks the ?token= of $connect (docs/deploy.md, \"Push over WebSocket\")."
-    }
-  }
 }
 
 resource "aws_apigatewayv2_integration" "sockets" {
@@ -89,7 +86,7 @@ resource "aws_apigatewayv2_authorizer" "push_jwt" {
   authorizer_type = "REQUEST"
   # Browsers cannot set headers on a WebSocket: the token comes in the query string.
   identity_sources = ["route.request.querystring.token"]
-  authorizer_uri   = "arn:${data.aws_partition.current.partition}:apigateway:${data.aws_region.current.name}:lambda:path/2015-03-31/functions/${var.websocket.jwt_authorizer_function_arn}/invocations"
+  authorizer_uri   = local.push_jwt_invoke
 }
 
 resource "aws_lambda_permission" "push_jwt" {
@@ -97,7 +94,7 @@ resource "aws_lambda_permission" "push_jwt" {
 
   statement_id  = "AllowPushApiAuthorizer-${var.name}"
   action        = "lambda:InvokeFunction"
-  function_name = var.websocket.jwt_authorizer_function_arn
+  function_name = local.push_jwt_target
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.websocket[0].execution_arn}/authorizers/${aws_apigatewayv2_authorizer.push_jwt[0].id}"
 }
@@ -339,6 +336,13 @@ data "aws_iam_policy_document" "notify" {
     actions   = ["execute-api:ManageConnections"]
     resources = ["${aws_apigatewayv2_api.websocket[0].execution_arn}/${local.push_stage}/POST/@connections/*"]
   }
+}
+
+# The module's own authorizer calls no AWS API: its log group, X-Ray and keys only (common);
+# it reads the issuer's public keys over HTTPS.
+data "aws_iam_policy_document" "authorizer" {
+  count                   = local.push_jwt_own ? 1 : 0
+  source_policy_documents = [data.aws_iam_policy_document.common["authorizer"].json]
 }
 
 # Callers with AWS_IAM: connecting is execute-api:Invoke on $connect of the stage.

@@ -347,7 +347,7 @@ variable "tags" {
 }
 
 variable "websocket" {
-  description = "Push over WebSocket (docs/push.md): an API Gateway WebSocket API with the sockets function, the connections table, and the notify function fed by the outbound events through an SQS queue (with a DLQ). Off by default. $connect is authorized with AWS_IAM when api.authorization is AWS_IAM; with JWT, by the REQUEST authorizer function jwt_authorizer_function_arn, which reads the token from the query string (?token=...) and returns the token's sub as principalId. Throttling of the stage, timeouts of the two functions, and the notify queue's receives before the DLQ."
+  description = "Push over WebSocket (docs/push.md): an API Gateway WebSocket API with the sockets function, the connections table, and the notify function fed by the outbound events through an SQS queue (with a DLQ). Off by default. $connect is authorized with AWS_IAM when api.authorization is AWS_IAM; with JWT, by a REQUEST authorizer reading the token from the query string (?token=...): the module's own function (taskmanager.entrypoints.authorizer, checking api.jwt_issuer, api.jwt_audience and api.authorization_scopes), or jwt_authorizer_function_arn, a function of yours that returns the token's sub as principalId. Throttling of the stage, timeouts of the two functions, and the notify queue's receives before the DLQ."
   type = object({
     enabled                     = optional(bool, false)
     stage_name                  = optional(string, "live")

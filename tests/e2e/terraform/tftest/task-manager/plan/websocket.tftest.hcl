@@ -1,6 +1,7 @@
 # Push over WebSocket (websocket variable): off by default; $connect authorized as the HTTP
-# API is (AWS_IAM, or the deployer's JWT request authorizer reading ?token=); every other
-# route unauthorized, since API Gateway authorizes a connection at $connect only.
+# API is (AWS_IAM, or with JWT a request authorizer reading ?token=: the module's own, or the
+# deployer's); every other route unauthorized, since API Gateway authorizes a connection at
+# $connect only.
 
 mock_provider "aws" {
   source = "./tests"
@@ -64,18 +65,29 @@ run "iam_connect_and_two_way_routes" {
   }
 }
 
-run "jwt_needs_an_authorizer" {
+run "jwt_deploys_its_own_query_string_authorizer" {
   command = plan
   variables {
     api = {
       authorization        = "JWT"
       jwt_issuer           = "https://issuer.example.com/"
       jwt_audience         = ["tasks"]
-      authorization_scopes = []
+      authorization_scopes = ["tasks/read"]
     }
     websocket = { enabled = true }
   }
-  expect_failures = [aws_apigatewayv2_api.websocket]
+  assert {
+    condition     = aws_lambda_function.this["authorizer"].handler == "taskmanager.entrypoints.authorizer.handler"
+    error_message = "with JWT and no authorizer of the deployer's, the module deploys its own"
+  }
+  assert {
+    condition     = aws_lambda_function.this["authorizer"].environment[0].variables["TASKMANAGER_JWT_ISSUER"] == "https://issuer.example.com/" && jsondecode(aws_lambda_function.this["authorizer"].environment[0].variables["TASKMANAGER_JWT_AUDIENCE"]) == ["tasks"] && jsondecode(aws_lambda_function.this["authorizer"].environment[0].variables["TASKMANAGER_JWT_SCOPES"]) == ["tasks/read"]
+    error_message = "the authorizer checks the HTTP API's issuer, audience and scopes"
+  }
+  assert {
+    condition     = aws_apigatewayv2_route.connect[0].authorization_type == "CUSTOM" && aws_apigatewayv2_authorizer.push_jwt[0].identity_sources == toset(["route.request.querystring.token"])
+    error_message = "$connect goes through the authorizer, which reads the token from the query string"
+  }
 }
 
 run "jwt_connect_uses_the_query_string_authorizer" {
@@ -95,6 +107,10 @@ run "jwt_connect_uses_the_query_string_authorizer" {
   assert {
     condition     = aws_apigatewayv2_route.connect[0].authorization_type == "CUSTOM"
     error_message = "$connect goes through the request authorizer with JWT"
+  }
+  assert {
+    condition     = !contains(keys(aws_lambda_function.this), "authorizer")
+    error_message = "the deployer's authorizer replaces the module's own"
   }
   assert {
     condition     = aws_apigatewayv2_authorizer.push_jwt[0].identity_sources == toset(["route.request.querystring.token"])
