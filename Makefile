@@ -34,6 +34,7 @@ imports: install
 
 schema: install
 	$(PY) -m taskmanager.domain.schema > schemas/contracts.json
+	$(PY) -m taskmanager.domain.schema push > schemas/push.json
 
 test: install
 	@. .ci/tools.sh && $(PY) -m pytest

@@ -34,6 +34,8 @@ command -v checkov >/dev/null 2>&1 || _missing="$_missing
   - checkov: installed into .venv-checkov once terraform is present (policy test)"
 { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || _missing="$_missing
   - chromium and chromedriver: apt-get install chromium chromium-driver (browser test)"
+command -v node >/dev/null 2>&1 || _missing="$_missing
+  - node: apt-get install nodejs (evaluates the Conductor example's JavaScript condition)"
 echo "== terraform provider mirror: ${TASKMANAGER_TF_MIRROR:-none found}"
 if [ -n "$_missing" ]; then
   echo "== missing here; the tests that need them will skip (under CI=true they fail):$_missing"

@@ -135,6 +135,12 @@ CHILDREN: Final[dict[str, str]] = {
         "_r = handler(_e, None)\n"
         "assert _r == {'timed_out': 0, 'heartbeat_timed_out': 0, 'start_timed_out': 0}, _r\n"
     ),
+    "sockets": (
+        "from taskmanager.entrypoints.sockets import handler\n"
+        f"_e = json.loads(open({str(EVENTS / 'websocket_connect.json')!r}).read())\n"
+        "_r = handler(_e, None)\n"
+        "assert _r == {'statusCode': 200}, _r\n"
+    ),
     "processor": (
         "from taskmanager.processor import Processor\n"
         "handler = Processor('report.render', lambda i: {'pages': i['rows']}).lambda_handler\n"
@@ -167,6 +173,7 @@ def _child_env(endpoint: str, pycache: str) -> dict[str, str]:
             "AWS_EC2_METADATA_DISABLED": "true",
             "TASKMANAGER_TABLE_NAME": "tasks",
             "TASKMANAGER_EVENT_BUS_NAME": "taskmanager",
+            "TASKMANAGER_CONNECTIONS_TABLE_NAME": "connections",
             "POWERTOOLS_SERVICE_NAME": "bench",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             # As the Terraform modules deploy the functions (docs/deploy.md); the baseline

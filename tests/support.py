@@ -158,3 +158,39 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
+
+
+def websocket_event(
+    route: str, connection_id: str, body: str | None = None, *, owner: str | None = ALICE
+) -> dict[str, Any]:
+    """An API Gateway WebSocket API event: ``$connect`` (IAM-authorised as ``owner``),
+    ``$disconnect``, or a message (``body``) on ``route``."""
+    if route in {"$connect", "$disconnect"}:
+        event = load_event("websocket_connect.json")
+        kind = "CONNECT" if route == "$connect" else "DISCONNECT"
+        event["requestContext"].update(routeKey=route, eventType=kind)
+        if owner is None:
+            event["requestContext"]["identity"].pop("userArn")
+        else:
+            event["requestContext"]["identity"]["userArn"] = owner
+    else:
+        event = load_event("websocket_message.json")
+        event["requestContext"]["routeKey"] = route
+        event["body"] = body
+    event["requestContext"]["connectionId"] = connection_id
+    return event
+
+
+def posted(connection_id: str, region: str = "us-east-1") -> list[dict[str, Any]]:
+    """Every message moto's PostToConnection kept for the connection, in order (moto runs
+    them together in one byte string)."""
+    from moto.backends import get_backend
+
+    backend = get_backend("apigatewaymanagementapi")["123456789012"][region]
+    connection = backend.connections.get(connection_id)
+    data = connection.data.decode() if connection is not None else ""
+    decoder, messages, at = json.JSONDecoder(), [], 0
+    while at < len(data):
+        message, at = decoder.raw_decode(data, at)
+        messages.append(message)
+    return messages

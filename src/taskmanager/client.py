@@ -1,13 +1,16 @@
-"""The client SDK: submit, get, list, cancel and wait for tasks over the HTTP API.
+"""The client SDK: submit, get, list, cancel, wait for and watch tasks over the HTTP API,
+and over the push protocol's WebSocket where one is configured (docs/push.md).
 
     client = TaskClient("https://abc123.execute-api.eu-west-1.amazonaws.com",
-                        auth=SigV4Auth(region="eu-west-1"))
+                        auth=SigV4Auth(region="eu-west-1"),
+                        websocket_url="wss://def456.execute-api.eu-west-1.amazonaws.com/live")
     task = client.submit("report.render", {"rows": 10}, idempotency_key="order-42")
     done = client.wait(task.id, timeout=600, on_progress=lambda t: print(t.progress))
 
-Standard library HTTP (``urllib``); botocore only for SigV4 signing. Errors mirror the API's
-error body: :class:`ApiError` carries ``status``, ``code``, ``message`` and ``details``, with
-one subclass per code the API documents.
+Standard library HTTP (``urllib``); botocore only for SigV4 signing; the ``websockets``
+library only for ``watch``/``wait`` over a socket. Errors mirror the API's error body:
+:class:`ApiError` carries ``status``, ``code``, ``message`` and ``details``, with one
+subclass per code the API documents.
 """
 
 from __future__ import annotations
@@ -17,15 +20,23 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from taskmanager.domain.events import TaskResource
+from taskmanager.domain.push import (
+    SERVER_MESSAGE_ADAPTER,
+    ErrorMessage,
+    Subscribe,
+    TaskMessage,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
+_TERMINAL: Final = frozenset({"SUCCESSFUL", "FAILED"})
 #: HTTP statuses worth retrying for a request that is safe to repeat.
 _RETRYABLE: Final = frozenset({429, 502, 503, 504})
 
@@ -170,7 +181,9 @@ class Auth(Protocol):
 
 
 class BearerAuth:
-    """``Authorization: Bearer <token>`` (an HTTP API with a JWT authorizer)."""
+    """``Authorization: Bearer <token>`` (an HTTP API with a JWT authorizer); on a
+    WebSocket, ``?token=<token>`` (browsers cannot set a handshake's headers, so the
+    deployment's authorizer reads the query string)."""
 
     def __init__(self, token: str | Callable[[], str]) -> None:
         self._token = token
@@ -178,8 +191,14 @@ class BearerAuth:
     def headers(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
     ) -> dict[str, str]:
-        token = self._token() if callable(self._token) else self._token
-        return {"Authorization": f"Bearer {token}"}
+        return {"Authorization": f"Bearer {self.token()}"}
+
+    def token(self) -> str:
+        return self._token() if callable(self._token) else self._token
+
+    def presign(self, url: str) -> str:
+        separator = "&" if "?" in url else "?"
+        return f"{url}{separator}{urllib.parse.urlencode({'token': self.token()})}"
 
 
 class SigV4Auth:
@@ -210,6 +229,24 @@ class SigV4Auth:
         request = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
         Signer(credentials.get_frozen_credentials(), self.service, self.region).add_auth(request)
         return {k: v for k, v in request.headers.items() if k.lower() not in _lower(headers)}
+
+    def presign(self, url: str, expires: int = 300) -> str:
+        """``url`` (``wss://``) signed in its query string (SigV4 query authentication): how
+        a WebSocket connect to an ``AWS_IAM`` route is signed, since the handshake is a GET
+        whose signature API Gateway reads from the query."""
+        from botocore.auth import SigV4QueryAuth  # noqa: PLC0415
+        from botocore.awsrequest import AWSRequest  # noqa: PLC0415
+
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise RuntimeError("no AWS credentials found to sign the request")
+        scheme, rest = url.split("://", 1)
+        request = AWSRequest(method="GET", url=f"https://{rest}")
+        signer = SigV4QueryAuth(
+            credentials.get_frozen_credentials(), self.service, self.region, expires=expires
+        )
+        signer.add_auth(request)
+        return f"{scheme}://{str(request.url).split('://', 1)[1]}"
 
 
 def _lower(headers: Mapping[str, str]) -> set[str]:
@@ -244,19 +281,25 @@ class TaskClient:
     ``auth``: None (the local server), :class:`SigV4Auth` (IAM) or :class:`BearerAuth` (JWT).
     Safe requests (reads, cancels, submits with an idempotency key) are retried on 429 and
     5xx gateway errors, up to ``retries`` times with exponential backoff that honours
-    ``Retry-After``."""
+    ``Retry-After``.
+
+    ``websocket_url``: the push protocol's socket (``ws://127.0.0.1:8000/ws`` locally, the
+    deployment's ``websocket_url`` output on AWS): :meth:`watch` and :meth:`wait` use it,
+    and poll without it."""
 
     def __init__(
         self,
         base_url: str,
         auth: Auth | None = None,
         *,
+        websocket_url: str | None = None,
         timeout: float = 30.0,
         retries: int = 3,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.websocket_url = websocket_url
         self.auth = auth
         self.timeout = timeout
         self.retries = retries
@@ -319,23 +362,68 @@ class TaskClient:
         initial_interval: float = 0.2,
         max_interval: float = 10.0,
     ) -> TaskResource:
-        """Poll until the task is SUCCESSFUL or FAILED and return it.
+        """Follow the task until it is SUCCESSFUL or FAILED and return it.
 
-        Between polls it waits at least the server's ``Retry-After`` and backs off
+        With a ``websocket_url`` it is told of each change (:meth:`watch`); without, it
+        polls, waiting at least the server's ``Retry-After`` between polls and backing off
         exponentially from ``initial_interval`` to ``max_interval``. ``on_progress`` is
-        called with the task each time a poll shows a new version while it is open.
-        Raises :class:`WaitTimeoutError` after ``timeout`` seconds (None: no limit)."""
+        called with the task each time a new version shows while it is open. Raises
+        :class:`WaitTimeoutError` after ``timeout`` seconds (None: no limit)."""
+        last: TaskResource | None = None
+        for task in self.watch(
+            task_id,
+            timeout=timeout,
+            initial_interval=initial_interval,
+            max_interval=max_interval,
+        ):
+            last = task
+            if task.status in _TERMINAL:
+                return task
+            if on_progress is not None:
+                on_progress(task)
+        raise AssertionError(f"watch of {task_id} ended before the task did, at {last}")
+
+    def watch(
+        self,
+        task_id: str,
+        timeout: float | None = None,
+        *,
+        initial_interval: float = 0.2,
+        max_interval: float = 10.0,
+        reconnects: int = 5,
+    ) -> Iterator[TaskResource]:
+        """Each newer version of the task, the current one first, until its terminal one.
+
+        Over the socket when a ``websocket_url`` is configured: it subscribes (the answer is
+        the task as it is: catch-up), keeps the highest ``version`` seen and drops older
+        messages, reads the task over HTTP when a message left fields out (``omitted``),
+        and reconnects and subscribes again after a dropped connection (up to
+        ``reconnects`` times in a row). Otherwise it polls as :meth:`wait` describes.
+        Raises :class:`WaitTimeoutError` after ``timeout`` seconds (None: no limit), and the
+        :class:`ApiError` of an ``error`` answer (``TASK_NOT_FOUND``; status 0)."""
         deadline = None if timeout is None else self._clock() + timeout
-        interval = initial_interval
+        if self.websocket_url is None:
+            yield from self._poll(task_id, deadline, timeout, initial_interval, max_interval)
+        else:
+            yield from self._follow(task_id, deadline, timeout, reconnects)
+
+    def _poll(
+        self,
+        task_id: str,
+        deadline: float | None,
+        timeout: float | None,
+        interval: float,
+        max_interval: float,
+    ) -> Iterator[TaskResource]:
         seen_version = 0
         while True:
             response = self._get_response(task_id)
             task = TaskResource.model_validate_json(response.body)
-            if task.status in ("SUCCESSFUL", "FAILED"):
-                return task
-            if on_progress is not None and task.version > seen_version:
-                on_progress(task)
-            seen_version = task.version
+            if task.version > seen_version:
+                seen_version = task.version
+                yield task
+            if task.status in _TERMINAL:
+                return
             delay = max(interval, response.retry_after or 0.0)
             interval = min(interval * 2, max_interval)
             if deadline is not None:
@@ -344,6 +432,62 @@ class TaskClient:
                     raise WaitTimeoutError(task, timeout or 0.0)
                 delay = min(delay, remaining)
             self._sleep(delay)
+
+    def _follow(
+        self, task_id: str, deadline: float | None, timeout: float | None, reconnects: int
+    ) -> Iterator[TaskResource]:
+        from websockets.exceptions import ConnectionClosed  # noqa: PLC0415 (watch only)
+
+        last: TaskResource | None = None
+        failures = 0
+        while True:
+            try:
+                for task in self._socket_changes(task_id, deadline):
+                    failures = 0
+                    if last is not None and task.version <= last.version:
+                        continue  # seen already, or older than what was seen
+                    last = task
+                    yield task
+                    if task.status in _TERMINAL:
+                        return
+            except TimeoutError:
+                if last is None:
+                    last = self.get(task_id)
+                raise WaitTimeoutError(last, timeout or 0.0) from None
+            except (ConnectionClosed, OSError):
+                failures += 1
+                if failures > reconnects:
+                    raise
+                self._sleep(min(0.2 * 2**failures, 5.0))
+
+    def _socket_changes(self, task_id: str, deadline: float | None) -> Iterator[TaskResource]:
+        """The task resources one connection receives for ``task_id``, after subscribing;
+        raises ``TimeoutError`` at ``deadline``."""
+        from websockets.sync.client import connect  # noqa: PLC0415 (watch only)
+
+        url = str(self.websocket_url)
+        presign = getattr(self.auth, "presign", None)
+        if callable(presign):
+            url = presign(url)
+        request_id = uuid.uuid4().hex
+        subscribe = Subscribe(action="subscribe", task_id=task_id, request_id=request_id)
+        with connect(url, open_timeout=self.timeout, max_size=None) as socket:
+            socket.send(subscribe.model_dump_json(exclude_none=True))
+            while True:
+                wait = None if deadline is None else deadline - self._clock()
+                if wait is not None and wait <= 0:
+                    raise TimeoutError
+                raw = socket.recv(timeout=wait)
+                try:
+                    message = SERVER_MESSAGE_ADAPTER.validate_json(raw)
+                except ValidationError:
+                    continue  # a message of a newer protocol: not one this client reads
+                if isinstance(message, ErrorMessage) and message.request_id == request_id:
+                    error = message.error
+                    cls = _ERRORS.get(error.code, ApiError)
+                    raise cls(0, error.code, error.message, error.details)
+                if isinstance(message, TaskMessage) and message.task.id == task_id:
+                    yield self.get(task_id) if message.omitted else message.task
 
     # -- HTTP --
     def _get_response(self, task_id: str) -> Response:

@@ -51,8 +51,12 @@ class Pump:
         processors: dict[str, Processor],
         stream_handler: Callable[[Any, Any], Any],
         updates_handler: Callable[[Any, Any], Any],
+        notify_queue: str | None = None,
+        notify_handler: Callable[[Any, Any], Any] | None = None,
     ) -> None:
         self.sqs = sqs
+        self.notify_queue = notify_queue
+        self.notify_handler = notify_handler
         self.streams = streams
         self.updates_queue = updates_queue
         self.audit_queue = audit_queue
@@ -145,6 +149,19 @@ class Pump:
             seen += len(messages)
         return seen
 
+    def poll_notify(self) -> int:
+        """The notify function's queue (outbound events for WebSocket followers)."""
+        if self.notify_queue is None or self.notify_handler is None:
+            return 0
+        messages = self._receive(self.notify_queue)
+        if not messages:
+            return 0
+        event = {"Records": [self._sqs_record(m, self.notify_queue) for m in messages]}
+        result = self.notify_handler(event, FakeLambdaContext())
+        assert result == {"batchItemFailures": []}, result
+        self._delete(self.notify_queue, messages)
+        return len(messages)
+
     def poll_audit(self) -> int:
         messages = self._receive(self.audit_queue)
         self.outbound.extend(json.loads(m["Body"]) for m in messages)
@@ -158,6 +175,7 @@ class Pump:
                 self.poll_stream()
                 + self.poll_processors()
                 + self.poll_updates()
+                + self.poll_notify()
                 + self.poll_audit()
             )
             if not busy:

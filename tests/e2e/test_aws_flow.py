@@ -18,10 +18,11 @@ import boto3
 import pytest
 
 from taskmanager.adapters.dynamodb import create_table
-from taskmanager.entrypoints import api, bootstrap, stream, sweeper, updates
+from taskmanager.adapters.dynamodb.connections import create_connections_table
+from taskmanager.entrypoints import api, bootstrap, notify, sockets, stream, sweeper, updates
 from taskmanager.processor import Processor, ProcessorContext, ProcessorError
 from tests.e2e.pump import REGION, Pump
-from tests.support import ALICE, FakeLambdaContext, http_event, load_event
+from tests.support import ALICE, FakeLambdaContext, http_event, load_event, posted, websocket_event
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -109,6 +110,7 @@ def _fail(task_input: Any, ctx: ProcessorContext) -> Any:
 def world(moto_server: str) -> Iterator[World]:
     suffix = uuid.uuid4().hex[:8]
     table = f"tasks-{suffix}"
+    connections = f"connections-{suffix}"
     with pytest.MonkeyPatch.context() as env:
         for name, value in {
             "AWS_ENDPOINT_URL": moto_server,
@@ -122,6 +124,9 @@ def world(moto_server: str) -> Iterator[World]:
             "TASKMANAGER_PROCESSOR_SOURCES": json.dumps(PROCESSOR_SOURCES),
             "TASKMANAGER_PROCESSOR_SOURCE": PROCESSORS_SOURCE,
             "POWERTOOLS_SERVICE_NAME": "taskmanager-e2e",
+            # The push protocol: moto keeps what PostToConnection sends (docs/push.md).
+            "TASKMANAGER_CONNECTIONS_TABLE_NAME": connections,
+            "TASKMANAGER_WEBSOCKET_ENDPOINT": moto_server,
         }.items():
             env.setenv(name, value)
         _forget_handlers()
@@ -129,6 +134,7 @@ def world(moto_server: str) -> Iterator[World]:
         events = boto3.client("events", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         create_table(dynamodb, table)
+        create_connections_table(dynamodb, connections)
         events.create_event_bus(Name=BUS)
         dlq_url, dlq_arn = _queue(sqs, f"updates-dlq-{suffix}")
         # As Terraform makes it, but a failed message is visible again at once (moto would
@@ -142,6 +148,9 @@ def world(moto_server: str) -> Iterator[World]:
         # function's own check of each update's source is what the tests see.
         _rule(events, f"updates-{suffix}", {"detail-type": ["TaskUpdated"]}, updates_arn)
         _rule(events, f"audit-{suffix}", {"source": [SOURCE], "detail-type": OUTBOUND}, audit_arn)
+        # As Terraform's notify rule (infra/terraform/modules/task-manager/push.tf).
+        notify_url, notify_arn = _queue(sqs, f"notify-{suffix}")
+        _rule(events, f"notify-{suffix}", {"source": [SOURCE], "detail-type": OUTBOUND}, notify_arn)
         processor_queues = {}
         for n, task_type in enumerate(PROCESSOR_TYPES):
             url, arn = _queue(sqs, f"processor-{n}-{suffix}")
@@ -163,6 +172,8 @@ def world(moto_server: str) -> Iterator[World]:
             processors=processors,
             stream_handler=stream.handler,
             updates_handler=updates.handler,
+            notify_queue=notify_url,
+            notify_handler=notify.handler,
         )
         world = World(pump, events, sqs)
         world.dlq_url = dlq_url
@@ -175,7 +186,7 @@ def world(moto_server: str) -> Iterator[World]:
 
 def _forget_handlers() -> None:
     bootstrap.reset()
-    for module in (api, stream, updates, sweeper):
+    for module in (api, stream, updates, sweeper, sockets, notify):
         module._lambda_handler.cache_clear()
 
 
@@ -355,3 +366,44 @@ def test_only_a_source_allowed_the_tasks_type_may_report_on_it(world: World) -> 
         ("TaskCreated", 1, "CREATED"),
         ("TaskSuccessful", 2, "SUCCESSFUL"),
     ]
+
+
+# --- push over the WebSocket API (docs/push.md) ------------------------------------------------
+
+
+def _ws(route: str, connection_id: str, body: Any = None, owner: str = ALICE) -> dict[str, Any]:
+    text = None if body is None else json.dumps(body)
+    event = websocket_event(route, connection_id, text, owner=owner)
+    response: dict[str, Any] = sockets.handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 200, response
+    return json.loads(response["body"]) if "body" in response else {}
+
+
+def test_submit_over_the_socket_then_follow_it_to_success(world: World) -> None:
+    alices, bobs = f"a{uuid.uuid4().hex[:12]}", f"b{uuid.uuid4().hex[:12]}"
+    _ws("$connect", alices)
+    _ws("$connect", bobs, owner=BOB)
+    assert _ws("subscribe", bobs, {"action": "subscribe"}, owner=BOB)["type"] == "subscribed"
+    message = {
+        "action": "submit",
+        "request_id": "r1",
+        "task": {"type": "e2e.render", "input": {"rows": 3}},
+    }
+    accepted = _ws("submit", alices, message)
+    assert (accepted["type"], accepted["request_id"]) == ("accepted", "r1")
+    task_id = accepted["task"]["id"]
+    world.pump.run()
+    received = [m["task"] for m in posted(alices)]
+    assert all(m["type"] == "task" for m in posted(alices))
+    assert [(t["version"], t["status"]) for t in received] == [
+        (1, "CREATED"),
+        (2, "RUNNING"),
+        (3, "RUNNING"),
+        (4, "SUCCESSFUL"),
+    ]
+    assert received[2]["progress"] == {"percent": 50.0, "message": "half way"}
+    assert received[-1]["result"] == {"pages": 6}
+    assert received[-1] == world.get(task_id)  # exactly what GET /tasks/{id} returns
+    assert posted(bobs) == []  # another owner's subscriber hears nothing of it
+    _ws("$disconnect", alices)
+    _ws("$disconnect", bobs, owner=BOB)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -201,3 +202,38 @@ def test_an_error_summary_names_the_field_and_the_rule(world: World) -> None:
     assert missing.value.summary == "task nope was not found"  # the message says it already
     error = ApiError(409, "CONFLICT", "no", details={"current": 3, "requested": None})
     assert error.summary == "no: current=3"
+
+
+def test_sigv4_presigns_a_websocket_connect_in_its_query_string() -> None:
+    url = "wss://abc123.execute-api.eu-west-1.amazonaws.com/live"
+    signed = SigV4Auth(region="eu-west-1").presign(url)
+    scheme, _, rest = signed.partition("://")
+    assert scheme == "wss"
+    address, _, query = rest.partition("?")
+    assert address == "abc123.execute-api.eu-west-1.amazonaws.com/live"
+    params = dict(urllib.parse.parse_qsl(query))
+    assert params["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+    assert params["X-Amz-Credential"].endswith("/eu-west-1/execute-api/aws4_request")
+    assert params["X-Amz-Expires"] == "300"
+    assert params["X-Amz-SignedHeaders"] == "host"
+    assert len(params["X-Amz-Signature"]) == 64
+
+
+def test_bearer_auth_passes_its_token_in_the_websocket_query_string() -> None:
+    auth = BearerAuth(lambda: "a.b+c")
+    assert auth.presign("wss://x.example/live") == "wss://x.example/live?token=a.b%2Bc"
+    assert auth.presign("wss://x.example/live?v=1") == "wss://x.example/live?v=1&token=a.b%2Bc"
+
+
+def test_watch_without_a_socket_polls_each_new_version_until_terminal(world: World) -> None:
+    task = world.client.submit("report.render")
+    seen = []
+    for current in world.client.watch(task.id):
+        seen.append((current.version, current.status))
+        if current.version == 1:
+            world.transport.send(TaskUpdated(task_id=task.id, status=TaskStatus.RUNNING))
+        elif current.status == "RUNNING":
+            world.transport.send(
+                TaskUpdated(task_id=task.id, status=TaskStatus.SUCCESSFUL, result=1)
+            )
+    assert seen == [(1, "CREATED"), (2, "RUNNING"), (3, "SUCCESSFUL")]

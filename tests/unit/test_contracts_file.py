@@ -24,3 +24,17 @@ def test_contracts_cover_every_event_and_the_task_resource() -> None:
     )
     mapping = schemas["Event"]["discriminator"]["mapping"]
     assert set(mapping) == {*OUTBOUND_DETAIL_TYPES, "TaskUpdated"}
+
+
+PUSH = CONTRACTS.with_name("push.json")
+
+
+def test_committed_push_protocol_schema_matches_the_models() -> None:
+    assert PUSH.read_text(encoding="utf-8") == render("push"), (
+        "schemas/push.json is out of date: run `make schema` and commit it"
+    )
+    schemas = json.loads(render("push"))["schemas"]
+    client = schemas["ClientMessage"]["discriminator"]["mapping"]
+    server = schemas["ServerMessage"]["discriminator"]["mapping"]
+    assert set(client) == {"subscribe", "unsubscribe", "submit"}
+    assert set(server) == {"accepted", "task", "subscribed", "unsubscribed", "error"}

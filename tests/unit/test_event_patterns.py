@@ -63,6 +63,7 @@ def test_there_are_patterns_to_check() -> None:
     names = {p.relative_to(INFRA).as_posix() for p in PATTERNS}
     assert names == {
         "modules/task-manager/patterns/task_updated.json",
+        "modules/task-manager/patterns/task_outbound.json",
         "modules/processor/patterns/task_created.json",
     }
 

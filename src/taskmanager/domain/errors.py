@@ -147,3 +147,10 @@ class PublishError(TaskManagerError):
             details={"failed_event_ids": failed_event_ids},
         )
         self.failed_event_ids = failed_event_ids
+
+
+class PushError(TaskManagerError):
+    """A message could not be sent to a WebSocket connection that is still there
+    (throttled, or the gateway failing), after bounded retries: send it again later."""
+
+    code = "PUSH_FAILED"

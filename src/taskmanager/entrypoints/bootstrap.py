@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
     from botocore.config import Config
 
+    from taskmanager.adapters.apigateway import ConnectionPusher
+    from taskmanager.adapters.dynamodb.connections import DynamoDBConnections
+    from taskmanager.adapters.jwks import JwtVerifier
     from taskmanager.domain.ports import Clock, EventPublisher, IdFactory, TaskRepository
     from taskmanager.domain.services import Policy
 
@@ -87,6 +90,17 @@ class Settings(BaseModel):
     #: ``{"<task type>": ["<source>", ...]}`` (the task-manager module's ``processor_sources``).
     #: Unset or empty: any source may report on any task (docs/deploy.md).
     processor_sources: Json[dict[TaskType, list[EventSource]]] | None = None
+    #: The push protocol on AWS (docs/push.md): the connections table, and the WebSocket
+    #: API's management endpoint (``https://{id}.execute-api.{region}.amazonaws.com/{stage}``)
+    #: the notify function posts to. Set by the module's ``websocket`` variable.
+    connections_table_name: str | None = Field(None, min_length=3, max_length=255)
+    websocket_endpoint: str | None = Field(None, min_length=1)
+    #: The push WebSocket's JWT request authorizer (``entrypoints/authorizer.py``): the
+    #: issuer, the audiences (JSON list) and the scopes a token needs one of (JSON list;
+    #: empty: none), as the HTTP API's JWT authorizer is given them.
+    jwt_issuer: str | None = Field(None, pattern=r"^https://")
+    jwt_audience: Json[list[str]] | None = None
+    jwt_scopes: Json[list[str]] | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -209,6 +223,49 @@ def publisher() -> EventPublisher:
 
 
 @functools.cache
+def connections() -> DynamoDBConnections:
+    """The connections table of the push protocol (``TASKMANAGER_CONNECTIONS_TABLE_NAME``)."""
+    from taskmanager.adapters.dynamodb.connections import DynamoDBConnections  # noqa: PLC0415
+    from taskmanager.adapters.memory import SystemClock  # noqa: PLC0415
+
+    name = settings().connections_table_name
+    if name is None:
+        raise RuntimeError("TASKMANAGER_CONNECTIONS_TABLE_NAME is not set")
+    return DynamoDBConnections(client("dynamodb"), name, SystemClock())
+
+
+@functools.cache
+def pusher() -> ConnectionPusher:
+    """Sends to the WebSocket API's connections (``TASKMANAGER_WEBSOCKET_ENDPOINT``). Its
+    client does not retry: the pusher's own bounded attempts are the retry."""
+    from botocore.config import Config  # noqa: PLC0415
+
+    from taskmanager.adapters.apigateway import ConnectionPusher  # noqa: PLC0415
+
+    endpoint = settings().websocket_endpoint
+    if endpoint is None:
+        raise RuntimeError("TASKMANAGER_WEBSOCKET_ENDPOINT is not set")
+    config = Config(retries={"mode": "standard", "total_max_attempts": 1}, tcp_keepalive=True)
+    management = _session().create_client(
+        "apigatewaymanagementapi", endpoint_url=endpoint, config=config
+    )
+    return ConnectionPusher(management)
+
+
+@functools.cache
+def jwt_verifier() -> JwtVerifier:
+    """Verifies the push WebSocket's tokens (``TASKMANAGER_JWT_*``)."""
+    from taskmanager.adapters.jwks import JwtVerifier  # noqa: PLC0415
+
+    config = settings()
+    if config.jwt_issuer is None or not config.jwt_audience:
+        raise RuntimeError("TASKMANAGER_JWT_ISSUER and TASKMANAGER_JWT_AUDIENCE must be set")
+    return JwtVerifier(
+        config.jwt_issuer, frozenset(config.jwt_audience), frozenset(config.jwt_scopes or ())
+    )
+
+
+@functools.cache
 def aws_dependencies() -> Dependencies:
     """What the API, updates and sweeper handlers use in AWS. The publisher is left out:
     only the stream handler publishes (it takes :func:`publisher`)."""
@@ -227,5 +284,15 @@ def aws_dependencies() -> Dependencies:
 
 def reset() -> None:
     """Forget the cached settings, clients and dependencies (tests change the environment)."""
-    for cached in (settings, _session, client, repository, publisher, aws_dependencies):
+    for cached in (
+        settings,
+        _session,
+        client,
+        repository,
+        publisher,
+        connections,
+        pusher,
+        jwt_verifier,
+        aws_dependencies,
+    ):
         cached.cache_clear()

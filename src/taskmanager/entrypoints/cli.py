@@ -5,7 +5,9 @@
     taskmanager get ID | list [--status S] [--type T] | cancel ID | watch ID
 
 ``--url`` (or ``TASKMANAGER_URL``) names the server (``http://`` is assumed when it has no
-scheme), ``--json`` prints JSON, errors included. Exit codes: 0 done (a waited or watched task
+scheme); ``--ws-url`` (or ``TASKMANAGER_WS_URL``) its push socket, which ``watch`` and
+``submit --wait`` then follow (docs/push.md) instead of the local server's event stream.
+``--json`` prints JSON, errors included. Exit codes: 0 done (a waited or watched task
 SUCCESSFUL), 1 the task FAILED or the request failed, 2 a usage error (bad arguments, input
 that is not JSON, a ``serve`` that cannot start: its port taken, a bad ``--processor``).
 
@@ -57,9 +59,9 @@ class Api:
     """The project's HTTP client (``taskmanager.client.TaskClient``) plus the event stream
     of a task, which only the local server offers."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, ws_url: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.client = TaskClient(self.base_url)
+        self.client = TaskClient(self.base_url, websocket_url=ws_url)
 
     def call(self, operation: Callable[..., BaseModel], *args: Any, **kwargs: Any) -> Any:
         """Run a client operation; its result as plain JSON data. Raises the client's
@@ -93,6 +95,23 @@ class Api:
                     name = line[6:].strip()
                 elif line.startswith("data:"):
                     data.append(line[5:].removeprefix(" "))
+
+
+def _changes(api: Api, task_id: str, path: str) -> Iterator[dict[str, Any]]:
+    """The task after each change: over the push socket when one is configured (the SDK's
+    ``watch``), else from the local server's event stream at ``path``."""
+    if api.client.websocket_url is None:
+        for _, task in api.stream(path):
+            yield task
+        return
+    from websockets.exceptions import WebSocketException  # noqa: PLC0415 (only here)
+
+    try:
+        for resource in api.client.watch(task_id):
+            yield resource.model_dump(mode="json")
+    except (OSError, WebSocketException) as exc:
+        reason = OSError(str(exc)) if isinstance(exc, WebSocketException) else exc
+        raise _unreachable(api.client.websocket_url, reason) from None
 
 
 def _unreachable(base_url: str, exc: OSError) -> ApiError:
@@ -190,7 +209,7 @@ def watch(api: Api, task_id: str, *, as_json: bool, out: TextIO) -> int:
     gave_up_at = time.monotonic() + RECONNECT_SECONDS
     while True:
         try:
-            for _, task in api.stream(path):
+            for task in _changes(api, task_id, path):
                 if last is not None and task["version"] <= last["version"]:
                     continue
                 last = task
@@ -374,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="print JSON (with --wait and watch: one line per change; errors too, on stderr)",
     )
+    common.add_argument(
+        "--ws-url",
+        default=argparse.SUPPRESS,
+        help="the push socket to follow tasks on (default: $TASKMANAGER_WS_URL; none: "
+        "the local server's event stream)",
+    )
     parser = argparse.ArgumentParser(
         prog="taskmanager",
         description="Long-running tasks: run the local server, submit and follow tasks.",
@@ -493,7 +518,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.json = getattr(args, "json", False)
     url = getattr(args, "url", None) or os.environ.get("TASKMANAGER_URL") or DEFAULT_URL
     try:
-        api = Api(base_url(url))
+        ws_url = getattr(args, "ws_url", None) or os.environ.get("TASKMANAGER_WS_URL")
+        api = Api(base_url(url), ws_url or None)
         return COMMANDS[args.command](api, args, sys.stdout)
     except UsageError as exc:
         if args.json:

@@ -49,6 +49,9 @@ PUBLISH_FAILURES: Final = "PublishFailures"
 TASKS_TIMED_OUT: Final = "TasksTimedOut"
 TASKS_HEARTBEAT_TIMED_OUT: Final = "TasksHeartbeatTimedOut"
 TASKS_START_TIMED_OUT: Final = "TasksStartTimedOut"
+PUSH_SENT: Final = "PushMessagesSent"
+PUSH_GONE: Final = "PushConnectionsGone"
+PUSH_MALFORMED: Final = "PushMessagesMalformed"
 
 
 class PowertoolsTooOldError(RuntimeError):

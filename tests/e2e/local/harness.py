@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Generator
 
+    from websockets.sync.client import ClientConnection
+
 ROOT = Path(__file__).resolve().parents[3]
 OPEN = frozenset({"CREATED", "RUNNING"})
 
@@ -47,6 +49,57 @@ def cli_env(extra_path: str = "") -> dict[str, str]:
 
 
 @dataclass
+class PushSocket:
+    """A client of ``/ws`` speaking the push protocol in JSON (docs/push.md)."""
+
+    connection: ClientConnection
+
+    def __enter__(self) -> PushSocket:
+        self.connection.__enter__()  # websockets wants its connection used as a context
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.connection.close()
+
+    def send(self, message: dict[str, Any] | str | bytes) -> None:
+        self.connection.send(message if isinstance(message, str | bytes) else json.dumps(message))
+
+    def recv(self, timeout: float = 10.0) -> dict[str, Any]:
+        message: dict[str, Any] = json.loads(self.connection.recv(timeout=timeout))
+        return message
+
+    def ask(self, message: dict[str, Any] | str | bytes, timeout: float = 10.0) -> dict[str, Any]:
+        """Send ``message`` and return the next message (the answer, where no change is
+        under way)."""
+        self.send(message)
+        return self.recv(timeout)
+
+    def until_terminal(self, task_id: str, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """The task resources received for ``task_id`` up to its terminal one."""
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.recv(max(0.1, deadline - time.monotonic()))
+            task = message.get("task")
+            if task is None or task["id"] != task_id:
+                continue
+            seen.append(task)
+            if task["status"] not in OPEN:
+                return seen
+
+    def quiet(self, seconds: float) -> list[dict[str, Any]]:
+        """Every message received within ``seconds`` (to show that nothing came)."""
+        received: list[dict[str, Any]] = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                received.append(self.recv(left))
+            except TimeoutError:
+                break
+        return received
+
+
+@dataclass
 class LocalServer:
     db: Path
     args: tuple[str, ...] = ()
@@ -59,6 +112,16 @@ class LocalServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def socket(self, **options: Any) -> PushSocket:
+        """A WebSocket client connected to ``/ws`` (a context manager)."""
+        from websockets.sync.client import connect
+
+        return PushSocket(connect(self.ws_url, open_timeout=10, **options))
 
     def start(self, timeout: float = 20.0) -> LocalServer:
         self.port = free_port()

@@ -11,12 +11,17 @@ only what moto returns (docs/deploy.md lists the gaps):
   redrive policy, so a second plan right after apply is not empty.
 - moto holds no public layers: the test publishes a stand-in for the Powertools layer.
 - Throttling, access logs, IAM authorisation, alarms and policies are stored, never enforced.
+- The WebSocket API (docs/push.md): moto stores the API, its routes, route responses,
+  integration and stage, but deploys nothing (no wss:// endpoint answers), so the push
+  functions are exercised in tests/integration/test_push_aws.py and tests/e2e/test_aws_flow.py
+  instead; ``$connect``'s IAM authorization is stored, never enforced.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import time
 import zipfile
@@ -51,7 +56,7 @@ SERVICES = (
     "sqs",
     "sts",
 )
-FUNCTIONS = ("api", "stream", "updates", "sweeper")
+FUNCTIONS = ("api", "stream", "updates", "sweeper", "sockets", "notify")
 #: The word-count processor's own source (the example's default, from the processor's name).
 PROCESSOR_SOURCE = f"taskmanager.processor.{NAME}-word-count"
 TIMINGS: dict[str, float] = {}
@@ -380,7 +385,7 @@ def test_updates_mapping_reports_partial_failures(deployment: Deployment) -> Non
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] == 10
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": 10}
-    assert set(_mappings(deployment)) == {f"{NAME}-stream", f"{NAME}-updates"}
+    assert set(_mappings(deployment)) == {f"{NAME}-stream", f"{NAME}-updates", f"{NAME}-notify"}
 
 
 def test_functions_run_the_named_handlers_with_the_settings(deployment: Deployment) -> None:
@@ -399,6 +404,14 @@ def test_functions_run_the_named_handlers_with_the_settings(deployment: Deployme
             assert sources == {"text.wordcount": [PROCESSOR_SOURCE]}
         if role == "api":  # the only function that checks the task type of a submit
             assert json.loads(variables.pop("TASKMANAGER_TASK_TYPES")) == ["text.wordcount"]
+        if role in {"sockets", "notify"}:  # the push functions' own settings
+            table = variables.pop("TASKMANAGER_CONNECTIONS_TABLE_NAME")
+            assert table == f"{NAME}-connections"
+        if role == "notify":
+            api_id = deployment.outputs["websocket_url"].split("//")[1].split(".")[0]
+            endpoint = variables.pop("TASKMANAGER_WEBSOCKET_ENDPOINT")
+            assert endpoint.startswith(f"https://{api_id}.execute-api.")
+            assert endpoint.endswith("/live")
         assert variables == {
             "TASKMANAGER_TABLE_NAME": f"{NAME}-tasks",
             "TASKMANAGER_EVENT_BUS_NAME": NAME,
@@ -458,6 +471,22 @@ EXPECTED_ACTIONS = {
         "dynamodb:BatchGetItem",
         "dynamodb:UpdateItem",
     },
+    "sockets": {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:BatchWriteItem",
+    },
+    "notify": {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:BatchWriteItem",
+        "execute-api:ManageConnections",
+    },
     "word-count": {"events:PutEvents", "dynamodb:GetItem", "sqs:SendMessage"},
 }
 COMMON_ACTIONS = {
@@ -498,8 +527,18 @@ def test_each_role_allows_only_what_its_function_calls(deployment: Deployment, r
             if action not in STAR_RESOURCE_ALLOWED:
                 resources = _as_list(statement["Resource"])
                 assert all(r != "*" for r in resources), f"{role}: {action} on *"
-                assert all(NAME in r for r in resources), f"{role}: {action} on {resources}"
+                # moto's execution ARNs name the API by its id (and no account): see below.
+                named = all(NAME in r for r in resources) or action.startswith("execute-api:")
+                assert named, f"{role}: {action} on {resources}"
     assert actions == EXPECTED_ACTIONS[role] | COMMON_ACTIONS
+    if role == "notify":  # posts to this API's connections on its stage, nothing else
+        (manage,) = [s for s in statements if "execute-api:ManageConnections" in s["Action"]]
+        api_id = deployment.outputs["websocket_url"].split("//")[1].split(".")[0]
+        (resource,) = _as_list(manage["Resource"])
+        # moto's execution_arn leaves the account out (AWS's has it).
+        assert re.fullmatch(
+            rf"arn:aws:execute-api:{REGION}:\d*:{api_id}/live/POST/@connections/\*", resource
+        ), resource
     publish = [s for s in statements if "events:PutEvents" in _as_list(s["Action"])]
     if role == "word-count":
         # A processor may publish TaskUpdated only, with its own source only.
@@ -546,6 +585,80 @@ def test_api_serves_the_design_routes_behind_iam_with_throttling_and_access_logs
     assert "$context.routeKey" in stage["AccessLogSettings"]["Format"]
 
 
+def test_websocket_api_routes_by_action_to_the_sockets_function(deployment: Deployment) -> None:
+    apigw = deployment.client("apigatewayv2")
+    api_id = deployment.outputs["websocket_url"].split("//")[1].split(".")[0]
+    api = apigw.get_api(ApiId=api_id)
+    assert api["ProtocolType"] == "WEBSOCKET"
+    assert api["RouteSelectionExpression"] == "$request.body.action"
+    (integration,) = apigw.get_integrations(ApiId=api_id)["Items"]
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    assert integration["IntegrationUri"].endswith(f":function:{NAME}-sockets/invocations")
+    routes = {r["RouteKey"]: r for r in apigw.get_routes(ApiId=api_id)["Items"]}
+    assert set(routes) == {
+        "$connect",
+        "$disconnect",
+        "$default",
+        "subscribe",
+        "unsubscribe",
+        "submit",
+    }
+    assert routes["$connect"]["AuthorizationType"] == "AWS_IAM"
+    for key, route in routes.items():
+        assert route["Target"] == f"integrations/{integration['IntegrationId']}"
+        if key not in {"$connect", "$disconnect"}:  # answered on the route: two-way
+            assert route["RouteResponseSelectionExpression"] == "$default"
+    # moto has no GetRouteResponses (500): the state says which were created.
+    state = deployment.terraform.run(deployment.workdir, "state", "list")
+    responses = {
+        line.split('"')[1]
+        for line in state.splitlines()
+        if "aws_apigatewayv2_route_response" in line
+    }
+    assert responses == {"$default", "subscribe", "unsubscribe", "submit"}
+    (stage,) = apigw.get_stages(ApiId=api_id)["Items"]
+    assert stage["StageName"] == "live"
+    assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] == 100
+    assert stage["AccessLogSettings"]["DestinationArn"].endswith(
+        f":log-group:/aws/apigateway/{NAME}-push"
+    )
+    assert "$context.connectionId" in stage["AccessLogSettings"]["Format"]
+
+
+def test_connections_table_matches_the_adapters_create_table(deployment: Deployment) -> None:
+    table = deployment.client("dynamodb").describe_table(TableName=f"{NAME}-connections")["Table"]
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert "StreamSpecification" not in table or not table["StreamSpecification"]["StreamEnabled"]
+    ttl = deployment.client("dynamodb").describe_time_to_live(TableName=f"{NAME}-connections")
+    assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
+
+
+def test_outbound_events_feed_the_notify_queue_with_a_dead_letter_queue(
+    deployment: Deployment,
+) -> None:
+    events = deployment.client("events")
+    rule = events.describe_rule(Name=f"{NAME}-notify", EventBusName=NAME)
+    assert json.loads(rule["EventPattern"]) == {
+        "detail-type": ["TaskCreated", "TaskRunning", "TaskSuccessful", "TaskFailed"],
+        "source": ["taskmanager"],
+    }
+    (target,) = events.list_targets_by_rule(Rule=f"{NAME}-notify", EventBusName=NAME)["Targets"]
+    assert target["Arn"].endswith(f":{NAME}-notify")
+    assert target["DeadLetterConfig"]["Arn"].endswith(f":{NAME}-notify-dlq")
+    sqs = deployment.client("sqs")
+    url = sqs.get_queue_url(QueueName=f"{NAME}-notify")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"].endswith(
+        f":{NAME}-notify-dlq"
+    )
+    mapping = _mappings(deployment)[f"{NAME}-notify"]
+    assert mapping["EventSourceArn"].endswith(f":{NAME}-notify")
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
 def test_alarms_watch_dead_letters_errors_and_stream_lag(deployment: Deployment) -> None:
     alarms = {
         a["AlarmName"]: a for a in deployment.client("cloudwatch").describe_alarms()["MetricAlarms"]
@@ -553,6 +666,7 @@ def test_alarms_watch_dead_letters_errors_and_stream_lag(deployment: Deployment)
     assert set(alarms) == {
         f"{NAME}-updates-dlq-not-empty",
         f"{NAME}-stream-failures-not-empty",
+        f"{NAME}-notify-dlq-not-empty",
         f"{NAME}-stream-iterator-age",
         f"{NAME}-word-count-errors",
         f"{NAME}-word-count-failures-not-empty",

@@ -13,6 +13,9 @@ MODULES = [
     "taskmanager.entrypoints.stream",
     "taskmanager.entrypoints.updates",
     "taskmanager.entrypoints.sweeper",
+    "taskmanager.entrypoints.sockets",
+    "taskmanager.entrypoints.notify",
+    "taskmanager.entrypoints.authorizer",
     "taskmanager.processor",
     "taskmanager.client",
 ]

@@ -15,7 +15,12 @@ import pytest
 from taskmanager.adapters.memory import InMemoryTaskRepository, ManualClock, UuidIdFactory
 from taskmanager.entrypoints.api import create_app
 from taskmanager.entrypoints.bootstrap import Dependencies, Settings
-from taskmanager.entrypoints.http.owners import OWNER_RESOLVERS, iam_owner, iam_session_owner
+from taskmanager.entrypoints.http.owners import (
+    OWNER_RESOLVERS,
+    WEBSOCKET_OWNER_RESOLVERS,
+    iam_owner,
+    iam_session_owner,
+)
 from tests.support import load_event
 
 if TYPE_CHECKING:
@@ -140,3 +145,31 @@ def test_cognito_users_of_one_role_session_do_not_see_each_others_tasks() -> Non
         assert (status, body["error"]["code"]) == (404, "TASK_NOT_FOUND")
     status, own = api.call(as_request(ann, "GET", f"/tasks/{task['id']}"))
     assert (status, own["status"]) == (200, "CREATED")
+
+
+# --- WebSocket $connect (REST-style request context) -------------------------------------------
+
+
+def _connect(**identity: str) -> dict[str, Any]:
+    return {"requestContext": {"routeKey": "$connect", "identity": identity}}
+
+
+def test_a_websocket_caller_is_the_same_owner_as_on_http() -> None:
+    iam, session = WEBSOCKET_OWNER_RESOLVERS["iam"], WEBSOCKET_OWNER_RESOLVERS["iam_session"]
+    role = "arn:aws:sts::123456789012:assumed-role/reporter/i-0abc"
+    assert iam(_connect(userArn=role)) == "arn:aws:sts::123456789012:assumed-role/reporter"
+    assert session(_connect(userArn=role)) == role
+    assert iam(_connect(userArn=role, cognitoIdentityId="eu-west-1:abc")) == (
+        "cognito-identity:eu-west-1:abc"
+    )
+    http_event = {"requestContext": {"authorizer": {"iam": {"userArn": role}}}}
+    assert iam(_connect(userArn=role)) == OWNER_RESOLVERS["iam"](http_event)
+    assert iam(_connect()) is None
+
+
+def test_a_websocket_jwt_caller_is_the_authorizers_principal() -> None:
+    jwt = WEBSOCKET_OWNER_RESOLVERS["jwt_sub"]
+    event = {"requestContext": {"authorizer": {"principalId": "user-7"}}}
+    assert jwt(event) == "user-7"
+    assert jwt({"requestContext": {"authorizer": {"principalId": ""}}}) is None
+    assert jwt({"requestContext": {}}) is None

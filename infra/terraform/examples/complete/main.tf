@@ -50,6 +50,11 @@ module "task_manager" {
     throttling_rate_limit  = 20
   }
 
+  # Push over WebSocket (docs/push.md): connect with SigV4 (AWS_IAM, as the HTTP API).
+  websocket = {
+    enabled = true
+  }
+
   alarms = {
     actions = var.alarm_topic_arns
   }

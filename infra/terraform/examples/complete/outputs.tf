@@ -62,3 +62,13 @@ output "updates_queue_url" {
   description = "Queue between the TaskUpdated rule and the updates function."
   value       = module.task_manager.updates_queue_url
 }
+
+output "websocket_url" {
+  description = "URL of the push WebSocket (docs/push.md)."
+  value       = module.task_manager.websocket_url
+}
+
+output "connections_table_name" {
+  description = "The table of WebSocket connections and subscriptions."
+  value       = module.task_manager.connections_table_name
+}

@@ -1,8 +1,8 @@
 locals {
-  dead_letter_queues = {
+  dead_letter_queues = merge({
     updates-dlq     = aws_sqs_queue.updates_dlq.name
     stream-failures = aws_sqs_queue.stream_failures.name
-  }
+  }, local.push ? { notify-dlq = aws_sqs_queue.notify_dlq[0].name } : {})
 }
 
 resource "aws_cloudwatch_metric_alarm" "dead_letters" {

@@ -1,5 +1,5 @@
 locals {
-  functions = {
+  functions = merge({
     api = {
       handler     = "taskmanager.entrypoints.api.handler"
       timeout     = var.lambda.api_timeout
@@ -20,16 +20,46 @@ locals {
       timeout     = var.lambda.sweeper_timeout
       description = "Fails tasks past their deadline, heartbeat or start timeout."
     }
-  }
+    }, local.push ? {
+    sockets = {
+      handler     = "taskmanager.entrypoints.sockets.handler"
+      timeout     = var.websocket.sockets_timeout
+      description = "Task manager WebSocket API: connect, disconnect, subscribe, unsubscribe, submit."
+    }
+    notify = {
+      handler     = "taskmanager.entrypoints.notify.handler"
+      timeout     = var.websocket.notify_timeout
+      description = "Outbound task events (via SQS) -> the WebSocket connections that follow them."
+    }
+    } : {}, local.push_jwt_own ? {
+    authorizer = {
+      handler     = "taskmanager.entrypoints.authorizer.handler"
+      timeout     = var.websocket.sockets_timeout
+      description = "Checks the JWT of a push WebSocket connect (?token=): issuer, audience, expiry, scopes."
+    }
+  } : {})
 
   # Settings only one function reads: the api function checks the task types a submit
   # names, the updates function who may report.
-  function_environment = {
+  function_environment = merge({
     api     = length(var.task_types) > 0 ? { TASKMANAGER_TASK_TYPES = jsonencode(sort(distinct(var.task_types))) } : {}
     stream  = {}
     sweeper = {}
     updates = length(var.processor_sources) > 0 ? { TASKMANAGER_PROCESSOR_SOURCES = jsonencode(var.processor_sources) } : {}
-  }
+    }, local.push ? {
+    sockets = { TASKMANAGER_CONNECTIONS_TABLE_NAME = aws_dynamodb_table.connections[0].name }
+    notify = {
+      TASKMANAGER_CONNECTIONS_TABLE_NAME = aws_dynamodb_table.connections[0].name
+      # The management endpoint of the stage: https://{id}.execute-api.{region}.amazonaws.com/{stage}
+      TASKMANAGER_WEBSOCKET_ENDPOINT = "${replace(aws_apigatewayv2_api.websocket[0].api_endpoint, "wss://", "https://")}/${local.push_stage}"
+    }
+    } : {}, local.push_jwt_own ? {
+    authorizer = {
+      TASKMANAGER_JWT_ISSUER   = var.api.jwt_issuer
+      TASKMANAGER_JWT_AUDIENCE = jsonencode(var.api.jwt_audience)
+      TASKMANAGER_JWT_SCOPES   = jsonencode(coalesce(var.api.authorization_scopes, []))
+    }
+  } : {})
 
   table_index_arn = { for name in ["by-owner", "by-deadline", "by-heartbeat"] : name => "${aws_dynamodb_table.this.arn}/index/${name}" }
 
@@ -179,12 +209,17 @@ data "aws_iam_policy_document" "sweeper" {
 }
 
 locals {
-  function_policies = {
+  function_policies = merge({
     api     = data.aws_iam_policy_document.api.json
     stream  = data.aws_iam_policy_document.stream.json
     updates = data.aws_iam_policy_document.updates.json
     sweeper = data.aws_iam_policy_document.sweeper.json
-  }
+    }, local.push ? {
+    sockets = data.aws_iam_policy_document.sockets[0].json
+    notify  = data.aws_iam_policy_document.notify[0].json
+    } : {}, local.push_jwt_own ? {
+    authorizer = data.aws_iam_policy_document.authorizer[0].json
+  } : {})
 }
 
 resource "aws_iam_role_policy" "this" {

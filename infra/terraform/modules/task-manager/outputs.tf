@@ -82,3 +82,23 @@ output "processor_policy_json" {
   description = "IAM policy document JSON for a processor built with taskmanager.processor: publish TaskUpdated and read a task's status (GetItem on the table). The processor module narrows its publish statement (sid PublishTaskUpdated) to the processor's own source."
   value       = data.aws_iam_policy_document.processor.json
 }
+
+output "websocket_url" {
+  description = "URL of the push WebSocket (wss://{id}.execute-api.{region}.amazonaws.com/{stage}); null unless websocket.enabled."
+  value       = local.push ? aws_apigatewayv2_stage.websocket[0].invoke_url : null
+}
+
+output "websocket_api_id" {
+  description = "Id of the WebSocket API; null unless websocket.enabled."
+  value       = local.push ? aws_apigatewayv2_api.websocket[0].id : null
+}
+
+output "websocket_connect_policy_json" {
+  description = "IAM policy document JSON allowing a supplier to connect to the push WebSocket (execute-api:Invoke on $connect, for authorization = AWS_IAM); null unless websocket.enabled."
+  value       = local.push ? data.aws_iam_policy_document.websocket_connect[0].json : null
+}
+
+output "connections_table_name" {
+  description = "Name of the DynamoDB table of WebSocket connections and subscriptions (TASKMANAGER_CONNECTIONS_TABLE_NAME); null unless websocket.enabled."
+  value       = local.push ? aws_dynamodb_table.connections[0].name : null
+}

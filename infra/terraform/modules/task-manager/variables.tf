@@ -370,3 +370,44 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "websocket" {
+  description = "Push over WebSocket (docs/push.md): an API Gateway WebSocket API with the sockets function, the connections table, and the notify function fed by the outbound events through an SQS queue (with a DLQ). Off by default. $connect is authorized with AWS_IAM when api.authorization is AWS_IAM; with JWT, by a REQUEST authorizer reading the token from the query string (?token=...): the module's own function (taskmanager.entrypoints.authorizer, checking api.jwt_issuer, api.jwt_audience and api.authorization_scopes), or jwt_authorizer_function_arn, a function of yours that returns the token's sub as principalId. Throttling of the stage, timeouts of the two functions, and the notify queue's receives before the DLQ."
+  type = object({
+    enabled                     = optional(bool, false)
+    stage_name                  = optional(string, "live")
+    jwt_authorizer_function_arn = optional(string)
+    throttling_burst_limit      = optional(number, 100)
+    throttling_rate_limit       = optional(number, 50)
+    sockets_timeout             = optional(number, 10)
+    notify_timeout              = optional(number, 30)
+    notify_max_receive_count    = optional(number, 5)
+    notify_maximum_concurrency  = optional(number, 10)
+  })
+  default = {}
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,128}$", var.websocket.stage_name)) && !startswith(var.websocket.stage_name, "$")
+    error_message = "websocket.stage_name must be 1-128 letters, digits, _ or -."
+  }
+  validation {
+    condition     = var.websocket.throttling_burst_limit >= 1 && var.websocket.throttling_rate_limit > 0
+    error_message = "websocket throttling limits must be positive."
+  }
+  validation {
+    condition     = var.websocket.sockets_timeout >= 1 && var.websocket.sockets_timeout <= 29 && var.websocket.notify_timeout >= 1 && var.websocket.notify_timeout <= 900
+    error_message = "websocket.sockets_timeout must be 1-29 (API Gateway waits 29 s at most) and websocket.notify_timeout 1-900."
+  }
+  validation {
+    condition     = var.websocket.notify_max_receive_count >= 1 && var.websocket.notify_max_receive_count <= 1000
+    error_message = "websocket.notify_max_receive_count must be 1-1000."
+  }
+  validation {
+    condition     = var.websocket.notify_maximum_concurrency >= 2 && var.websocket.notify_maximum_concurrency <= 1000
+    error_message = "websocket.notify_maximum_concurrency must be 2-1000 (the Lambda SQS scaling limit)."
+  }
+  validation {
+    condition     = var.websocket.jwt_authorizer_function_arn == null || can(regex("^arn:aws[a-zA-Z-]*:lambda:", coalesce(var.websocket.jwt_authorizer_function_arn, "-")))
+    error_message = "websocket.jwt_authorizer_function_arn must be a Lambda function ARN."
+  }
+}

@@ -76,3 +76,40 @@ OWNER_RESOLVERS: Final[dict[str, OwnerResolver]] = {
     "iam_session": iam_session_owner,
     "jwt_sub": jwt_sub_owner,
 }
+
+
+# --- WebSocket API (API Gateway's REST-style request context) ------------------------------
+
+
+def _websocket_iam(event: Mapping[str, Any], *, keep_session: bool) -> str | None:
+    """The IAM identity of a WebSocket ``$connect`` (``AWS_IAM``): the same rules as on HTTP,
+    read from ``requestContext.identity``, where a WebSocket API puts the caller."""
+    identity = event.get("requestContext", {}).get("identity") or {}
+    view = {
+        "requestContext": {
+            "authorizer": {
+                "iam": {
+                    "userArn": identity.get("userArn"),
+                    "cognitoIdentity": {"identityId": identity.get("cognitoIdentityId")},
+                }
+            }
+        }
+    }
+    return _iam_identity(view, keep_session=keep_session)
+
+
+def websocket_jwt_owner(event: Mapping[str, Any]) -> str | None:
+    """The ``principalId`` a request authorizer returned for the connect: the token's
+    ``sub``, the one it verified."""
+    authorizer = event.get("requestContext", {}).get("authorizer") or {}
+    sub = authorizer.get("principalId")
+    return sub if isinstance(sub, str) and sub else None
+
+
+#: The WebSocket ``$connect`` resolver of each ``TASKMANAGER_OWNER_CLAIM``: the same owner
+#: as the HTTP API names for the same caller.
+WEBSOCKET_OWNER_RESOLVERS: Final[dict[str, OwnerResolver]] = {
+    "iam": lambda event: _websocket_iam(event, keep_session=False),
+    "iam_session": lambda event: _websocket_iam(event, keep_session=True),
+    "jwt_sub": websocket_jwt_owner,
+}

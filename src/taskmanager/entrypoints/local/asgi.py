@@ -8,7 +8,8 @@ request cheap). Only what API Gateway cannot do is served here:
 
 - ``GET /tasks/{id}/events`` and ``GET /events``: the live streams (server-sent events,
   :mod:`.streams`);
-- ``GET /`` and ``GET /static/...``: the web page.
+- ``GET /`` and ``GET /static/...``: the web page;
+- ``/ws``: the push protocol over a WebSocket (:mod:`.sockets`, docs/push.md).
 
 Before any of it, a request must be addressed to this server (:class:`RequestGuard`): its
 ``Host`` must be one the server serves, or any web page the user visits could rebind its own
@@ -45,6 +46,7 @@ from taskmanager.entrypoints.http_errors import (
     error_response,
     internal_error,
 )
+from taskmanager.entrypoints.local.sockets import PushSockets
 from taskmanager.entrypoints.local.streams import KEEPALIVE_SECONDS, LiveStreams
 
 if TYPE_CHECKING:
@@ -123,7 +125,9 @@ class RequestGuard:
         self._accepted: set[bytes] = set()
 
     def refusal(self, scope: Scope) -> TaskManagerError | None:
-        """Why the request is refused, or ``None`` to serve it."""
+        """Why the request is refused, or ``None`` to serve it. A WebSocket handshake counts
+        as a write: a page of another site may not open one (browsers send its ``Origin``
+        and no preflight)."""
         host = origin = None
         for name, value in scope["headers"]:
             if name == b"host":
@@ -142,7 +146,7 @@ class RequestGuard:
                 self._accepted.add(host)
         if (
             origin is not None
-            and scope["method"] in _WRITES
+            and (scope.get("type") == "websocket" or scope.get("method") in _WRITES)
             and (host is None or origin not in {b"http://" + host, b"https://" + host})
         ):
             return CrossSiteRequestError(origin.decode("latin-1"))
@@ -215,6 +219,7 @@ class LocalApp:
         self.api = api
         self.static = load_static() if static is None else static
         self.streams = LiveStreams(runtime, keepalive_seconds=keepalive_seconds)
+        self.sockets = PushSockets(runtime, lambda write: self._join_batch(write=write))
         self._batch: asyncio.Future[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -223,6 +228,8 @@ class LocalApp:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 await self._lifespan(receive, send)
+            elif scope["type"] == "websocket":
+                await self._websocket(scope, receive, send)
             return
         refusal = self.guard.refusal(scope)
         if refusal is not None:
@@ -256,6 +263,15 @@ class LocalApp:
                 response = error_response(exc)
         status, headers, body = _api_answer(response)
         await _send_whole(send, status, headers, body, head=method == "HEAD")
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``/ws``; a handshake refused (another site's page, a host not served, another
+        path) is closed before it is accepted: the client sees HTTP 403."""
+        if scope["path"] != "/ws" or self.guard.refusal(scope) is not None:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await self.sockets.serve(receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -21,6 +21,7 @@ import uvicorn
 
 from taskmanager.adapters.memory import InMemoryTaskRepository
 from taskmanager.adapters.sqlite import SQLiteTaskRepository
+from taskmanager.domain.push import MAX_CLIENT_MESSAGE_BYTES
 from taskmanager.domain.services import Policy
 from taskmanager.entrypoints.api import create_app
 from taskmanager.entrypoints.http.owners import fixed_owner
@@ -223,6 +224,14 @@ def serve(options: ServeOptions) -> int:
         # are read whole: by the protocol below with httptools, by h11's own limit without.
         http=http_protocol(),
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        # /ws (docs/push.md): the websockets library's sans-I/O protocol. A message over the
+        # protocol's limit is answered with an error; one over twice that closes the socket
+        # (1009, message too big) before it is read whole.
+        ws="websockets-sansio",
+        ws_max_size=2 * MAX_CLIENT_MESSAGE_BYTES,
+        # Messages are small JSON on loopback: compression's per-connection zlib state
+        # doubled the server's memory per socket for no gain (docs/performance.md).
+        ws_per_message_deflate=False,
     )
     server = Server(config)
     with _signals_to(server.handle_exit):

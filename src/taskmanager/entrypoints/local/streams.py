@@ -17,7 +17,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Final
 
 from taskmanager.domain.errors import TaskManagerError
-from taskmanager.domain.events import TaskCreated, TaskResource, TaskSuccessful, task_resource_json
+from taskmanager.domain.events import task_resource_json
+from taskmanager.domain.push import task_resource_at as task_resource_from_event
 from taskmanager.domain.services import get_task
 from taskmanager.entrypoints.http_errors import error_response
 from taskmanager.entrypoints.local.hub import CLOSED
@@ -137,28 +138,6 @@ class LiveStreams:
         runtime = self.runtime
         task = await asyncio.to_thread(runtime.repo.get, task_id)
         return task is not None and task.owner == runtime.config.owner
-
-
-def task_resource_from_event(event: OutboundEvent, input_value: Any) -> TaskResource:
-    """The task resource at the version an event announces (events omit ``input``)."""
-    return TaskResource.model_construct(
-        id=event.id,
-        type=event.type,
-        status=event.status,
-        input=event.input if isinstance(event, TaskCreated) else input_value,
-        progress=event.progress,
-        result=event.result if isinstance(event, TaskSuccessful) else None,
-        error=event.error,
-        version=event.version,
-        created_at=event.created_at,
-        updated_at=event.updated_at,
-        started_at=event.started_at,
-        finished_at=event.finished_at,
-        deadline_at=event.deadline_at,
-        heartbeat_seconds=event.heartbeat_seconds,
-        start_timeout_seconds=event.start_timeout_seconds,
-        expires_at=event.expires_at,
-    )
 
 
 def _sse(event_name: str, data: str, event_id: int | None = None) -> bytes:
