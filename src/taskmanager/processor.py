@@ -11,7 +11,12 @@ elsewhere (cancelled, timed out) ``ctx.cancelled`` turns true and nothing more i
 
 Reports go through a :class:`Transport`: two methods, so the same processor object runs as a
 Lambda function (:class:`AwsTransport`: EventBridge ``PutEvents`` and a DynamoDB ``GetItem``
-of the status) and inside ``taskmanager serve`` (a transport calling the use case directly).
+of the status), as a worker on a queue (:mod:`taskmanager.worker`, the same transport) and
+inside ``taskmanager serve`` (a transport calling the use case directly).
+
+A task may be handed to its processor again while it is RUNNING (a redelivered message, a
+restarted server): that is a new attempt, and the function sees ``ctx.attempt`` and the
+progress the earlier attempt reported (``ctx.previous_progress``) to resume from there.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import os
 import re
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
 from pydantic import ValidationError
@@ -45,12 +51,14 @@ from taskmanager.domain.model import (
     TaskStatus,
 )
 from taskmanager.domain.services import DEFAULT_POLICY, UpdateOutcome, record_update
+from taskmanager.retry import NO_RETRY, RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from taskmanager.domain.ports import Clock, TaskRepository
     from taskmanager.domain.services import Policy
+    from taskmanager.worker import Worker
 
 logger = logging.getLogger("taskmanager.processor")
 
@@ -59,6 +67,9 @@ INVALID_RESULT_CODE: Final = "INVALID_RESULT"
 #: ``ctx.cancelled`` asks the transport at most this often (seconds); the final check
 #: before the outcome is reported always asks.
 CANCEL_CHECK_INTERVAL: Final = 2.0
+#: Before the outcome is reported the status is read again, unless it was read less than
+#: this long ago (seconds): a function that returns at once costs one status read.
+FRESH_STATUS_SECONDS: Final = 1.0
 _CODE_RE: Final = re.compile(ERROR_CODE_PATTERN)
 
 
@@ -86,6 +97,25 @@ class Transport(Protocol):
     def status(self, task_id: str) -> TaskStatus | None:
         """The task's current status, or None if there is no such task."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    """What a processor reads of its task before it starts: the status and, for a task an
+    earlier attempt left RUNNING, the progress that attempt reported."""
+
+    status: TaskStatus
+    progress: Progress | None = None
+
+
+def read_state(transport: Transport, task_id: str) -> TaskState | None:
+    """The task's status and progress, through the transport's ``state`` method if it has
+    one (both transports of this module do), else its status alone."""
+    state: Callable[[str], TaskState | None] | None = getattr(transport, "state", None)
+    if state is not None:
+        return state(task_id)
+    status = transport.status(task_id)
+    return None if status is None else TaskState(status)
 
 
 # --- the function's view --------------------------------------------------------------------
@@ -117,19 +147,36 @@ class _Sequence:
 
 
 class ProcessorContext:
-    """What the function sees: its task, progress reports and whether it was cancelled."""
+    """What the function sees: its task, its attempt, progress reports and whether it was
+    cancelled."""
 
     def __init__(
-        self, event: TaskCreated, transport: Transport, sequence: Callable[[], int]
+        self,
+        event: TaskCreated,
+        transport: Transport,
+        sequence: Callable[[], int],
+        *,
+        attempt: int = 1,
+        previous_progress: Progress | None = None,
     ) -> None:
         self.task_id: str = event.id
         self.task_type: str = event.type
         self.deadline_at = event.deadline_at
         self.heartbeat_seconds = event.heartbeat_seconds
+        #: 1 for the first delivery of the task; more when it was handed over again.
+        self.attempt = attempt
+        #: The progress an earlier attempt (or an earlier try of this one) reported, to
+        #: resume from; None on a first attempt.
+        self.previous_progress = previous_progress
+        #: How many times the function was retried in this attempt (its retry policy).
+        self.retries = 0
         self._transport = transport
         self._sequence = sequence
         self._cancelled = False
         self._checked_at = time.monotonic()
+        #: monotonic time of the last report sent (a worker sends heartbeats after quiet).
+        self.reported_at = self._checked_at
+        self.last_progress: Progress | None = previous_progress
 
     @property
     def cancelled(self) -> bool:
@@ -147,6 +194,10 @@ class ProcessorContext:
             self._cancelled = status is None or status.is_terminal
         return self._cancelled
 
+    def abandon(self) -> None:
+        """Report nothing more for this attempt (a worker stopping hands the task over)."""
+        self._cancelled = True
+
     def progress(self, percent: float, message: str | None = None) -> None:
         """Report how far the task has come (0-100; a message of at most 1 KiB: longer
         messages are cut). Also counts as a heartbeat. Does nothing once cancelled."""
@@ -156,6 +207,7 @@ class ProcessorContext:
             message = truncate_utf8(message, MAX_PROGRESS_MESSAGE_BYTES)
         progress = Progress(percent=percent, message=message)
         self._send(progress)
+        self.last_progress = progress
 
     def heartbeat(self) -> None:
         """Tell the task manager the task is alive (for tasks with ``heartbeat_seconds``)."""
@@ -171,6 +223,7 @@ class ProcessorContext:
             progress=progress,
         )
         self._transport.send(update)
+        self.reported_at = time.monotonic()
 
 
 # --- the processor --------------------------------------------------------------------------
@@ -204,17 +257,21 @@ class Processor:
 
     ``transport`` may be given later (``taskmanager serve`` passes its own to
     :meth:`handle`); :meth:`lambda_handler` builds an :class:`AwsTransport` from the
-    environment on first use."""
+    environment on first use. ``retry`` says which failures of ``fn`` are tried again
+    (:class:`~taskmanager.retry.RetryPolicy`; by default none)."""
 
     def __init__(
         self,
         task_type: str,
         fn: Callable[..., Any],
         transport: Transport | None = None,
+        *,
+        retry: RetryPolicy = NO_RETRY,
     ) -> None:
         self.task_type = task_type
         self.fn = fn
         self.transport = transport
+        self.retry = retry
         self._with_context = _wants_context(fn)
         self._lock = threading.Lock()
 
@@ -234,41 +291,120 @@ class Processor:
         outcome = self.handle(parsed.detail, self._aws_transport())
         return {"task_id": parsed.detail.id, "outcome": outcome}
 
-    def handle(self, event: TaskCreated, transport: Transport | None = None) -> str:
+    def run_worker(self, queue_url: str, **options: Any) -> int:
+        """Serve this processor's tasks from an SQS queue until SIGTERM or SIGINT (see
+        :class:`taskmanager.worker.Worker` for ``options``); returns the exit status, 0."""
+        from taskmanager.worker import Worker  # noqa: PLC0415  # boto only when asked
+
+        worker: Worker = Worker([self], queue_url, **options)
+        return worker.run()
+
+    def handle(
+        self,
+        event: TaskCreated,
+        transport: Transport | None = None,
+        *,
+        attempt: int | None = None,
+        on_start: Callable[[ProcessorContext], None] | None = None,
+    ) -> str:
         """Run the task ``event`` announces; returns what happened: ``skipped``,
-        ``successful``, ``failed``, ``cancelled`` or ``ignored`` (another task type)."""
+        ``successful``, ``failed``, ``cancelled`` or ``ignored`` (another task type).
+
+        ``attempt``: the delivery's number where the caller knows it (a queue's receive
+        count); otherwise 1, or 2 for a task an earlier attempt left RUNNING. ``on_start``
+        is given the function's context once RUNNING is reported (a worker keeps it to send
+        heartbeats and to hand the task over when it stops)."""
         transport = transport or self.transport
         if transport is None:
             raise ValueError("Processor.handle needs a transport")
         if event.type != self.task_type:
             logger.warning("ignored task %s of type %s", event.id, event.type)
             return "ignored"
-        status = transport.status(event.id)
-        if status is None or status.is_terminal:
-            logger.info("skipped task %s: status %s", event.id, status)
+        state = read_state(transport, event.id)
+        if state is None or state.status.is_terminal:
+            logger.info("skipped task %s: status %s", event.id, state and state.status)
             return "skipped"
+        resumed = state.status is TaskStatus.RUNNING
         sequence = _Sequence()
-        ctx = ProcessorContext(event, transport, sequence)
+        ctx = ProcessorContext(
+            event,
+            transport,
+            sequence,
+            attempt=attempt or (2 if resumed else 1),
+            previous_progress=state.progress if resumed else None,
+        )
         ctx._send()  # the context's own report path
-        try:
-            result = self.fn(event.input, ctx) if self._with_context else self.fn(event.input)
-        except Exception as exc:
-            error = task_error(exc)
-            if isinstance(exc, ProcessorError):
-                # A failure the function meant to report: its code and message say it all.
-                logger.info("task %s failed: %s: %s", event.id, error.code, error.message)
-            else:
-                logger.error("task %s failed: %s", event.id, error.code, exc_info=exc)
-            final = TaskUpdated.model_construct(
-                task_id=event.id, status=TaskStatus.FAILED, sequence=0, error=error
-            )
-        else:
-            final = _successful(event.id, result)
-        if ctx.refresh():
+        if on_start is not None:
+            on_start(ctx)
+        final = self._run(event, ctx)
+        if final is None or self._finished_elsewhere(ctx):
             logger.info("task %s finished elsewhere; its outcome is not reported", event.id)
             return "cancelled"
         transport.send(final.model_copy(update={"sequence": sequence()}))
         return "successful" if final.status is TaskStatus.SUCCESSFUL else "failed"
+
+    @staticmethod
+    def _finished_elsewhere(ctx: ProcessorContext) -> bool:
+        """The last look before the outcome: a fresh read, unless the status was read
+        less than :data:`FRESH_STATUS_SECONDS` ago."""
+        if time.monotonic() - ctx._checked_at < FRESH_STATUS_SECONDS:
+            return ctx._cancelled
+        return ctx.refresh()
+
+    def _run(self, event: TaskCreated, ctx: ProcessorContext) -> TaskUpdated | None:
+        """Call the function, retrying as the policy says; the outcome to report (None:
+        the task finished elsewhere during a retry's wait)."""
+        policy = self.retry
+        while True:
+            try:
+                result = self.fn(event.input, ctx) if self._with_context else self.fn(event.input)
+            except Exception as exc:
+                error = task_error(exc)
+                try_number = ctx.retries + 1
+                if try_number < policy.attempts and policy.is_retryable(exc, error.code):
+                    if not self._wait_to_retry(ctx, error, try_number):
+                        return None
+                    continue
+                if isinstance(exc, ProcessorError):
+                    # A failure the function meant to report: its code and message say it all.
+                    logger.info("task %s failed: %s: %s", event.id, error.code, error.message)
+                else:
+                    logger.error("task %s failed: %s", event.id, error.code, exc_info=exc)
+                return TaskUpdated.model_construct(
+                    task_id=event.id, status=TaskStatus.FAILED, sequence=0, error=error
+                )
+            return _successful(event.id, result)
+
+    def _wait_to_retry(self, ctx: ProcessorContext, error: TaskError, try_number: int) -> bool:
+        """Report the failed try as progress, wait its backoff (looking for a cancel), and
+        get the context ready for the next try; False if the task finished meanwhile."""
+        delay = self.retry.backoff(try_number)
+        logger.info(
+            "task %s: try %d of %d failed: %s; retrying in %.1f s",
+            ctx.task_id,
+            try_number,
+            self.retry.attempts,
+            error.code,
+            delay,
+        )
+        resume_from = ctx.last_progress
+        percent = resume_from.percent if resume_from is not None else 0
+        message = (
+            f"attempt {try_number} of {self.retry.attempts} failed: {error.code}: "
+            f"{error.message}; retrying in {delay:.1f} s"
+        )
+        ctx.progress(percent, message)
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            if ctx.cancelled:
+                return False
+            time.sleep(min(left, 0.2))
+        if ctx.refresh():
+            return False
+        ctx.retries = try_number
+        ctx.previous_progress = resume_from
+        ctx.last_progress = resume_from
+        return True
 
     # -- AWS --
     def _aws_transport(self) -> Transport:
@@ -329,13 +465,16 @@ class AwsTransport:
         self.source = source
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> AwsTransport:
+    def from_environment(
+        cls, environ: Mapping[str, str] | None = None, *, client_config: Any = None
+    ) -> AwsTransport:
         """From ``TASKMANAGER_TABLE_NAME``, ``TASKMANAGER_EVENT_BUS_NAME`` and
         ``TASKMANAGER_PROCESSOR_SOURCE`` (the names the Terraform processor module sets).
 
         The source is this processor's own, the only one its role may publish with; without
         ``TASKMANAGER_PROCESSOR_SOURCE`` it is ``TASKMANAGER_EVENT_SOURCE``, then
-        ``taskmanager``, as before processors had sources of their own."""
+        ``taskmanager``, as before processors had sources of their own. ``client_config``:
+        a botocore ``Config`` for both clients (a worker sizes their connection pools)."""
         # botocore without boto3 (whose import adds s3transfer and multiprocessing), one
         # session for both clients, models loaded without listing every service first: only
         # Lambda processors need it, on first use.
@@ -347,8 +486,8 @@ class AwsTransport:
             raise RuntimeError("TASKMANAGER_TABLE_NAME is not set")
         session = new_session()
         return cls(
-            events_client=session.create_client("events"),
-            dynamodb_client=session.create_client("dynamodb"),
+            events_client=session.create_client("events", config=client_config),
+            dynamodb_client=session.create_client("dynamodb", config=client_config),
             table_name=table,
             bus_name=env.get("TASKMANAGER_EVENT_BUS_NAME") or "default",
             source=(
@@ -383,6 +522,14 @@ class AwsTransport:
         response = self._dynamodb.get_item(**status_request(self.table_name, task_id))
         return status_from_item(response.get("Item"))
 
+    def state(self, task_id: str) -> TaskState | None:
+        """Status and progress in one consistent ``GetItem`` (the read before a start)."""
+        from taskmanager.adapters.dynamodb import state_from_item, state_request  # noqa: PLC0415
+
+        response = self._dynamodb.get_item(**state_request(self.table_name, task_id))
+        found = state_from_item(response.get("Item"))
+        return None if found is None else TaskState(status=found[0], progress=found[1])
+
 
 class DirectTransport:
     """Reports straight to the ``record_update`` use case on a repository (embedding,
@@ -406,3 +553,7 @@ class DirectTransport:
     def status(self, task_id: str) -> TaskStatus | None:
         task = self._repo.get(task_id)
         return None if task is None else task.status
+
+    def state(self, task_id: str) -> TaskState | None:
+        task = self._repo.get(task_id)
+        return None if task is None else TaskState(status=task.status, progress=task.progress)
