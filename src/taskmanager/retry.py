@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 #: How long the first retry waits at most (seconds) unless the policy says otherwise.
 DEFAULT_BACKOFF_SECONDS: Final = 1.0
@@ -35,7 +38,8 @@ class RetryPolicy:
     multiplier: float = 2.0
     max_backoff_seconds: float = DEFAULT_MAX_BACKOFF_SECONDS
     retry_on: tuple[type[BaseException], ...] = ()
-    retry_codes: frozenset[str] = frozenset()
+    #: Any collection of codes (a set, a list); kept as a frozenset.
+    retry_codes: Collection[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.attempts < 1:

@@ -300,6 +300,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Serve processors from an SQS queue (taskmanager.worker) until SIGTERM/SIGINT."""
+    from taskmanager.entrypoints.local.processors import (  # noqa: PLC0415
+        ProcessorLoadError,
+        load_given,
+    )
+    from taskmanager.worker import Worker  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    queue_url = args.queue_url or os.environ.get("TASKMANAGER_QUEUE_URL")
+    specs = tuple(args.processor) or tuple(
+        filter(None, os.environ.get("TASKMANAGER_PROCESSOR", "").split(","))
+    )
+    try:
+        if not queue_url:
+            raise UsageError("--queue-url (or $TASKMANAGER_QUEUE_URL) is required")
+        if not specs:
+            raise UsageError("--processor MODULE:ATTR (or $TASKMANAGER_PROCESSOR) is required")
+        worker = Worker(
+            load_given(specs),
+            queue_url,
+            concurrency=args.concurrency,
+            grace_seconds=args.grace_seconds,
+            wait_seconds=args.wait_seconds,
+        )
+        return worker.run()
+    except (UsageError, ProcessorLoadError, ValueError, RuntimeError) as exc:
+        sys.stderr.write(f"taskmanager worker: error: {exc}\n")
+        return EXIT_USAGE
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -382,6 +413,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep-interval", type=_seconds, default=1.0, help="timeout sweeper period (1 s)"
     )
 
+    worker = commands.add_parser(
+        "worker", help="run processors on tasks from an SQS queue (any host, any duration)"
+    )
+    worker.add_argument(
+        "--queue-url", help="the task type's queue (default $TASKMANAGER_QUEUE_URL)"
+    )
+    worker.add_argument(
+        "--processor",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="a processor to run (repeatable; default $TASKMANAGER_PROCESSOR, comma-separated)",
+    )
+    worker.add_argument("--concurrency", type=_positive, default=1, help="tasks run at once (1)")
+    worker.add_argument(
+        "--grace-seconds",
+        type=_seconds,
+        default=30.0,
+        help="on SIGINT/SIGTERM, how long running tasks may finish before they are handed "
+        "back to the queue (30)",
+    )
+    worker.add_argument(
+        "--wait-seconds",
+        type=int,
+        choices=range(21),
+        default=20,
+        metavar="0-20",
+        help="long polling: how long a receive waits for a message (20)",
+    )
+
     submit = commands.add_parser("submit", help="submit a task", parents=[common])
     submit.add_argument("type", help="task type, e.g. demo.sleep")
     submit.add_argument("--input", help="JSON input, or @file to read it from a file")
@@ -435,6 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return cmd_serve(args)
+    if args.command == "worker":
+        return cmd_worker(args)
     args.json = getattr(args, "json", False)
     url = getattr(args, "url", None) or os.environ.get("TASKMANAGER_URL") or DEFAULT_URL
     try:
