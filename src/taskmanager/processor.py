@@ -291,12 +291,25 @@ class Processor:
         outcome = self.handle(parsed.detail, self._aws_transport())
         return {"task_id": parsed.detail.id, "outcome": outcome}
 
-    def run_worker(self, queue_url: str, **options: Any) -> int:
-        """Serve this processor's tasks from an SQS queue until SIGTERM or SIGINT (see
-        :class:`taskmanager.worker.Worker` for ``options``); returns the exit status, 0."""
-        from taskmanager.worker import Worker  # noqa: PLC0415  # boto only when asked
+    def run_worker(self, queue_url: str | None = None, **options: Any) -> int:
+        """Serve this processor's tasks from an SQS queue until SIGTERM or SIGINT; returns
+        the exit status, 0. ``queue_url`` defaults to ``TASKMANAGER_QUEUE_URL``; options not
+        given (:class:`taskmanager.worker.Worker`'s keywords) are read from the environment
+        as ``taskmanager worker`` reads them (``TASKMANAGER_CONCURRENCY``, ...). Logs to
+        stderr at INFO unless logging is configured already."""
+        from taskmanager.worker import (  # noqa: PLC0415  # boto only when asked
+            QUEUE_URL_VARIABLE,
+            Worker,
+            options_from_environment,
+        )
 
-        worker: Worker = Worker([self], queue_url, **options)
+        # An entry point, like `taskmanager worker`: its log goes to stderr unless the
+        # program configured logging already (basicConfig then does nothing).
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        queue_url = queue_url or os.environ.get(QUEUE_URL_VARIABLE)
+        if not queue_url:
+            raise RuntimeError(f"no queue URL given and {QUEUE_URL_VARIABLE} is not set")
+        worker: Worker = Worker([self], queue_url, **{**options_from_environment(), **options})
         return worker.run()
 
     def handle(

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -55,9 +56,43 @@ logger = logging.getLogger("taskmanager.worker")
 #: SQS long polling: a receive waits up to this long for a message (20 is SQS's maximum).
 DEFAULT_WAIT_SECONDS: Final = 20
 DEFAULT_GRACE_SECONDS: Final = 30.0
+#: How long a received message stays invisible before the worker extends it (seconds).
+DEFAULT_VISIBILITY_TIMEOUT: Final = 60
+#: SQS's range for a visibility timeout (12 hours at most); the worker needs 2 s at least to
+#: extend it in time.
+MIN_VISIBILITY_TIMEOUT: Final = 2
+MAX_VISIBILITY_TIMEOUT: Final = 43_200
 MAX_CONCURRENCY: Final = 256
 #: SQS returns at most ten messages per receive.
 _MAX_BATCH: Final = 10
+
+
+#: Environment variables a worker's options may come from (a container's task definition),
+#: by ``Worker`` keyword.
+OPTION_VARIABLES: Final = {
+    "concurrency": "TASKMANAGER_CONCURRENCY",
+    "grace_seconds": "TASKMANAGER_GRACE_SECONDS",
+    "wait_seconds": "TASKMANAGER_WAIT_SECONDS",
+    "visibility_timeout": "TASKMANAGER_VISIBILITY_TIMEOUT",
+}
+QUEUE_URL_VARIABLE: Final = "TASKMANAGER_QUEUE_URL"
+
+
+def options_from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The :class:`Worker` options set in the environment (``TASKMANAGER_CONCURRENCY``,
+    ``TASKMANAGER_GRACE_SECONDS``, ``TASKMANAGER_WAIT_SECONDS``,
+    ``TASKMANAGER_VISIBILITY_TIMEOUT``); a value that is not a number raises ``ValueError``
+    naming the variable."""
+    env = os.environ if environ is None else environ
+    options: dict[str, Any] = {}
+    for option, variable in OPTION_VARIABLES.items():
+        text = env.get(variable)
+        if text:
+            try:
+                options[option] = float(text) if option == "grace_seconds" else int(text)
+            except ValueError:
+                raise ValueError(f"{variable}={text!r} is not a number") from None
+    return options
 
 
 @dataclass(eq=False)
@@ -79,7 +114,9 @@ class Worker:
     ``transport`` and ``sqs_client`` default to clients built from the environment
     (``TASKMANAGER_TABLE_NAME``, ``TASKMANAGER_EVENT_BUS_NAME``,
     ``TASKMANAGER_PROCESSOR_SOURCE`` and the usual ``AWS_*`` settings).
-    ``visibility_timeout`` defaults to the queue's own (read once at start)."""
+    ``visibility_timeout``: how long each received message stays invisible (asked for with
+    every receive, so the worker needs no permission to read the queue's attributes), then
+    extended by as much whenever less than half of it is left."""
 
     def __init__(
         self,
@@ -89,7 +126,7 @@ class Worker:
         concurrency: int = 1,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         wait_seconds: int = DEFAULT_WAIT_SECONDS,
-        visibility_timeout: int | None = None,
+        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
         transport: Transport | None = None,
         sqs_client: Any = None,
     ) -> None:
@@ -99,6 +136,11 @@ class Worker:
             raise ValueError(f"grace_seconds must not be negative, got {grace_seconds}")
         if not 0 <= wait_seconds <= DEFAULT_WAIT_SECONDS:
             raise ValueError(f"wait_seconds must be 0 to 20, got {wait_seconds}")
+        if not MIN_VISIBILITY_TIMEOUT <= visibility_timeout <= MAX_VISIBILITY_TIMEOUT:
+            raise ValueError(
+                f"visibility_timeout must be {MIN_VISIBILITY_TIMEOUT} to "
+                f"{MAX_VISIBILITY_TIMEOUT}, got {visibility_timeout}"
+            )
         self.processors = {p.task_type: p for p in processors}
         if not self.processors:
             raise ValueError("a worker needs at least one processor")
@@ -155,11 +197,6 @@ class Worker:
                 self._transport = AwsTransport.from_environment(client_config=config)
             if self._sqs is None:
                 self._sqs = new_session().create_client("sqs", config=config)
-        if self.visibility_timeout is None:
-            attributes = self._sqs.get_queue_attributes(
-                QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
-            )["Attributes"]
-            self.visibility_timeout = int(attributes["VisibilityTimeout"])
         logger.info(
             "worker on %s: %s; concurrency %d, visibility %d s",
             self.queue_url,
@@ -229,13 +266,13 @@ class Worker:
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=count,
             WaitTimeSeconds=self.wait_seconds,
+            VisibilityTimeout=self.visibility_timeout,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
         messages: list[dict[str, Any]] = answer.get("Messages", [])
         return messages
 
     def _start(self, message: Mapping[str, Any]) -> None:
-        assert self.visibility_timeout is not None
         job = _Job(
             message_id=message["MessageId"],
             receipt=message["ReceiptHandle"],
@@ -312,7 +349,6 @@ class Worker:
     # -- keeping running tasks alive --
     def _keep_loop(self) -> None:
         """Extend visibility before it lapses; heartbeats and cancel checks per task."""
-        assert self.visibility_timeout is not None
         timeout = self.visibility_timeout
         tick = min(max(timeout / 4, 0.1), 5.0)
         while True:

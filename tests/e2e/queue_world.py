@@ -34,14 +34,14 @@ from tests.e2e.worker_processors import TASK_TYPES
 from tests.support import ALICE, FakeLambdaContext, http_event, load_event
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
 BUS = "taskmanager-worker"
 SOURCE = "taskmanager.worker-e2e"
 PROCESSORS_SOURCE = "worker.processors"
 OUTBOUND = ["TaskCreated", "TaskRunning", "TaskSuccessful", "TaskFailed"]
-#: The processor queue's visibility timeout: short, so that a lapse is quick to see.
+#: The visibility timeout workers ask for (and the queue's): short, so that a lapse is quick.
 VISIBILITY_TIMEOUT = 2
 MAX_RECEIVE_COUNT = 3
 
@@ -70,7 +70,7 @@ class WorkerProcess:
     def wait(self, timeout: float = 30) -> int:
         return self.process.wait(timeout)
 
-    def wait_for_log(self, text: str, timeout: float = 15) -> None:
+    def wait_for_log(self, text: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.log():
             assert self.process.poll() is None or text in self.log(), self.log()
@@ -125,9 +125,9 @@ class QueueWorld:
         )
 
     # -- workers --
-    def start_worker(self, *args: str) -> WorkerProcess:
-        log_path = self.directory / f"worker-{len(self.workers)}.log"
-        env = {
+    def worker_env(self) -> dict[str, str]:
+        """What a worker's environment holds in AWS (the settings Terraform outputs)."""
+        return {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
             "PYTHONUNBUFFERED": "1",
@@ -139,6 +139,9 @@ class QueueWorld:
             "TASKMANAGER_EVENT_BUS_NAME": BUS,
             "TASKMANAGER_PROCESSOR_SOURCE": PROCESSORS_SOURCE,
         }
+
+    def start_worker(self, *args: str) -> WorkerProcess:
+        env = self.worker_env()
         command = [
             sys.executable,
             "-m",
@@ -150,10 +153,21 @@ class QueueWorld:
             "tests.e2e.worker_processors:processors",
             "--wait-seconds",
             "1",
+            "--visibility-timeout",
+            str(VISIBILITY_TIMEOUT),
             *args,
         ]
+        return self.start_process(command, env)
+
+    def start_process(
+        self, command: Sequence[str] | str, env: dict[str, str], *, shell: bool = False
+    ) -> WorkerProcess:
+        """A worker started by ``command``; stopped by :meth:`stop_workers`."""
+        log_path = self.directory / f"worker-{len(self.workers)}.log"
         with log_path.open("wb") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            process = subprocess.Popen(  # the docs' own commands, in tests
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, shell=shell, cwd=ROOT
+            )
         worker = WorkerProcess(process, log_path)
         self.workers.append(worker)
         worker.wait_for_log("worker on ")
@@ -236,7 +250,9 @@ class _PumpThread(threading.Thread):
 
 
 @contextlib.contextmanager
-def queue_world(moto_server: str, directory: Path) -> Iterator[QueueWorld]:
+def queue_world(
+    moto_server: str, directory: Path, task_types: Sequence[str] = TASK_TYPES
+) -> Iterator[QueueWorld]:
     suffix = uuid.uuid4().hex[:8]
     table = f"tasks-{suffix}"
     with pytest.MonkeyPatch.context() as env:
@@ -250,7 +266,7 @@ def queue_world(moto_server: str, directory: Path) -> Iterator[QueueWorld]:
             "TASKMANAGER_EVENT_BUS_NAME": BUS,
             "TASKMANAGER_EVENT_SOURCE": SOURCE,
             "TASKMANAGER_PROCESSOR_SOURCES": json.dumps(
-                {task_type: [PROCESSORS_SOURCE] for task_type in TASK_TYPES}
+                {task_type: [PROCESSORS_SOURCE] for task_type in task_types}
             ),
             "POWERTOOLS_SERVICE_NAME": "taskmanager-worker-e2e",
         }.items():
@@ -278,7 +294,7 @@ def queue_world(moto_server: str, directory: Path) -> Iterator[QueueWorld]:
         pattern = {
             "source": [SOURCE],
             "detail-type": ["TaskCreated"],
-            "detail": {"type": TASK_TYPES},
+            "detail": {"type": list(task_types)},
         }
         rule(f"worker-{suffix}", pattern, queue_arn)
         updates_url, updates_arn = _queue(sqs, f"updates-{suffix}", VisibilityTimeout="0")

@@ -20,6 +20,8 @@ PROCESSOR = Processor("t", lambda _input: None)
         ({"concurrency": 257}, "concurrency must be 1 to 256"),
         ({"grace_seconds": -1}, "grace_seconds must not be negative"),
         ({"wait_seconds": 21}, "wait_seconds must be 0 to 20"),
+        ({"visibility_timeout": 1}, "visibility_timeout must be 2 to 43200"),
+        ({"visibility_timeout": 43_201}, "visibility_timeout must be 2 to 43200"),
     ],
 )
 def test_out_of_range_options_are_refused(options: dict[str, Any], problem: str) -> None:
