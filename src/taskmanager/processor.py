@@ -186,6 +186,11 @@ class ProcessorContext:
             self.refresh()
         return self._cancelled
 
+    @property
+    def checked_at(self) -> float:
+        """``time.monotonic()`` of the last status read."""
+        return self._checked_at
+
     def refresh(self) -> bool:
         """Ask the transport now whether the task is still open; returns ``cancelled``."""
         if not self._cancelled:
@@ -360,8 +365,8 @@ class Processor:
     def _finished_elsewhere(ctx: ProcessorContext) -> bool:
         """The last look before the outcome: a fresh read, unless the status was read
         less than :data:`FRESH_STATUS_SECONDS` ago."""
-        if time.monotonic() - ctx._checked_at < FRESH_STATUS_SECONDS:
-            return ctx._cancelled
+        if time.monotonic() - ctx.checked_at < FRESH_STATUS_SECONDS:
+            return ctx.cancelled  # no read: the last one is fresh
         return ctx.refresh()
 
     def _run(self, event: TaskCreated, ctx: ProcessorContext) -> TaskUpdated | None:

@@ -369,7 +369,7 @@ class Worker:
     def _keep_task(ctx: ProcessorContext, now: float) -> None:
         period = ctx.heartbeat_seconds / 2 if ctx.heartbeat_seconds else CANCEL_CHECK_INTERVAL
         try:
-            if now - ctx._checked_at >= period:
+            if now - ctx.checked_at >= period:
                 ctx.refresh()
             if ctx.heartbeat_seconds and now - ctx.reported_at >= period:
                 ctx.heartbeat()

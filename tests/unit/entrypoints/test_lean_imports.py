@@ -15,6 +15,8 @@ MODULES = [
     "taskmanager.entrypoints.sweeper",
     "taskmanager.processor",
     "taskmanager.client",
+    "taskmanager.worker",
+    "taskmanager.retry",
 ]
 
 
