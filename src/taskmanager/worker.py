@@ -352,18 +352,24 @@ class Worker:
         timeout = self.visibility_timeout
         tick = min(max(timeout / 4, 0.1), 5.0)
         while True:
-            now = time.monotonic()
-            with self._room:
-                jobs = [job for job in self._jobs if not job.released and not job.done.is_set()]
-            due = [job for job in jobs if job.visible_until - now <= timeout / 2]
-            if due:
-                self._set_visibility(due, timeout)
-                for job in due:
-                    job.visible_until = now + timeout
-            for job in jobs:
-                if job.ctx is not None and not job.released:
-                    self._keep_task(job.ctx, now)
+            try:
+                self._keep(timeout)
+            except Exception:  # never let the keeper die: every running task depends on it
+                logger.exception("keeping running tasks alive failed; trying again")
             time.sleep(tick)
+
+    def _keep(self, timeout: int) -> None:
+        now = time.monotonic()
+        with self._room:
+            jobs = [job for job in self._jobs if not job.released and not job.done.is_set()]
+        due = [job for job in jobs if job.visible_until - now <= timeout / 2]
+        if due:
+            self._set_visibility(due, timeout)
+            for job in due:
+                job.visible_until = now + timeout
+        for job in jobs:
+            if job.ctx is not None and not job.released:
+                self._keep_task(job.ctx, now)
 
     @staticmethod
     def _keep_task(ctx: ProcessorContext, now: float) -> None:

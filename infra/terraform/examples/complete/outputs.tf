@@ -62,3 +62,18 @@ output "updates_queue_url" {
   description = "Queue between the TaskUpdated rule and the updates function."
   value       = module.task_manager.updates_queue_url
 }
+
+output "export_queue_url" {
+  description = "The export processor's task queue: `taskmanager worker --queue-url` for its workers."
+  value       = module.export.queue_url
+}
+
+output "export_worker_policy_json" {
+  description = "Attach to the role the export workers run with (ECS task role, instance profile)."
+  value       = module.export.worker_policy_json
+}
+
+output "export_worker_environment" {
+  description = "The environment of an export worker, besides TASKMANAGER_PROCESSOR=export_processor:processor."
+  value       = module.export.worker_environment
+}
