@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
-BUS = "taskmanager-worker"
 SOURCE = "taskmanager.worker-e2e"
 PROCESSORS_SOURCE = "worker.processors"
 OUTBOUND = ["TaskCreated", "TaskRunning", "TaskSuccessful", "TaskFailed"]
@@ -82,6 +81,7 @@ class WorkerProcess:
 class QueueWorld:
     moto_url: str
     table: str
+    bus: str
     queue_url: str
     dlq_url: str
     reports_url: str
@@ -136,7 +136,7 @@ class QueueWorld:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": REGION,
             "TASKMANAGER_TABLE_NAME": self.table,
-            "TASKMANAGER_EVENT_BUS_NAME": BUS,
+            "TASKMANAGER_EVENT_BUS_NAME": self.bus,
             "TASKMANAGER_PROCESSOR_SOURCE": PROCESSORS_SOURCE,
         }
 
@@ -255,6 +255,7 @@ def queue_world(
 ) -> Iterator[QueueWorld]:
     suffix = uuid.uuid4().hex[:8]
     table = f"tasks-{suffix}"
+    bus = f"taskmanager-worker-{suffix}"
     with pytest.MonkeyPatch.context() as env:
         for name, value in {
             "AWS_ENDPOINT_URL": moto_server,
@@ -263,7 +264,7 @@ def queue_world(
             "AWS_SESSION_TOKEN": "testing",
             "AWS_DEFAULT_REGION": REGION,
             "TASKMANAGER_TABLE_NAME": table,
-            "TASKMANAGER_EVENT_BUS_NAME": BUS,
+            "TASKMANAGER_EVENT_BUS_NAME": bus,
             "TASKMANAGER_EVENT_SOURCE": SOURCE,
             "TASKMANAGER_PROCESSOR_SOURCES": json.dumps(
                 {task_type: [PROCESSORS_SOURCE] for task_type in task_types}
@@ -276,11 +277,11 @@ def queue_world(
         events = boto3.client("events", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         create_table(dynamodb, table)
-        events.create_event_bus(Name=BUS)
+        events.create_event_bus(Name=bus)
 
         def rule(name: str, pattern: dict[str, Any], queue_arn: str) -> None:
-            events.put_rule(Name=name, EventBusName=BUS, EventPattern=json.dumps(pattern))
-            events.put_targets(Rule=name, EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
+            events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+            events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
 
         # The processor queue as the Terraform module makes it (short timeout for tests).
         dlq_url, dlq_arn = _queue(sqs, f"worker-dlq-{suffix}")
@@ -318,6 +319,7 @@ def queue_world(
         world = QueueWorld(
             moto_url=moto_server,
             table=table,
+            bus=bus,
             queue_url=queue_url,
             dlq_url=dlq_url,
             reports_url=reports_url,

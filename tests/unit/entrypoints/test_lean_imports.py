@@ -17,6 +17,7 @@ MODULES = [
     "taskmanager.client",
     "taskmanager.worker",
     "taskmanager.retry",
+    "taskmanager.transports",
 ]
 
 
