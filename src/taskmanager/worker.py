@@ -15,7 +15,7 @@ EventBridge envelope a Lambda processor would get. The worker
 - sends the task's heartbeats itself (a bare ``RUNNING`` once it was quiet for half its
   ``heartbeat_seconds``), so a function that never calls ``ctx.heartbeat()`` is not timed
   out while it runs; and reads the task's status as often, so that ``ctx.cancelled`` turns
-  true within one heartbeat period of a cancel;
+  true within one heartbeat period of a cancel (half of it, plus a tick);
 - deletes a message only once the task's outcome was reported (``PutEvents`` accepted it),
   or when there is nothing to do (the task is finished or was cancelled);
 - leaves a message it cannot read (not JSON, not a ``TaskCreated``, a task type it has no
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Final
 from pydantic import ValidationError
 
 from taskmanager.domain.events import TaskCreated, TaskCreatedEvent
-from taskmanager.processor import CANCEL_CHECK_INTERVAL, AwsTransport, Processor
+from taskmanager.processor import AwsTransport, Processor
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -373,11 +373,17 @@ class Worker:
 
     @staticmethod
     def _keep_task(ctx: ProcessorContext, now: float) -> None:
-        period = ctx.heartbeat_seconds / 2 if ctx.heartbeat_seconds else CANCEL_CHECK_INTERVAL
+        """For a task with ``heartbeat_seconds``: read its status and send a heartbeat
+        whenever half of that period passed without one. (Without it, ``ctx.cancelled``
+        reads the status itself when the function asks, at most every
+        ``CANCEL_CHECK_INTERVAL``: a read here would cost a request no one looks at.)"""
+        if not ctx.heartbeat_seconds:
+            return
+        period = ctx.heartbeat_seconds / 2
         try:
             if now - ctx.checked_at >= period:
                 ctx.refresh()
-            if ctx.heartbeat_seconds and now - ctx.reported_at >= period:
+            if now - ctx.reported_at >= period:
                 ctx.heartbeat()
         except Exception as exc:  # the next tick tries again; the function runs on
             logger.warning("task %s: heartbeat failed: %s", ctx.task_id, exc)
