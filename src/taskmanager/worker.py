@@ -315,6 +315,8 @@ class Worker:
 
         def started(ctx: ProcessorContext) -> None:
             job.ctx = ctx
+            if job.released:  # handed back while it was starting: report nothing more
+                ctx.abandon()
 
         try:
             outcome = processor.handle(event, self._transport, attempt=attempt, on_start=started)
