@@ -11,7 +11,12 @@ elsewhere (cancelled, timed out) ``ctx.cancelled`` turns true and nothing more i
 
 Reports go through a :class:`Transport`: two methods, so the same processor object runs as a
 Lambda function (:class:`AwsTransport`: EventBridge ``PutEvents`` and a DynamoDB ``GetItem``
-of the status) and inside ``taskmanager serve`` (a transport calling the use case directly).
+of the status), as a worker on a queue (:mod:`taskmanager.worker`, the same transport) and
+inside ``taskmanager serve`` (a transport calling the use case directly).
+
+A task may be handed to its processor again while it is RUNNING (a redelivered message, a
+restarted server): that is a new attempt, and the function sees ``ctx.attempt`` and the
+progress the earlier attempt reported (``ctx.previous_progress``) to resume from there.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import os
 import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from pydantic import ValidationError
 
@@ -33,7 +38,6 @@ from taskmanager.domain.events import (
     TaskCreated,
     TaskCreatedEvent,
     TaskUpdated,
-    event_detail_json,
 )
 from taskmanager.domain.model import (
     ERROR_CODE_PATTERN,
@@ -44,13 +48,37 @@ from taskmanager.domain.model import (
     TaskError,
     TaskStatus,
 )
-from taskmanager.domain.services import DEFAULT_POLICY, UpdateOutcome, record_update
+from taskmanager.retry import NO_RETRY, RetryPolicy
+from taskmanager.transports import (
+    AwsTransport,
+    DirectTransport,
+    TaskState,
+    Transport,
+    read_state,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from taskmanager.domain.ports import Clock, TaskRepository
-    from taskmanager.domain.services import Policy
+    from taskmanager.worker import Worker
+
+# The transports live in their own module; importing them from here keeps working.
+__all__ = [
+    "CANCEL_CHECK_INTERVAL",
+    "DEFAULT_ERROR_CODE",
+    "FRESH_STATUS_SECONDS",
+    "INVALID_RESULT_CODE",
+    "AwsTransport",
+    "DirectTransport",
+    "Processor",
+    "ProcessorContext",
+    "ProcessorError",
+    "RetryPolicy",
+    "TaskState",
+    "Transport",
+    "task_error",
+    "truncate_utf8",
+]
 
 logger = logging.getLogger("taskmanager.processor")
 
@@ -59,6 +87,9 @@ INVALID_RESULT_CODE: Final = "INVALID_RESULT"
 #: ``ctx.cancelled`` asks the transport at most this often (seconds); the final check
 #: before the outcome is reported always asks.
 CANCEL_CHECK_INTERVAL: Final = 2.0
+#: Before the outcome is reported the status is read again, unless it was read less than
+#: this long ago (seconds): a function that returns at once costs one status read.
+FRESH_STATUS_SECONDS: Final = 1.0
 _CODE_RE: Final = re.compile(ERROR_CODE_PATTERN)
 
 
@@ -74,18 +105,6 @@ class ProcessorError(Exception):
         super().__init__(message)
         self.code = code  # type: ignore[misc]  # an instance may carry its own code
         self.message = message
-
-
-class Transport(Protocol):
-    """How a processor reports and learns whether its task is still open."""
-
-    def send(self, update: TaskUpdated) -> None:
-        """Deliver one ``TaskUpdated`` (raise if it could not be delivered)."""
-        ...
-
-    def status(self, task_id: str) -> TaskStatus | None:
-        """The task's current status, or None if there is no such task."""
-        ...
 
 
 # --- the function's view --------------------------------------------------------------------
@@ -117,19 +136,36 @@ class _Sequence:
 
 
 class ProcessorContext:
-    """What the function sees: its task, progress reports and whether it was cancelled."""
+    """What the function sees: its task, its attempt, progress reports and whether it was
+    cancelled."""
 
     def __init__(
-        self, event: TaskCreated, transport: Transport, sequence: Callable[[], int]
+        self,
+        event: TaskCreated,
+        transport: Transport,
+        sequence: Callable[[], int],
+        *,
+        attempt: int = 1,
+        previous_progress: Progress | None = None,
     ) -> None:
         self.task_id: str = event.id
         self.task_type: str = event.type
         self.deadline_at = event.deadline_at
         self.heartbeat_seconds = event.heartbeat_seconds
+        #: 1 for the first delivery of the task; more when it was handed over again.
+        self.attempt = attempt
+        #: The progress an earlier attempt (or an earlier try of this one) reported, to
+        #: resume from; None on a first attempt.
+        self.previous_progress = previous_progress
+        #: How many times the function was retried in this attempt (its retry policy).
+        self.retries = 0
         self._transport = transport
         self._sequence = sequence
         self._cancelled = False
         self._checked_at = time.monotonic()
+        #: monotonic time of the last report sent (a worker sends heartbeats after quiet).
+        self.reported_at = self._checked_at
+        self.last_progress: Progress | None = previous_progress
 
     @property
     def cancelled(self) -> bool:
@@ -139,6 +175,11 @@ class ProcessorContext:
             self.refresh()
         return self._cancelled
 
+    @property
+    def checked_at(self) -> float:
+        """``time.monotonic()`` of the last status read."""
+        return self._checked_at
+
     def refresh(self) -> bool:
         """Ask the transport now whether the task is still open; returns ``cancelled``."""
         if not self._cancelled:
@@ -146,6 +187,10 @@ class ProcessorContext:
             self._checked_at = time.monotonic()
             self._cancelled = status is None or status.is_terminal
         return self._cancelled
+
+    def abandon(self) -> None:
+        """Report nothing more for this attempt (a worker stopping hands the task over)."""
+        self._cancelled = True
 
     def progress(self, percent: float, message: str | None = None) -> None:
         """Report how far the task has come (0-100; a message of at most 1 KiB: longer
@@ -156,6 +201,7 @@ class ProcessorContext:
             message = truncate_utf8(message, MAX_PROGRESS_MESSAGE_BYTES)
         progress = Progress(percent=percent, message=message)
         self._send(progress)
+        self.last_progress = progress
 
     def heartbeat(self) -> None:
         """Tell the task manager the task is alive (for tasks with ``heartbeat_seconds``)."""
@@ -171,6 +217,7 @@ class ProcessorContext:
             progress=progress,
         )
         self._transport.send(update)
+        self.reported_at = time.monotonic()
 
 
 # --- the processor --------------------------------------------------------------------------
@@ -204,17 +251,21 @@ class Processor:
 
     ``transport`` may be given later (``taskmanager serve`` passes its own to
     :meth:`handle`); :meth:`lambda_handler` builds an :class:`AwsTransport` from the
-    environment on first use."""
+    environment on first use. ``retry`` says which failures of ``fn`` are tried again
+    (:class:`~taskmanager.retry.RetryPolicy`; by default none)."""
 
     def __init__(
         self,
         task_type: str,
         fn: Callable[..., Any],
         transport: Transport | None = None,
+        *,
+        retry: RetryPolicy = NO_RETRY,
     ) -> None:
         self.task_type = task_type
         self.fn = fn
         self.transport = transport
+        self.retry = retry
         self._with_context = _wants_context(fn)
         self._lock = threading.Lock()
 
@@ -234,41 +285,133 @@ class Processor:
         outcome = self.handle(parsed.detail, self._aws_transport())
         return {"task_id": parsed.detail.id, "outcome": outcome}
 
-    def handle(self, event: TaskCreated, transport: Transport | None = None) -> str:
+    def run_worker(self, queue_url: str | None = None, **options: Any) -> int:
+        """Serve this processor's tasks from an SQS queue until SIGTERM or SIGINT; returns
+        the exit status, 0. ``queue_url`` defaults to ``TASKMANAGER_QUEUE_URL``; options not
+        given (:class:`taskmanager.worker.Worker`'s keywords) are read from the environment
+        as ``taskmanager worker`` reads them (``TASKMANAGER_CONCURRENCY``, ...). Logs to
+        stderr at INFO unless logging is configured already."""
+        from taskmanager.worker import (  # noqa: PLC0415  # boto only when asked
+            QUEUE_URL_VARIABLE,
+            Worker,
+            options_from_environment,
+        )
+
+        # An entry point, like `taskmanager worker`: its log goes to stderr unless the
+        # program configured logging already (basicConfig then does nothing).
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        queue_url = queue_url or os.environ.get(QUEUE_URL_VARIABLE)
+        if not queue_url:
+            raise RuntimeError(f"no queue URL given and {QUEUE_URL_VARIABLE} is not set")
+        worker: Worker = Worker([self], queue_url, **{**options_from_environment(), **options})
+        return worker.run()
+
+    def handle(
+        self,
+        event: TaskCreated,
+        transport: Transport | None = None,
+        *,
+        attempt: int | None = None,
+        on_start: Callable[[ProcessorContext], None] | None = None,
+    ) -> str:
         """Run the task ``event`` announces; returns what happened: ``skipped``,
-        ``successful``, ``failed``, ``cancelled`` or ``ignored`` (another task type)."""
+        ``successful``, ``failed``, ``cancelled`` or ``ignored`` (another task type).
+
+        ``attempt``: the delivery's number where the caller knows it (a queue's receive
+        count); otherwise 1, or 2 for a task an earlier attempt left RUNNING. ``on_start``
+        is given the function's context once RUNNING is reported (a worker keeps it to send
+        heartbeats and to hand the task over when it stops)."""
         transport = transport or self.transport
         if transport is None:
             raise ValueError("Processor.handle needs a transport")
         if event.type != self.task_type:
             logger.warning("ignored task %s of type %s", event.id, event.type)
             return "ignored"
-        status = transport.status(event.id)
-        if status is None or status.is_terminal:
-            logger.info("skipped task %s: status %s", event.id, status)
+        state = read_state(transport, event.id)
+        if state is None or state.status.is_terminal:
+            logger.info("skipped task %s: status %s", event.id, state and state.status)
             return "skipped"
+        resumed = state.status is TaskStatus.RUNNING
         sequence = _Sequence()
-        ctx = ProcessorContext(event, transport, sequence)
+        ctx = ProcessorContext(
+            event,
+            transport,
+            sequence,
+            attempt=attempt or (2 if resumed else 1),
+            previous_progress=state.progress if resumed else None,
+        )
         ctx._send()  # the context's own report path
-        try:
-            result = self.fn(event.input, ctx) if self._with_context else self.fn(event.input)
-        except Exception as exc:
-            error = task_error(exc)
-            if isinstance(exc, ProcessorError):
-                # A failure the function meant to report: its code and message say it all.
-                logger.info("task %s failed: %s: %s", event.id, error.code, error.message)
-            else:
-                logger.error("task %s failed: %s", event.id, error.code, exc_info=exc)
-            final = TaskUpdated.model_construct(
-                task_id=event.id, status=TaskStatus.FAILED, sequence=0, error=error
-            )
-        else:
-            final = _successful(event.id, result)
-        if ctx.refresh():
+        if on_start is not None:
+            on_start(ctx)
+        final = self._run(event, ctx)
+        if final is None or self._finished_elsewhere(ctx):
             logger.info("task %s finished elsewhere; its outcome is not reported", event.id)
             return "cancelled"
         transport.send(final.model_copy(update={"sequence": sequence()}))
         return "successful" if final.status is TaskStatus.SUCCESSFUL else "failed"
+
+    @staticmethod
+    def _finished_elsewhere(ctx: ProcessorContext) -> bool:
+        """The last look before the outcome: a fresh read, unless the status was read
+        less than :data:`FRESH_STATUS_SECONDS` ago."""
+        if time.monotonic() - ctx.checked_at < FRESH_STATUS_SECONDS:
+            return ctx.cancelled  # no read: the last one is fresh
+        return ctx.refresh()
+
+    def _run(self, event: TaskCreated, ctx: ProcessorContext) -> TaskUpdated | None:
+        """Call the function, retrying as the policy says; the outcome to report (None:
+        the task finished elsewhere during a retry's wait)."""
+        policy = self.retry
+        while True:
+            try:
+                result = self.fn(event.input, ctx) if self._with_context else self.fn(event.input)
+            except Exception as exc:
+                error = task_error(exc)
+                try_number = ctx.retries + 1
+                if try_number < policy.attempts and policy.is_retryable(exc, error.code):
+                    if not self._wait_to_retry(ctx, error, try_number):
+                        return None
+                    continue
+                if isinstance(exc, ProcessorError):
+                    # A failure the function meant to report: its code and message say it all.
+                    logger.info("task %s failed: %s: %s", event.id, error.code, error.message)
+                else:
+                    logger.error("task %s failed: %s", event.id, error.code, exc_info=exc)
+                return TaskUpdated.model_construct(
+                    task_id=event.id, status=TaskStatus.FAILED, sequence=0, error=error
+                )
+            return _successful(event.id, result)
+
+    def _wait_to_retry(self, ctx: ProcessorContext, error: TaskError, try_number: int) -> bool:
+        """Report the failed try as progress, wait its backoff (looking for a cancel), and
+        get the context ready for the next try; False if the task finished meanwhile."""
+        delay = self.retry.backoff(try_number)
+        logger.info(
+            "task %s: try %d of %d failed: %s; retrying in %.1f s",
+            ctx.task_id,
+            try_number,
+            self.retry.attempts,
+            error.code,
+            delay,
+        )
+        resume_from = ctx.last_progress
+        percent = resume_from.percent if resume_from is not None else 0
+        message = (
+            f"attempt {try_number} of {self.retry.attempts} failed: {error.code}: "
+            f"{error.message}; retrying in {delay:.1f} s"
+        )
+        ctx.progress(percent, message)
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            if ctx.cancelled:
+                return False
+            time.sleep(min(left, 0.2))
+        if ctx.refresh():
+            return False
+        ctx.retries = try_number
+        ctx.previous_progress = resume_from
+        ctx.last_progress = resume_from
+        return True
 
     # -- AWS --
     def _aws_transport(self) -> Transport:
@@ -302,107 +445,3 @@ def _successful(task_id: str, result: Any) -> TaskUpdated:
         return TaskUpdated.model_construct(
             task_id=task_id, status=TaskStatus.FAILED, sequence=1, error=error
         )
-
-
-# --- transports -----------------------------------------------------------------------------
-
-
-class AwsTransport:
-    """Reports with EventBridge ``PutEvents``; reads status with a DynamoDB ``GetItem``.
-
-    Needs ``events:PutEvents`` on the bus and ``dynamodb:GetItem`` on the table (the
-    processor module of the Terraform code grants exactly these)."""
-
-    def __init__(
-        self,
-        *,
-        events_client: Any,
-        dynamodb_client: Any,
-        table_name: str,
-        bus_name: str = "default",
-        source: str = "taskmanager",
-    ) -> None:
-        self._events = events_client
-        self._dynamodb = dynamodb_client
-        self.table_name = table_name
-        self.bus_name = bus_name
-        self.source = source
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> AwsTransport:
-        """From ``TASKMANAGER_TABLE_NAME``, ``TASKMANAGER_EVENT_BUS_NAME`` and
-        ``TASKMANAGER_PROCESSOR_SOURCE`` (the names the Terraform processor module sets).
-
-        The source is this processor's own, the only one its role may publish with; without
-        ``TASKMANAGER_PROCESSOR_SOURCE`` it is ``TASKMANAGER_EVENT_SOURCE``, then
-        ``taskmanager``, as before processors had sources of their own."""
-        # botocore without boto3 (whose import adds s3transfer and multiprocessing), one
-        # session for both clients, models loaded without listing every service first: only
-        # Lambda processors need it, on first use.
-        from taskmanager.adapters.aws_session import new_session  # noqa: PLC0415
-
-        env = os.environ if environ is None else environ
-        table = env.get("TASKMANAGER_TABLE_NAME")
-        if not table:
-            raise RuntimeError("TASKMANAGER_TABLE_NAME is not set")
-        session = new_session()
-        return cls(
-            events_client=session.create_client("events"),
-            dynamodb_client=session.create_client("dynamodb"),
-            table_name=table,
-            bus_name=env.get("TASKMANAGER_EVENT_BUS_NAME") or "default",
-            source=(
-                env.get("TASKMANAGER_PROCESSOR_SOURCE")
-                or env.get("TASKMANAGER_EVENT_SOURCE")
-                or "taskmanager"
-            ),
-        )
-
-    def send(self, update: TaskUpdated) -> None:
-        entry = {
-            "Source": self.source,
-            "DetailType": TaskUpdated.DETAIL_TYPE,
-            "Detail": event_detail_json(update),
-            "EventBusName": self.bus_name,
-            "Resources": [],
-        }
-        response = self._events.put_events(Entries=[entry])
-        if response.get("FailedEntryCount"):
-            failed = response["Entries"][0]
-            raise RuntimeError(
-                f"PutEvents refused TaskUpdated of task {update.task_id}: "
-                f"{failed.get('ErrorCode')} {failed.get('ErrorMessage')}"
-            )
-
-    def status(self, task_id: str) -> TaskStatus | None:
-        # The item layout is the DynamoDB adapter's (imported on first use: it needs
-        # botocore); the request goes through this transport's client, whose errors reach
-        # the caller unchanged.
-        from taskmanager.adapters.dynamodb import status_from_item, status_request  # noqa: PLC0415
-
-        response = self._dynamodb.get_item(**status_request(self.table_name, task_id))
-        return status_from_item(response.get("Item"))
-
-
-class DirectTransport:
-    """Reports straight to the ``record_update`` use case on a repository (embedding,
-    tests, a single process). Refused updates are logged, as the updates Lambda does."""
-
-    def __init__(self, repo: TaskRepository, clock: Clock, policy: Policy | None = None) -> None:
-        self._repo = repo
-        self._clock = clock
-        self._policy = policy or DEFAULT_POLICY
-
-    def send(self, update: TaskUpdated) -> None:
-        result = record_update(update, repo=self._repo, clock=self._clock, policy=self._policy)
-        if result.outcome is not UpdateOutcome.APPLIED:
-            logger.info(
-                "update of task %s: %s %s",
-                update.task_id,
-                result.outcome.value,
-                result.reason or result.detail or "",
-            )
-
-    def status(self, task_id: str) -> TaskStatus | None:
-        task = self._repo.get(task_id)
-        return None if task is None else task.status

@@ -300,3 +300,33 @@ def test_a_processor_may_publish_taskupdated_with_its_own_source_only() -> None:
         and where != "modules/processor/main.tf:publish:PublishTaskUpdated"
     ]
     assert others == []
+
+
+def test_a_queue_worker_may_take_its_queues_messages_and_report_nothing_more() -> None:
+    """delivery = "queue": the worker policy (an output, for whatever role runs the
+    workers) adds to the processor's publish and status read only receive, change visibility
+    and delete on its own task queue, and the queue's key; the queues admit only the rule."""
+    statements = dict(policy_statements())
+    receive = statements["modules/processor/queue.tf:worker:ReceiveTasks"]
+    assert sorted(_strings(receive["actions"])) == [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:ReceiveMessage",
+    ]
+    assert _strings(receive["resources"]) == ["${aws_sqs_queue.tasks[0].arn}"]
+    key = statements["modules/processor/queue.tf:worker:QueueKey"]
+    assert sorted(_strings(key["actions"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    worker = _policy_documents(TERRAFORM / "modules" / "processor" / "queue.tf")["worker"]
+    assert worker["source_policy_documents"] == ["${var.task_manager.processor_policy_json}"]
+    assert worker["override_policy_documents"] == ["${data.aws_iam_policy_document.publish.json}"]
+    own = {w for w in statements if w.startswith("modules/processor/queue.tf:worker")}
+    assert own == {
+        "modules/processor/queue.tf:worker:ReceiveTasks",
+        "modules/processor/queue.tf:worker:QueueKey",
+    }
+    queue = _policy_documents(TERRAFORM / "modules" / "processor" / "queue.tf")["queue"]
+    (statement,) = queue["statement"]
+    assert _strings(statement["actions"]) == ["sqs:SendMessage"]
+    assert _conditions(statement) == {
+        ("ArnEquals", "aws:SourceArn"): ["${aws_cloudwatch_event_rule.this.arn}"]
+    }

@@ -343,6 +343,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Serve processors from an SQS queue (taskmanager.worker) until SIGTERM/SIGINT. Options
+    not given on the command line come from the environment (a container's settings)."""
+    from taskmanager.entrypoints.local.processors import (  # noqa: PLC0415
+        ProcessorLoadError,
+        load_given,
+    )
+    from taskmanager.worker import (  # noqa: PLC0415
+        QUEUE_URL_VARIABLE,
+        Worker,
+        options_from_environment,
+    )
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    queue_url = args.queue_url or os.environ.get(QUEUE_URL_VARIABLE)
+    specs = tuple(args.processor) or tuple(
+        filter(None, os.environ.get("TASKMANAGER_PROCESSOR", "").split(","))
+    )
+    given = {
+        option: value
+        for option in ("concurrency", "grace_seconds", "wait_seconds", "visibility_timeout")
+        if (value := getattr(args, option)) is not None
+    }
+    try:
+        if not queue_url:
+            raise UsageError(f"--queue-url (or ${QUEUE_URL_VARIABLE}) is required")
+        if not specs:
+            raise UsageError("--processor MODULE:ATTR (or $TASKMANAGER_PROCESSOR) is required")
+        options = {**options_from_environment(), **given}
+        return Worker(load_given(specs), queue_url, **options).run()
+    except (UsageError, ProcessorLoadError, ValueError, RuntimeError) as exc:
+        # ValueError: an option out of range (Worker says which); RuntimeError: a setting
+        # missing from the environment (TASKMANAGER_TABLE_NAME).
+        sys.stderr.write(f"taskmanager worker: error: {exc}\n")
+        return EXIT_USAGE
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -452,6 +489,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep-interval", type=_seconds, default=1.0, help="timeout sweeper period (1 s)"
     )
 
+    worker = commands.add_parser(
+        "worker", help="run processors on tasks from an SQS queue (any host, any duration)"
+    )
+    worker.add_argument(
+        "--queue-url", help="the task type's queue (default $TASKMANAGER_QUEUE_URL)"
+    )
+    worker.add_argument(
+        "--processor",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="a processor to run (repeatable; default $TASKMANAGER_PROCESSOR, comma-separated)",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=None,
+        help="tasks run at once (default $TASKMANAGER_CONCURRENCY or 1)",
+    )
+    worker.add_argument(
+        "--grace-seconds",
+        type=_seconds,
+        default=None,
+        help="on SIGINT/SIGTERM, how long running tasks may finish before they are handed "
+        "back to the queue (default $TASKMANAGER_GRACE_SECONDS or 30)",
+    )
+    worker.add_argument(
+        "--wait-seconds",
+        type=int,
+        choices=range(21),
+        default=None,
+        metavar="0-20",
+        help="long polling: how long a receive waits for a message "
+        "(default $TASKMANAGER_WAIT_SECONDS or 20)",
+    )
+    worker.add_argument(
+        "--visibility-timeout",
+        type=_positive,
+        default=None,
+        metavar="S",
+        help="how long a received message stays invisible before the worker extends it "
+        "(default $TASKMANAGER_VISIBILITY_TIMEOUT or 60)",
+    )
+
     submit = commands.add_parser("submit", help="submit a task", parents=[common])
     submit.add_argument("type", help="task type, e.g. demo.sleep")
     submit.add_argument("--input", help="JSON input, or @file to read it from a file")
@@ -515,6 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return cmd_serve(args)
+    if args.command == "worker":
+        return cmd_worker(args)
     args.json = getattr(args, "json", False)
     url = getattr(args, "url", None) or os.environ.get("TASKMANAGER_URL") or DEFAULT_URL
     try:

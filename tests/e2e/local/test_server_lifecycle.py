@@ -75,11 +75,36 @@ def test_after_sigkill_and_restart_nothing_accepted_is_lost(fresh_db: Path) -> N
     try:
         for task_id in accepted:
             assert restarted.get(task_id)["status"] == "CREATED"
-        assert restarted.get(running)["status"] == "RUNNING"  # until its deadline passes
+        # Its processor died with the server: handed to it again, it runs on (30 s) ...
+        assert restarted.get(running)["status"] == "RUNNING"
+        assert restarted.request("POST", f"/tasks/{running}/cancel").status == 202
         for task_id in undelivered:  # their TaskCreated reached demo.echo after the restart
             done = restarted.wait_for(task_id, TERMINAL)
             assert done["status"] == "SUCCESSFUL"
             assert done["result"] == done["input"]
+    finally:
+        restarted.stop()
+
+
+def test_a_task_running_at_a_crash_is_resumed_after_the_restart(fresh_db: Path) -> None:
+    server = LocalServer(fresh_db).start()
+    # Default deadline: an hour. Six steps of 0.4 s; killed after the second.
+    task = server.submit("demo.sleep", {"seconds": 2.4, "steps": 6})
+    deadline = time.monotonic() + 15
+    while (server.get(task["id"])["progress"] or {}).get("percent", 0) < 33:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.02)
+    server.kill()
+    restarted = LocalServer(fresh_db).start()
+    try:
+        done = restarted.wait_for(task["id"], TERMINAL, timeout=10)
+        assert done["status"] == "SUCCESSFUL", done
+        assert done["result"]["attempt"] == 2
+        # It saw the earlier attempt's progress and did not sleep those steps again.
+        assert 2 <= done["result"]["resumed_after"] < 6
+        assert done["result"]["steps"] == 6
+        assert done["finished_at"] < task["deadline_at"]
+        assert "handed 1 task(s) left RUNNING to their processors again" in restarted.log()
     finally:
         restarted.stop()
 

@@ -71,6 +71,10 @@ class Deployment:
     layer_arn: str
     destroyed: bool = False
 
+    def outputs_bus_arn(self) -> str:
+        bus = self.client("events").describe_event_bus(Name=self.outputs["event_bus_name"])
+        return str(bus["Arn"])
+
     def client(self, service: str) -> Any:
         return boto3.client(
             service,  # type: ignore[call-overload]
@@ -273,10 +277,10 @@ def test_task_updated_rule_feeds_the_updates_queue_with_a_dead_letter_queue(
     assert bus == NAME
     rules = {r["Name"]: r for r in events.list_rules(EventBusName=bus)["Rules"]}
     rule = rules[f"{NAME}-task-updated"]
-    # Only the example's processor may report (processor_sources).
+    # Only the example's processors may report (processor_sources).
     assert json.loads(rule["EventPattern"]) == {
         "detail-type": ["TaskUpdated"],
-        "source": [PROCESSOR_SOURCE],
+        "source": [f"taskmanager.processor.{NAME}-export", PROCESSOR_SOURCE],
     }
     assert deployment.outputs["processor_event_source"] == PROCESSOR_SOURCE
     (target,) = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
@@ -306,6 +310,67 @@ def test_processor_rule_matches_task_created_of_its_type_only(deployment: Deploy
     assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == _queue_arn(
         deployment, f"{NAME}-word-count-failures"
     )
+
+
+def test_queue_processor_rule_feeds_its_queue_with_a_dead_letter_queue(
+    deployment: Deployment,
+) -> None:
+    """delivery = "queue": TaskCreated of export.run -> the export queue (DLQ after 5
+    receives), no function; the worker policy allows exactly what `taskmanager worker` calls."""
+    events, sqs = deployment.client("events"), deployment.client("sqs")
+    rule = events.describe_rule(Name=f"{NAME}-export", EventBusName=NAME)
+    assert json.loads(rule["EventPattern"])["detail"] == {"type": ["export.run"]}
+    queue_arn = _queue_arn(deployment, f"{NAME}-export-tasks")
+    dlq_arn = _queue_arn(deployment, f"{NAME}-export-tasks-dlq")
+    (target,) = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=NAME)["Targets"]
+    assert target["Arn"] == queue_arn
+    assert target["DeadLetterConfig"]["Arn"] == dlq_arn
+    url = deployment.outputs["export_queue_url"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == "120"
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": 5,
+    }
+    (admit,) = json.loads(attributes["Policy"])["Statement"]
+    assert admit["Principal"] == {"Service": "events.amazonaws.com"}
+    assert admit["Condition"] == {"ArnEquals": {"aws:SourceArn": rule["Arn"]}}
+    names = deployment.client("lambda").list_functions()["Functions"]
+    assert f"{NAME}-export" not in {f["FunctionName"] for f in names}
+
+    policy = json.loads(deployment.outputs["export_worker_policy_json"])
+    granted: dict[str, list[str]] = {}
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for action in _as_list(statement["Action"]):
+            assert "*" not in action
+            granted[action] = _as_list(statement["Resource"])
+    assert granted == {
+        "sqs:ReceiveMessage": [queue_arn],
+        "sqs:ChangeMessageVisibility": [queue_arn],
+        "sqs:DeleteMessage": [queue_arn],
+        "events:PutEvents": [deployment.outputs_bus_arn()],
+        "dynamodb:GetItem": granted["dynamodb:GetItem"],
+    }
+    assert all(
+        arn.endswith(f":table/{deployment.outputs['table_name']}")
+        for arn in granted["dynamodb:GetItem"]
+    )
+    (publish,) = [s for s in policy["Statement"] if "events:PutEvents" in _as_list(s["Action"])]
+    assert publish["Condition"] == {
+        "StringEquals": {
+            "events:detail-type": "TaskUpdated",
+            "events:source": f"taskmanager.processor.{NAME}-export",
+        }
+    }
+    assert deployment.outputs["export_worker_environment"] == {
+        "TASKMANAGER_QUEUE_URL": url,
+        "TASKMANAGER_VISIBILITY_TIMEOUT": "120",
+        "TASKMANAGER_TABLE_NAME": deployment.outputs["table_name"],
+        "TASKMANAGER_EVENT_BUS_NAME": NAME,
+        "TASKMANAGER_EVENT_SOURCE": "taskmanager",
+        "TASKMANAGER_PROCESSOR_SOURCE": f"taskmanager.processor.{NAME}-export",
+    }
 
 
 def test_sweeper_runs_on_a_schedule(deployment: Deployment) -> None:
@@ -401,9 +466,15 @@ def test_functions_run_the_named_handlers_with_the_settings(deployment: Deployme
         variables = dict(config["Environment"]["Variables"])
         if role == "updates":  # the only function that checks who may report on what
             sources = json.loads(variables.pop("TASKMANAGER_PROCESSOR_SOURCES"))
-            assert sources == {"text.wordcount": [PROCESSOR_SOURCE]}
+            assert sources == {
+                "text.wordcount": [PROCESSOR_SOURCE],
+                "export.run": [f"taskmanager.processor.{NAME}-export"],
+            }
         if role == "api":  # the only function that checks the task type of a submit
-            assert json.loads(variables.pop("TASKMANAGER_TASK_TYPES")) == ["text.wordcount"]
+            assert json.loads(variables.pop("TASKMANAGER_TASK_TYPES")) == [
+                "export.run",
+                "text.wordcount",
+            ]
         if role in {"sockets", "notify"}:  # the push functions' own settings
             table = variables.pop("TASKMANAGER_CONNECTIONS_TABLE_NAME")
             assert table == f"{NAME}-connections"
@@ -670,6 +741,7 @@ def test_alarms_watch_dead_letters_errors_and_stream_lag(deployment: Deployment)
         f"{NAME}-stream-iterator-age",
         f"{NAME}-word-count-errors",
         f"{NAME}-word-count-failures-not-empty",
+        f"{NAME}-export-tasks-dlq-not-empty",
         *(f"{NAME}-{f}-errors" for f in FUNCTIONS),
     }
     dlq = alarms[f"{NAME}-updates-dlq-not-empty"]

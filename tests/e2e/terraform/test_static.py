@@ -147,8 +147,10 @@ def _accepted_runtimes(module: Path) -> list[str]:
     for variable in _hcl(module / "variables.tf")["variable"]:
         if '"lambda_package"' in variable:
             for validation in variable['"lambda_package"']["validation"]:
-                found = re.match(
-                    r"\$\{contains\(\[(.*)\], var\.lambda_package\.runtime\)\}",
+                # `contains([...], var.lambda_package.runtime)`, or guarded for a module
+                # where the package is optional: `... || contains([...], try(var...runtime, ""))`
+                found = re.search(
+                    r"contains\(\[([^]]*)\], (?:try\()?var\.lambda_package\.runtime",
                     validation["condition"],
                 )
                 if found:

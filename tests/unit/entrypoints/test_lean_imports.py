@@ -18,6 +18,9 @@ MODULES = [
     "taskmanager.entrypoints.authorizer",
     "taskmanager.processor",
     "taskmanager.client",
+    "taskmanager.worker",
+    "taskmanager.retry",
+    "taskmanager.transports",
 ]
 
 

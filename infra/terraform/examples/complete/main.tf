@@ -1,5 +1,7 @@
-# The task manager plus one processor (word counting, docs/examples/wordcount_processor.py)
-# built with taskmanager.processor.
+# The task manager plus two processors built with taskmanager.processor: word counting
+# (docs/examples/wordcount_processor.py) on Lambda, and a long export
+# (docs/examples/export_processor.py) fed by a queue to `taskmanager worker` processes
+# that run wherever you give them the worker policy and environment (outputs export_*).
 
 locals {
   # Each processor: its task type and the source it publishes TaskUpdated with. Both modules
@@ -10,6 +12,11 @@ locals {
       name      = "${var.name}-word-count"
       task_type = "text.wordcount"
       source    = "taskmanager.processor.${var.name}-word-count"
+    }
+    export = {
+      name      = "${var.name}-export"
+      task_type = "export.run"
+      source    = "taskmanager.processor.${var.name}-export"
     }
   }
 }
@@ -33,8 +40,7 @@ module "task_manager" {
     create = true
   }
 
-  # Only the word-count processor may report on text.wordcount tasks; nothing else may
-  # report at all.
+  # Each processor may report only on tasks of its own type; nothing else may report.
   processor_sources = {
     for p in values(local.processors) : p.task_type => p.source...
   }
@@ -83,6 +89,31 @@ module "word_count" {
 
   function = {
     timeout = 60
+  }
+
+  alarm_actions = var.alarm_topic_arns
+}
+
+module "export" {
+  source = "../../modules/processor"
+
+  name         = local.processors.export.name
+  task_type    = local.processors.export.task_type
+  event_source = local.processors.export.source
+  task_manager = {
+    event_bus_name        = module.task_manager.event_bus_name
+    event_bus_arn         = module.task_manager.event_bus_arn
+    event_source          = module.task_manager.event_source
+    table_name            = module.task_manager.table_name
+    processor_policy_json = module.task_manager.processor_policy_json
+  }
+
+  # TaskCreated -> an SQS queue (and its dead-letter queue) that workers read: tasks of any
+  # duration, on any host or container (docs/processors.md, "On a queue, in a container").
+  delivery = "queue"
+  queue = {
+    visibility_timeout_seconds = 120
+    max_receive_count          = 5
   }
 
   alarm_actions = var.alarm_topic_arns

@@ -72,3 +72,18 @@ output "connections_table_name" {
   description = "The table of WebSocket connections and subscriptions."
   value       = module.task_manager.connections_table_name
 }
+
+output "export_queue_url" {
+  description = "The export processor's task queue: `taskmanager worker --queue-url` for its workers."
+  value       = module.export.queue_url
+}
+
+output "export_worker_policy_json" {
+  description = "Attach to the role the export workers run with (ECS task role, instance profile)."
+  value       = module.export.worker_policy_json
+}
+
+output "export_worker_environment" {
+  description = "The environment of an export worker, besides TASKMANAGER_PROCESSOR=export_processor:processor."
+  value       = module.export.worker_environment
+}

@@ -6,10 +6,16 @@ locals {
   # The source of this processor's TaskUpdated events, and the only one its role may use.
   event_source = coalesce(var.event_source, "taskmanager.processor.${var.name}")
 
+  # delivery = "lambda": the rule invokes the function below. "queue": the rule feeds an SQS
+  # queue (queue.tf) that workers anywhere read (`taskmanager worker`); no function here.
+  lambda = var.delivery == "lambda"
+  # The function and what it needs; without a package the rule's precondition stops the plan.
+  function = local.lambda && var.lambda_package != null && var.powertools_layer_arn != null
+
   failure_queue_name   = "${var.name}-failures"
-  create_failure_queue = var.async_invoke.on_failure_destination_arn == null
-  on_failure_arn       = local.create_failure_queue ? aws_sqs_queue.failures[0].arn : var.async_invoke.on_failure_destination_arn
-  failure_service      = split(":", local.on_failure_arn)[2]
+  create_failure_queue = local.lambda && var.async_invoke.on_failure_destination_arn == null
+  on_failure_arn       = !local.lambda ? null : local.create_failure_queue ? aws_sqs_queue.failures[0].arn : var.async_invoke.on_failure_destination_arn
+  failure_service      = try(split(":", local.on_failure_arn)[2], null)
 
   # The pattern lives in JSON next to the module; tests check it against the contracts.
   base_pattern = jsondecode(file("${path.module}/patterns/task_created.json"))
@@ -25,10 +31,11 @@ locals {
   # The public Powertools layers are built per Python version and architecture and named for
   # them (AWSLambdaPowertoolsPythonV3-python312-x86_64); a layer named otherwise is the
   # deployer's own and is not checked.
-  powertools_layer_name = split(":", var.powertools_layer_arn)[6]
-  powertools_layer_fits = (
+  # (try: with delivery = "queue" neither the layer nor the package is given.)
+  powertools_layer_name = try(split(":", var.powertools_layer_arn)[6], "")
+  powertools_layer_fits = !local.lambda || (
     !can(regex("-python3[0-9]+-(x86_64|arm64)$", local.powertools_layer_name)) ||
-    endswith(local.powertools_layer_name, "-${replace(var.lambda_package.runtime, ".", "")}-${var.lambda_package.architecture}")
+    endswith(local.powertools_layer_name, "-${replace(try(var.lambda_package.runtime, ""), ".", "")}-${try(var.lambda_package.architecture, "")}")
   )
 
   failure_send_action = {
@@ -58,6 +65,16 @@ resource "aws_cloudwatch_event_rule" "this" {
       )
       error_message = "The processor must be deployed in the task manager's account and region (the bus ${var.task_manager.event_bus_arn}); see docs/deploy.md, \"Processors\"."
     }
+    # The task manager's source is the one TaskCreated comes with: a processor publishing
+    # with it could not be told from the task manager.
+    precondition {
+      condition     = local.event_source != var.task_manager.event_source
+      error_message = "event_source (${local.event_source}) must differ from the task manager's own source (task_manager.event_source)."
+    }
+    precondition {
+      condition     = !local.lambda || local.function
+      error_message = "delivery = \"lambda\" needs lambda_package and powertools_layer_arn (delivery = \"queue\" needs neither)."
+    }
   }
 }
 
@@ -65,24 +82,28 @@ resource "aws_cloudwatch_event_target" "this" {
   rule           = aws_cloudwatch_event_rule.this.name
   event_bus_name = var.task_manager.event_bus_name
   target_id      = "processor"
-  arn            = aws_lambda_function.this.arn
+  arn            = local.lambda ? one(aws_lambda_function.this[*].arn) : aws_sqs_queue.tasks[0].arn
 
   retry_policy {
     maximum_event_age_in_seconds = 86400
     maximum_retry_attempts       = 185
   }
+  # Events EventBridge could not deliver after its retries: the failure queue of a function,
+  # the dead-letter queue of a task queue.
   dynamic "dead_letter_config" {
-    for_each = local.create_failure_queue ? [1] : []
+    for_each = local.create_failure_queue ? [aws_sqs_queue.failures[0].arn] : local.lambda ? [] : [aws_sqs_queue.dead_letters[0].arn]
     content {
-      arn = aws_sqs_queue.failures[0].arn
+      arn = dead_letter_config.value
     }
   }
 }
 
 resource "aws_lambda_permission" "events" {
+  count = local.function ? 1 : 0
+
   statement_id  = "AllowTaskCreatedRule"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.this.function_name
+  function_name = aws_lambda_function.this[0].function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.this.arn
 }
@@ -121,7 +142,9 @@ resource "aws_sqs_queue" "failures" {
 }
 
 resource "aws_lambda_function_event_invoke_config" "this" {
-  function_name                = aws_lambda_function.this.function_name
+  count = local.function ? 1 : 0
+
+  function_name                = aws_lambda_function.this[0].function_name
   maximum_retry_attempts       = var.async_invoke.maximum_retry_attempts
   maximum_event_age_in_seconds = var.async_invoke.maximum_event_age_in_seconds
 
@@ -144,6 +167,8 @@ resource "aws_lambda_function_event_invoke_config" "this" {
 # --- The function and its role ----------------------------------------------------------------
 
 data "aws_iam_policy_document" "assume" {
+  count = local.function ? 1 : 0
+
   statement {
     actions = ["sts:AssumeRole"]
     principals {
@@ -154,9 +179,11 @@ data "aws_iam_policy_document" "assume" {
 }
 
 resource "aws_iam_role" "this" {
+  count = local.function ? 1 : 0
+
   name               = var.name
   description        = "Runs the ${var.task_type} processor ${var.name}."
-  assume_role_policy = data.aws_iam_policy_document.assume.json
+  assume_role_policy = data.aws_iam_policy_document.assume[0].json
   tags               = var.tags
 }
 
@@ -182,6 +209,8 @@ data "aws_iam_policy_document" "publish" {
 }
 
 data "aws_iam_policy_document" "this" {
+  count = local.function ? 1 : 0
+
   # Read a task's status (and publish, narrowed above): the task manager's ready-made policy.
   source_policy_documents   = [var.task_manager.processor_policy_json]
   override_policy_documents = [data.aws_iam_policy_document.publish.json]
@@ -189,7 +218,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "OwnLogGroup"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+    resources = ["${aws_cloudwatch_log_group.this[0].arn}:*"]
   }
   statement {
     sid       = "OnFailureDestination"
@@ -216,21 +245,16 @@ data "aws_iam_policy_document" "this" {
 }
 
 resource "aws_iam_role_policy" "this" {
-  name   = var.name
-  role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.this.json
+  count = local.function ? 1 : 0
 
-  lifecycle {
-    # The task manager's source is the one TaskCreated comes with: a processor publishing
-    # with it could not be told from the task manager.
-    precondition {
-      condition     = local.event_source != var.task_manager.event_source
-      error_message = "event_source (${local.event_source}) must differ from the task manager's own source (task_manager.event_source)."
-    }
-  }
+  name   = var.name
+  role   = aws_iam_role.this[0].id
+  policy = data.aws_iam_policy_document.this[0].json
 }
 
 resource "aws_cloudwatch_log_group" "this" {
+  count = local.function ? 1 : 0
+
   name              = "/aws/lambda/${var.name}"
   retention_in_days = var.function.log_retention_days
   kms_key_id        = var.kms_key_arn
@@ -244,9 +268,11 @@ resource "aws_lambda_function" "this" {
   # checkov:skip=CKV_AWS_115:Concurrency is left to the account; set it on the function if the processor's work must be throttled.
   # checkov:skip=CKV_AWS_116:Failed asynchronous invocations go to the on-failure destination (aws_lambda_function_event_invoke_config), which supersedes a function DLQ.
 
+  count = local.function ? 1 : 0
+
   function_name    = var.name
   description      = "Processes ${var.task_type} tasks."
-  role             = aws_iam_role.this.arn
+  role             = aws_iam_role.this[0].arn
   handler          = var.lambda_package.handler
   runtime          = var.lambda_package.runtime
   architectures    = [var.lambda_package.architecture]
@@ -275,7 +301,7 @@ resource "aws_lambda_function" "this" {
 
   logging_config {
     log_format            = "JSON"
-    log_group             = aws_cloudwatch_log_group.this.name
+    log_group             = aws_cloudwatch_log_group.this[0].name
     application_log_level = local.application_log_level
   }
 
@@ -296,11 +322,13 @@ resource "aws_lambda_function" "this" {
 # --- Alarms -----------------------------------------------------------------------------------
 
 resource "aws_cloudwatch_metric_alarm" "errors" {
+  count = local.function ? 1 : 0
+
   alarm_name          = "${var.name}-errors"
   alarm_description   = "The ${var.task_type} processor ${var.name} raised errors; failed invocations go to its on-failure destination after retries."
   namespace           = "AWS/Lambda"
   metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.this.function_name }
+  dimensions          = { FunctionName = aws_lambda_function.this[0].function_name }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
@@ -329,4 +357,35 @@ resource "aws_cloudwatch_metric_alarm" "failures" {
   alarm_actions       = var.alarm_actions
   ok_actions          = var.alarm_actions
   tags                = var.tags
+}
+
+# --- Addresses of the resources from before `delivery` (then always one of each) ---------------
+
+moved {
+  from = aws_lambda_permission.events
+  to   = aws_lambda_permission.events[0]
+}
+moved {
+  from = aws_lambda_function_event_invoke_config.this
+  to   = aws_lambda_function_event_invoke_config.this[0]
+}
+moved {
+  from = aws_iam_role.this
+  to   = aws_iam_role.this[0]
+}
+moved {
+  from = aws_iam_role_policy.this
+  to   = aws_iam_role_policy.this[0]
+}
+moved {
+  from = aws_cloudwatch_log_group.this
+  to   = aws_cloudwatch_log_group.this[0]
+}
+moved {
+  from = aws_lambda_function.this
+  to   = aws_lambda_function.this[0]
+}
+moved {
+  from = aws_cloudwatch_metric_alarm.errors
+  to   = aws_cloudwatch_metric_alarm.errors[0]
 }

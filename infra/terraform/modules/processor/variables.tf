@@ -41,42 +41,78 @@ variable "task_manager" {
   })
 }
 
+variable "delivery" {
+  description = "How the task type's TaskCreated events reach the processor: \"lambda\" (the rule invokes this module's function; lambda_package and powertools_layer_arn are required) or \"queue\" (the rule feeds an SQS queue with a dead-letter queue, read by `taskmanager worker` processes on any host or container, for tasks of any duration; see the queue_url and worker_policy_json outputs)."
+  type        = string
+  default     = "lambda"
+
+  validation {
+    condition     = contains(["lambda", "queue"], var.delivery)
+    error_message = "delivery must be \"lambda\" or \"queue\"."
+  }
+}
+
+variable "queue" {
+  description = "With delivery = \"queue\": the task queue's visibility timeout (s; 2-43200: how soon another worker takes over the task of a worker that died; a running worker extends it), how many receives a message gets before it moves to the dead-letter queue (1-1000), and how long an untaken TaskCreated waits (s; 60-1209600). The dead-letter queue keeps messages 14 days."
+  type = object({
+    visibility_timeout_seconds = optional(number, 60)
+    max_receive_count          = optional(number, 5)
+    message_retention_seconds  = optional(number, 345600)
+  })
+  default = {}
+
+  validation {
+    condition     = var.queue.visibility_timeout_seconds >= 2 && var.queue.visibility_timeout_seconds <= 43200 && floor(var.queue.visibility_timeout_seconds) == var.queue.visibility_timeout_seconds
+    error_message = "queue.visibility_timeout_seconds must be a whole number of seconds from 2 to 43200."
+  }
+  validation {
+    condition     = var.queue.max_receive_count >= 1 && var.queue.max_receive_count <= 1000 && floor(var.queue.max_receive_count) == var.queue.max_receive_count
+    error_message = "queue.max_receive_count must be a whole number from 1 to 1000."
+  }
+  validation {
+    condition     = var.queue.message_retention_seconds >= 60 && var.queue.message_retention_seconds <= 1209600 && floor(var.queue.message_retention_seconds) == var.queue.message_retention_seconds
+    error_message = "queue.message_retention_seconds must be a whole number of seconds from 60 to 1209600 (14 days)."
+  }
+}
+
 variable "lambda_package" {
-  description = "Zip with the processor code (and taskmanager, as built by `python -m taskmanager.build_lambda --arch <architecture> --runtime <runtime> --output <name>-<runtime>-<architecture>.zip --include ...`; a zip whose name says another runtime or architecture is refused), the function's runtime, architecture and handler, e.g. \"my_processor.handler\" where handler = Processor(...).lambda_handler."
+  description = "With delivery = \"lambda\": zip with the processor code (and taskmanager, as built by `python -m taskmanager.build_lambda --arch <architecture> --runtime <runtime> --output <name>-<runtime>-<architecture>.zip --include ...`; a zip whose name says another runtime or architecture is refused), the function's runtime, architecture and handler, e.g. \"my_processor.handler\" where handler = Processor(...).lambda_handler."
   type = object({
     path         = string
     handler      = string
     runtime      = optional(string, "python3.12")
     architecture = optional(string, "x86_64")
   })
+  default = null
 
   validation {
-    condition     = endswith(var.lambda_package.path, ".zip")
+    condition     = var.lambda_package == null || endswith(try(var.lambda_package.path, ""), ".zip")
     error_message = "lambda_package.path must point to a .zip file."
   }
   validation {
-    condition     = contains(["python3.11", "python3.12", "python3.13"], var.lambda_package.runtime)
+    condition     = var.lambda_package == null || contains(["python3.11", "python3.12", "python3.13"], try(var.lambda_package.runtime, ""))
     error_message = "lambda_package.runtime must be python3.11, python3.12 or python3.13."
   }
   validation {
-    condition     = contains(["x86_64", "arm64"], var.lambda_package.architecture)
+    condition     = var.lambda_package == null || contains(["x86_64", "arm64"], try(var.lambda_package.architecture, ""))
     error_message = "lambda_package.architecture must be x86_64 or arm64."
   }
   # pydantic-core in the zip is compiled for one Python version and one architecture: a
   # function of another one fails at its first import. taskmanager.build_lambda puts both in
   # the zip's name.
   validation {
-    condition     = endswith(basename(var.lambda_package.path), "-${var.lambda_package.runtime}-${var.lambda_package.architecture}.zip")
-    error_message = "lambda_package.path must name a zip built for lambda_package.runtime and lambda_package.architecture, ending in -${var.lambda_package.runtime}-${var.lambda_package.architecture}.zip as taskmanager.build_lambda names it: pydantic-core in the zip is compiled for one Python version and one architecture, and fails to import in any other."
+    condition     = var.lambda_package == null || endswith(basename(try(var.lambda_package.path, "")), "-${try(var.lambda_package.runtime, "")}-${try(var.lambda_package.architecture, "")}.zip")
+    error_message = "lambda_package.path must name a zip built for lambda_package.runtime and lambda_package.architecture, ending in -<runtime>-<architecture>.zip as taskmanager.build_lambda names it: pydantic-core in the zip is compiled for one Python version and one architecture, and fails to import in any other."
   }
 }
 
 variable "powertools_layer_arn" {
-  description = "ARN of the public Powertools for AWS Lambda (Python) v3 layer for the runtime, architecture and region. A layer named for another runtime or architecture than lambda_package's stops the plan."
+  description = "With delivery = \"lambda\": ARN of the public Powertools for AWS Lambda (Python) v3 layer for the runtime, architecture and region. A layer named for another runtime or architecture than lambda_package's stops the plan."
   type        = string
+  default     = null
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+$", var.powertools_layer_arn))
+    condition     = var.powertools_layer_arn == null || can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+$", coalesce(var.powertools_layer_arn, "-")))
     error_message = "powertools_layer_arn must be a versioned Lambda layer ARN."
   }
 }
@@ -139,13 +175,13 @@ variable "async_invoke" {
 }
 
 variable "alarm_actions" {
-  description = "SNS topic ARNs notified when the function errors or its failure queue is not empty."
+  description = "SNS topic ARNs notified when the function errors or its failure queue is not empty (delivery = \"lambda\"), or when the task queue's dead-letter queue is not empty (delivery = \"queue\")."
   type        = list(string)
   default     = []
 }
 
 variable "kms_key_arn" {
-  description = "Optional customer managed KMS key for the failure queue, log group and environment variables."
+  description = "Optional customer managed KMS key for the queues, log group and environment variables (the worker policy then allows kms:Decrypt and kms:GenerateDataKey with it)."
   type        = string
   default     = null
 }

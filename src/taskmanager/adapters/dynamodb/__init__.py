@@ -86,7 +86,7 @@ still fails raises ``StorageError`` (``raise ... from`` the botocore error). No 
 
 One module per concern:
 
-- :mod:`.items`: the layout above (constants), task <-> item, the status read of a processor;
+- :mod:`.items`: the layout above (constants), task <-> item, the status reads of a processor;
 - :mod:`.expressions`: the guard as a ``ConditionExpression``, a change as an ``UpdateItem``;
 - :mod:`.table`: ``create_table`` and the sweeper's indexes;
 - :mod:`.repository`: ``DynamoDBTaskRepository``, which sends the requests.
@@ -103,6 +103,8 @@ from taskmanager.adapters.dynamodb.items import (
     OWNER_INDEX_ATTRIBUTES,
     TTL_ATTRIBUTE,
     created_key,
+    state_from_item,
+    state_request,
     status_from_item,
     status_request,
     task_from_image,
@@ -124,6 +126,8 @@ __all__ = [
     "DynamoDBTaskRepository",
     "create_table",
     "created_key",
+    "state_from_item",
+    "state_request",
     "status_from_item",
     "status_request",
     "task_from_image",

@@ -198,3 +198,29 @@ def status_from_item(item: Mapping[str, Any] | None) -> TaskStatus | None:
     """The status in the ``Item`` a :func:`status_request` returned; None without an item
     (no such task)."""
     return TaskStatus(item["status"]["S"]) if item else None
+
+
+def state_request(table_name: str, task_id: str) -> dict[str, Any]:
+    """As :func:`status_request`, with the task's progress too: what a processor reads once
+    before it starts, so that an attempt that takes over a RUNNING task sees how far the
+    earlier one came (the read costs the same: DynamoDB charges by item size, not by the
+    attributes projected). Decode the answer with :func:`state_from_item`."""
+    return {
+        "TableName": table_name,
+        "Key": {"task_id": attr_s(task_id)},
+        "ProjectionExpression": "#s, progress",
+        "ExpressionAttributeNames": {"#s": "status"},
+        "ConsistentRead": True,
+    }
+
+
+def state_from_item(item: Mapping[str, Any] | None) -> tuple[TaskStatus, Progress | None] | None:
+    """The status and progress in the ``Item`` a :func:`state_request` returned; None
+    without an item (no such task)."""
+    if not item:
+        return None
+    progress = item.get("progress", {}).get("S")
+    return (
+        TaskStatus(item["status"]["S"]),
+        None if progress is None else Progress.model_validate_json(progress),
+    )

@@ -1,7 +1,8 @@
 """Demo processors built into `taskmanager serve`, so a newcomer sees a whole lifecycle.
 
 - ``demo.sleep``: input ``{"seconds": 5, "steps": 5}``; sleeps, reporting progress each
-  step; stops early when the task is cancelled; returns what it did.
+  step; stops early when the task is cancelled; returns what it did. A second attempt (the
+  server restarted while it ran) resumes after the last step the earlier attempt reported.
 - ``demo.echo``: returns its input unchanged (the fastest full lifecycle).
 - ``demo.fail``: fails with the code and message given in its input (defaults below).
 
@@ -40,15 +41,19 @@ def sleep(task_input: Any, ctx: ProcessorContext) -> dict[str, Any]:
         )
     seconds = _number(data, "seconds", 5, 0, MAX_SLEEP_SECONDS)
     steps = int(_number(data, "steps", 5, 1, MAX_STEPS))
+    done = 0  # steps an earlier attempt reported: not slept again
+    if ctx.previous_progress is not None:
+        done = min(steps, int(ctx.previous_progress.percent * steps / 100 + 1e-9))
     started = time.monotonic()
-    for step in range(1, steps + 1):
-        deadline = started + seconds * step / steps
+    outcome: dict[str, Any] = {"attempt": ctx.attempt, "resumed_after": done}
+    for step in range(done + 1, steps + 1):
+        deadline = started + seconds * (step - done) / steps
         while (left := deadline - time.monotonic()) > 0:
             time.sleep(min(left, 0.25))
             if ctx.cancelled:
-                return {"slept": round(time.monotonic() - started, 3), "steps": step - 1}
+                return {"slept": round(time.monotonic() - started, 3), "steps": step - 1, **outcome}
         ctx.progress(100.0 * step / steps, f"step {step}/{steps}")
-    return {"slept": round(time.monotonic() - started, 3), "steps": steps}
+    return {"slept": round(time.monotonic() - started, 3), "steps": steps, **outcome}
 
 
 def echo(task_input: Any, ctx: ProcessorContext) -> Any:

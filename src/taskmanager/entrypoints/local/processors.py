@@ -66,6 +66,13 @@ def load_processors(specs: tuple[str, ...]) -> list[Processor]:
     """The demo processors, then each ``MODULE:ATTR`` given (a ``Processor``, or a list of
     them). A later processor of the same task type replaces an earlier one."""
     processors = [Processor(task_type, fn) for task_type, fn in DEMO_FUNCTIONS.items()]
+    processors.extend(load_given(specs))
+    return list({p.task_type: p for p in processors}.values())
+
+
+def load_given(specs: tuple[str, ...]) -> list[Processor]:
+    """The processors each ``MODULE:ATTR`` names (a ``Processor``, or a list of them)."""
+    processors: list[Processor] = []
     for spec in specs:
         target = load_object(spec)
         found = list(target) if isinstance(target, list | tuple) else [target]
@@ -75,7 +82,7 @@ def load_processors(specs: tuple[str, ...]) -> list[Processor]:
                     f"--processor {spec}: names {item!r}, not a taskmanager.processor.Processor"
                 )
         processors.extend(found)
-    return list({p.task_type: p for p in processors}.values())
+    return processors
 
 
 def job_for(processor: Processor, runtime: LocalRuntime) -> Job:

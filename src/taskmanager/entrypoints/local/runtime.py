@@ -7,7 +7,8 @@ stopped in order.
   dispatcher thread or, for a group commit of the HTTP server's writes, by the committing
   thread itself (:mod:`.relay`);
 - the worker pool: processors run here when the bus hands them a ``TaskCreated``
-  (:mod:`.threads`);
+  (:mod:`.threads`); at start, tasks a previous run left CREATED or RUNNING are handed to
+  their processors again (a RUNNING one as a new attempt that sees the earlier progress);
 - the sweeper thread: fails overdue tasks (``TIMEOUT``, ``HEARTBEAT_TIMEOUT``,
   ``START_TIMEOUT``) and, every
   ``purge_interval``, deletes expired tasks in batches of ``purge_batch`` (as DynamoDB's TTL
@@ -23,12 +24,15 @@ finish up to the grace period, stop the sweeper, flush the outbox).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from taskmanager.adapters.memory import InMemoryEventBus, SystemClock, UuidIdFactory
 from taskmanager.domain.events import TaskCreated, event_for
@@ -43,12 +47,14 @@ from taskmanager.entrypoints.local.threads import Loop, WorkerPool
 
 if TYPE_CHECKING:
     from taskmanager.domain.events import OutboundEvent
+    from taskmanager.domain.model import Task
     from taskmanager.domain.ports import Clock, IdFactory
     from taskmanager.entrypoints.local.store import Store
 
 logger = logging.getLogger("taskmanager.local")
 
-#: At start, how many pending outbox entries and CREATED tasks the recovery looks at.
+#: At start, how many pending outbox entries and CREATED (and RUNNING) tasks the recovery
+#: looks at.
 _RECOVERY_SCAN_LIMIT = 100_000
 
 #: The owner of every task on one machine (docs/design.md §5: "locally the owner is `local`").
@@ -110,6 +116,7 @@ class LocalRuntime:
         self.hub = ChangeHub()
         self.pool = WorkerPool(config.workers)
         self.task_types: tuple[str, ...] = ()
+        self._jobs: dict[str, Job] = {}
         self.stopping = threading.Event()
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
@@ -133,6 +140,7 @@ class LocalRuntime:
 
         self.bus.subscribe(enqueue, detail_types=[TaskCreated.DETAIL_TYPE], task_types=[task_type])
         self.task_types = tuple(sorted({*self.task_types, task_type}))
+        self._jobs[task_type] = job
 
     def deps(self) -> Dependencies:
         """What the API routes need, for ``create_app``'s dependency provider."""
@@ -192,11 +200,26 @@ class LocalRuntime:
         recovered = self._redeliver_created()
         if recovered:
             logger.info("handed %d task(s) still CREATED to their processors again", recovered)
+        resumed = self._resume_running()
+        if resumed:
+            logger.info("handed %d task(s) left RUNNING to their processors again", resumed)
         self.relay.start()
         self._sweeper.start()
         if self._checkpointer is not None:
             self._checkpointer.start()
         self.relay.wake()  # deliver what a previous run left undelivered
+
+    def _open_tasks(self, status: TaskStatus) -> Iterator[list[Task]]:
+        """Pages of this server's processors' tasks in ``status`` (bounded scan)."""
+        now, cursor = self.clock.now(), None
+        for _ in range(_RECOVERY_SCAN_LIMIT // 100):
+            page = self.store.list_page(
+                ListQuery(owner=self.config.owner, limit=100, status=status, cursor=cursor), now
+            )
+            yield [task for task in page.items if task.type in self.task_types]
+            cursor = page.next_cursor
+            if cursor is None:
+                return
 
     def _redeliver_created(self) -> int:
         """Hand every task still CREATED whose ``TaskCreated`` counts as delivered to its
@@ -210,25 +233,33 @@ class LocalRuntime:
         if not self.task_types:
             return 0
         pending = {entry.event.event_id for entry in self.store.pending(_RECOVERY_SCAN_LIMIT)}
-        now, cursor, count = self.clock.now(), None, 0
-        for _ in range(_RECOVERY_SCAN_LIMIT // 100):
-            page = self.store.list_page(
-                ListQuery(
-                    owner=self.config.owner, limit=100, status=TaskStatus.CREATED, cursor=cursor
-                ),
-                now,
-            )
+        count = 0
+        for tasks in self._open_tasks(TaskStatus.CREATED):
             created = [
-                event_for(task)
-                for task in page.items
-                if task.type in self.task_types and f"{task.id}:{task.version}" not in pending
+                event_for(task) for task in tasks if f"{task.id}:{task.version}" not in pending
             ]
             if created:
                 self.bus.publish(created)
                 count += len(created)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+        return count
+
+    def _resume_running(self) -> int:
+        """Hand every task left RUNNING to its processor again, as a new attempt.
+
+        Processors run in this process only, so a task RUNNING at start lost its processor
+        when the previous run ended (a crash, or a shutdown whose grace period ran out).
+        Rather than wait for its deadline, the processor runs it again: the SDK reads the
+        task, sees it RUNNING and gives the function ``ctx.attempt`` (2) and the progress
+        the earlier attempt reported (``ctx.previous_progress``). The job goes straight to
+        the worker pool: nothing is published, the task's record is what it was."""
+        count = 0
+        for tasks in self._open_tasks(TaskStatus.RUNNING):
+            for task in tasks:
+                # The TaskCreated the processor first saw, with the task as it is now.
+                event = event_for(msgspec.structs.replace(task, status=TaskStatus.CREATED))
+                assert isinstance(event, TaskCreated)
+                self.pool.submit(functools.partial(self._jobs[task.type], event))
+                count += 1
         return count
 
     def begin_shutdown(self) -> None:
@@ -255,8 +286,8 @@ class LocalRuntime:
         running = self.pool.close(self.config.grace_seconds)
         if running:
             logger.warning(
-                "%d processor(s) still running after %.0f s; their tasks stay RUNNING until "
-                "their deadline or heartbeat passes",
+                "%d processor(s) still running after %.0f s; their tasks stay RUNNING and "
+                "are handed to their processors again at the next start",
                 running,
                 self.config.grace_seconds,
             )

@@ -29,8 +29,8 @@ class WorkerPool:
     """Daemon worker threads fed from one queue.
 
     Daemon threads, so that a processor still running after the grace period does not keep
-    the process alive; its task stays RUNNING and the sweeper of the next start times it
-    out (after its deadline or heartbeat)."""
+    the process alive; its task stays RUNNING and the next start hands it to its processor
+    again (see ``LocalRuntime._resume_running``)."""
 
     def __init__(self, size: int) -> None:
         if size < 1:

@@ -13,11 +13,11 @@ run "derived_from_the_name_by_default" {
     error_message = "the default source must be taskmanager.processor.<name>"
   }
   assert {
-    condition     = aws_lambda_function.this.environment[0].variables.TASKMANAGER_PROCESSOR_SOURCE == "taskmanager.processor.tm-test-wordcount"
+    condition     = aws_lambda_function.this[0].environment[0].variables.TASKMANAGER_PROCESSOR_SOURCE == "taskmanager.processor.tm-test-wordcount"
     error_message = "the SDK must be told the processor's own source"
   }
   assert {
-    condition     = aws_lambda_function.this.environment[0].variables.TASKMANAGER_EVENT_SOURCE == "taskmanager"
+    condition     = aws_lambda_function.this[0].environment[0].variables.TASKMANAGER_EVENT_SOURCE == "taskmanager"
     error_message = "TASKMANAGER_EVENT_SOURCE stays the task manager's source"
   }
 }
@@ -28,7 +28,7 @@ run "a_given_source" {
     event_source = "acme.wordcount"
   }
   assert {
-    condition     = output.event_source == "acme.wordcount" && aws_lambda_function.this.environment[0].variables.TASKMANAGER_PROCESSOR_SOURCE == "acme.wordcount"
+    condition     = output.event_source == "acme.wordcount" && aws_lambda_function.this[0].environment[0].variables.TASKMANAGER_PROCESSOR_SOURCE == "acme.wordcount"
     error_message = "event_source must be the source the function publishes with"
   }
 }
@@ -38,7 +38,7 @@ run "the_task_managers_own_source_is_refused" {
   variables {
     event_source = "taskmanager"
   }
-  expect_failures = [aws_iam_role_policy.this]
+  expect_failures = [aws_cloudwatch_event_rule.this]
 }
 
 run "the_task_managers_bus_as_failure_destination_is_refused" {
@@ -46,5 +46,5 @@ run "the_task_managers_bus_as_failure_destination_is_refused" {
   variables {
     async_invoke = { on_failure_destination_arn = "arn:aws:events:eu-west-1:123456789012:event-bus/tm-test" }
   }
-  expect_failures = [aws_lambda_function_event_invoke_config.this]
+  expect_failures = [aws_lambda_function_event_invoke_config.this[0]]
 }

@@ -8,7 +8,7 @@ mock_provider "aws" {
 run "info_by_default" {
   command = plan
   assert {
-    condition     = aws_lambda_function.this.logging_config[0].application_log_level == "INFO"
+    condition     = aws_lambda_function.this[0].logging_config[0].application_log_level == "INFO"
     error_message = "the processor must log at INFO by default"
   }
 }
@@ -19,11 +19,11 @@ run "debug_reaches_cloudwatch" {
     function = { log_level = "DEBUG" }
   }
   assert {
-    condition     = aws_lambda_function.this.logging_config[0].application_log_level == "DEBUG"
+    condition     = aws_lambda_function.this[0].logging_config[0].application_log_level == "DEBUG"
     error_message = "function.log_level = DEBUG must set the application log level to DEBUG"
   }
   assert {
-    condition     = aws_lambda_function.this.environment[0].variables.POWERTOOLS_LOG_LEVEL == "DEBUG"
+    condition     = aws_lambda_function.this[0].environment[0].variables.POWERTOOLS_LOG_LEVEL == "DEBUG"
     error_message = "function.log_level = DEBUG must set POWERTOOLS_LOG_LEVEL"
   }
 }

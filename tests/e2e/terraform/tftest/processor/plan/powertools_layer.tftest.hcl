@@ -14,5 +14,5 @@ run "an_arm64_layer_for_an_x86_64_function_is_refused" {
   variables {
     powertools_layer_arn = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-arm64:7"
   }
-  expect_failures = [aws_lambda_function.this]
+  expect_failures = [aws_lambda_function.this[0]]
 }

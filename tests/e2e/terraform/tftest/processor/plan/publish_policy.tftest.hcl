@@ -36,7 +36,7 @@ run "publishes_taskupdated_with_its_own_source_only" {
     error_message = "one statement: PutEvents of TaskUpdated from the processor's own source, on the bus"
   }
   assert {
-    condition     = contains(data.aws_iam_policy_document.this.override_policy_documents, data.aws_iam_policy_document.publish.json)
+    condition     = contains(data.aws_iam_policy_document.this[0].override_policy_documents, data.aws_iam_policy_document.publish.json)
     error_message = "the publish statement must override the task manager's (same sid)"
   }
 }
