@@ -153,7 +153,7 @@ def test_a_page_of_another_site_cannot_open_the_socket(server: LocalServer) -> N
 
 
 def test_client_reconnects_after_a_restart_and_catches_up(fresh_db: Path) -> None:
-    first = LocalServer(fresh_db).start()
+    first = LocalServer(fresh_db, ("--accept-any-type",)).start()
     try:
         task = first.submit("no.processor")
         with first.socket() as ws:
@@ -165,7 +165,7 @@ def test_client_reconnects_after_a_restart_and_catches_up(fresh_db: Path) -> Non
             assert closed.value.rcvd.code == 1001
     finally:
         first.stop()
-    second = LocalServer(fresh_db).start()
+    second = LocalServer(fresh_db, ("--accept-any-type",)).start()
     try:
         with second.socket() as ws:
             reply = ws.ask({"action": "subscribe", "task_id": task["id"]})
