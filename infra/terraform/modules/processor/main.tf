@@ -8,8 +8,16 @@ locals {
 
   failure_queue_name   = "${var.name}-failures"
   create_failure_queue = var.async_invoke.on_failure_destination_arn == null
-  on_failure_arn       = local.create_failure_queue ? aws_sqs_queue.failures[0].arn : var.async_invoke.on_failure_destination_arn
-  failure_service      = split(":", local.on_failure_arn)[2]
+  # Invocation records go to the task manager's updates queue, which ends the task: the
+  # failure of any invocation, and with sdk = false its success too (docs/processors.md,
+  # "Any function, no SDK"). A destination given in async_invoke takes the failures instead;
+  # without either, they wait in the failure queue for a human.
+  updates_queue_arn = var.task_manager.updates_queue_arn
+  on_failure_arn = coalesce(
+    var.async_invoke.on_failure_destination_arn, local.updates_queue_arn,
+    try(aws_sqs_queue.failures[0].arn, null),
+  )
+  failure_service = split(":", local.on_failure_arn)[2]
 
   # The pattern lives in JSON next to the module; tests check it against the contracts.
   base_pattern = jsondecode(file("${path.module}/patterns/task_created.json"))
@@ -129,6 +137,13 @@ resource "aws_lambda_function_event_invoke_config" "this" {
     on_failure {
       destination = local.on_failure_arn
     }
+    # A function without the SDK reports nothing itself: its return value is the result.
+    dynamic "on_success" {
+      for_each = var.sdk ? [] : [local.updates_queue_arn]
+      content {
+        destination = on_success.value
+      }
+    }
   }
 
   lifecycle {
@@ -137,6 +152,12 @@ resource "aws_lambda_function_event_invoke_config" "this" {
     precondition {
       condition     = local.on_failure_arn != var.task_manager.event_bus_arn
       error_message = "async_invoke.on_failure_destination_arn must not be the task manager's bus: the role would then publish there with any source."
+    }
+    # Without the SDK, the invocation records are the only reports: both must reach the
+    # task manager's updates queue.
+    precondition {
+      condition     = var.sdk || (local.updates_queue_arn != null && var.async_invoke.on_failure_destination_arn == null)
+      error_message = "sdk = false needs task_manager.updates_queue_arn (the task-manager module's updates_queue_arn output) and no async_invoke.on_failure_destination_arn: the function's invocation records are its only reports."
     }
   }
 }
@@ -183,8 +204,9 @@ data "aws_iam_policy_document" "publish" {
 
 data "aws_iam_policy_document" "this" {
   # Read a task's status (and publish, narrowed above): the task manager's ready-made policy.
-  source_policy_documents   = [var.task_manager.processor_policy_json]
-  override_policy_documents = [data.aws_iam_policy_document.publish.json]
+  # A function without the SDK does neither: its invocation records report for it.
+  source_policy_documents   = var.sdk ? [var.task_manager.processor_policy_json] : []
+  override_policy_documents = var.sdk ? [data.aws_iam_policy_document.publish.json] : []
 
   statement {
     sid       = "OwnLogGroup"
@@ -192,9 +214,18 @@ data "aws_iam_policy_document" "this" {
     resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
   }
   statement {
+    # Lambda sends invocation records with the function's role.
     sid       = "OnFailureDestination"
     actions   = [local.failure_send_action[local.failure_service]]
     resources = [local.on_failure_arn]
+  }
+  dynamic "statement" {
+    for_each = var.sdk ? [] : [local.updates_queue_arn]
+    content {
+      sid       = "OnSuccessDestination"
+      actions   = ["sqs:SendMessage"]
+      resources = [statement.value]
+    }
   }
   dynamic "statement" {
     for_each = var.function.tracing ? [1] : []

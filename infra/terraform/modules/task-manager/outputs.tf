@@ -82,3 +82,8 @@ output "processor_policy_json" {
   description = "IAM policy document JSON for a processor built with taskmanager.processor: publish TaskUpdated and read a task's status (GetItem on the table). The processor module narrows its publish statement (sid PublishTaskUpdated) to the processor's own source."
   value       = data.aws_iam_policy_document.processor.json
 }
+
+output "updates_queue_arn" {
+  description = "ARN of the updates queue: the processor module's task_manager.updates_queue_arn, where Lambda sends processors' asynchronous-invocation records (destinations)."
+  value       = aws_sqs_queue.updates.arn
+}
