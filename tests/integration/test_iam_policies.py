@@ -35,6 +35,8 @@ ONLY_STAR_RESOURCE: Final = frozenset(
         "cloudwatch:PutMetricData",
         "logs:CreateLogGroup",
         "sts:GetCallerIdentity",
+        # ECR's registry token is account-wide (the worker service's execution role).
+        "ecr:GetAuthorizationToken",
     }
 )
 _INTERPOLATION: Final = re.compile(r"\$\{[^}]*\}")
