@@ -39,12 +39,6 @@ from pydantic import ValidationError
 
 from taskmanager.domain.errors import InvalidRequestError
 from taskmanager.domain.events import TaskUpdated, TaskUpdatedEvent, parse_event
-from taskmanager.domain.invocations import (
-    InvocationRecord,
-    looks_like_invocation_record,
-    parse_invocation_record,
-    record_invocation,
-)
 from taskmanager.domain.services import UpdateOutcome, UpdateResult, record_update
 from taskmanager.entrypoints import observability as obs
 
@@ -53,6 +47,7 @@ if TYPE_CHECKING:
 
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+    from taskmanager.domain.invocations import InvocationRecord
     from taskmanager.entrypoints.bootstrap import Dependencies
 
 _METRIC: Final = {
@@ -81,6 +76,10 @@ def _kind(body: str) -> str | None:
         return None
     if isinstance(data, dict) and data.get("detail-type") == TaskUpdated.DETAIL_TYPE:
         return _Kind.TASK_UPDATED
+    # Imported on the first message that is not a TaskUpdated: a cold start serving
+    # processors' reports does not pay for the invocation records' models (about 15 ms).
+    from taskmanager.domain.invocations import looks_like_invocation_record  # noqa: PLC0415
+
     if looks_like_invocation_record(data):
         return _Kind.INVOCATION
     return None
@@ -94,6 +93,8 @@ def _parse(body: str) -> TaskUpdatedEvent | InvocationRecord:
             # text, without building the union's four outbound envelopes on a cold start.
             return TaskUpdatedEvent.model_validate_json(body)
         if kind == _Kind.INVOCATION:
+            from taskmanager.domain.invocations import parse_invocation_record  # noqa: PLC0415
+
             return parse_invocation_record(body)
         event = parse_event(body)  # refused, or another detail-type, as the union says
     except ValidationError as exc:
@@ -108,38 +109,40 @@ def _parse(body: str) -> TaskUpdatedEvent | InvocationRecord:
 
 def _record(message: TaskUpdatedEvent | InvocationRecord, deps: Dependencies) -> UpdateResult:
     """The use case for ``message``: ``record_update`` or ``record_invocation``."""
-    if isinstance(message, InvocationRecord):
-        return record_invocation(
-            message,
+    if isinstance(message, TaskUpdatedEvent):
+        return record_update(
+            message.detail,
             repo=deps.repo,
             clock=deps.clock,
             policy=deps.policy,
-            types=deps.types_for(message.function_arn),
+            types=deps.types_for(message.source),
         )
-    return record_update(
-        message.detail,
+    from taskmanager.domain.invocations import record_invocation  # noqa: PLC0415
+
+    return record_invocation(
+        message,
         repo=deps.repo,
         clock=deps.clock,
         policy=deps.policy,
-        types=deps.types_for(message.source),
+        types=deps.types_for(message.function_arn),
     )
 
 
 def _describe(message: TaskUpdatedEvent | InvocationRecord) -> dict[str, Any]:
     """The log fields naming what arrived and from whom."""
-    if isinstance(message, InvocationRecord):
+    if isinstance(message, TaskUpdatedEvent):
+        update = message.detail
         return {
-            "task_id": message.request_payload.detail.id,
-            "condition": message.request_context.condition,
-            "source": message.function_arn,
-            "request_id": message.request_context.request_id,
+            "task_id": update.task_id,
+            "status": update.status.value,
+            "sequence": update.sequence,
+            "source": message.source,
         }
-    update = message.detail
     return {
-        "task_id": update.task_id,
-        "status": update.status.value,
-        "sequence": update.sequence,
-        "source": message.source,
+        "task_id": message.request_payload.detail.id,
+        "condition": message.request_context.condition,
+        "source": message.function_arn,
+        "request_id": message.request_context.request_id,
     }
 
 
