@@ -10,8 +10,10 @@ checking the stored task and the exact sequence of outbound events that crossed 
 from __future__ import annotations
 
 import json
+import runpy
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -35,11 +37,14 @@ PROCESSOR_TYPES = ("e2e.render", "e2e.fail", "e2e.cancel")
 #: tests use when they play a processor themselves (World.send_update).
 PROCESSORS_SOURCE = "e2e.processors"
 MANUAL_SOURCE = "e2e.processor"
+NOSDK_FUNCTION = f"arn:aws:lambda:{REGION}:123456789012:function:e2e-nosdk"
 #: Who may report on which task type (TASKMANAGER_PROCESSOR_SOURCES, as Terraform sets it).
 PROCESSOR_SOURCES = {
     **{task_type: [PROCESSORS_SOURCE] for task_type in PROCESSOR_TYPES},
     "e2e.manual": [MANUAL_SOURCE],
     "e2e.quiet": [MANUAL_SOURCE],
+    # A function without the SDK: its invocation records name it by its ARN.
+    "e2e.nosdk": [NOSDK_FUNCTION],
 }
 OUTBOUND = ["TaskCreated", "TaskRunning", "TaskSuccessful", "TaskFailed"]
 
@@ -407,3 +412,75 @@ def test_submit_over_the_socket_then_follow_it_to_success(world: World) -> None:
     assert posted(bobs) == []  # another owner's subscriber hears nothing of it
     _ws("$disconnect", alices)
     _ws("$disconnect", bobs, owner=BOB)
+
+
+# --- a function without the SDK: its invocation records come through the updates queue ------
+
+
+def _invocation_record(task_created: dict[str, Any], function: str = NOSDK_FUNCTION) -> str:
+    """What Lambda sends to an SQS destination after invoking the docs' example function
+    (docs/examples/nosdk_function.py) with ``task_created``: moto never sends one."""
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "nosdk_function.py"
+    namespace = runpy.run_path(str(example))
+    record: dict[str, Any] = namespace["invocation_record"](task_created)
+    record["requestContext"]["functionArn"] = f"{function}:$LATEST"
+    return json.dumps(record)
+
+
+def _task_created(world: World, task_id: str) -> dict[str, Any]:
+    """The TaskCreated event as it crossed the bus (the audit rule's copy)."""
+    (event,) = [
+        e
+        for e in world.pump.outbound
+        if e["detail"]["id"] == task_id and e["detail-type"] == "TaskCreated"
+    ]
+    return event
+
+
+def test_a_function_without_the_sdk_reports_through_its_invocation_records(
+    world: World,
+) -> None:
+    good = world.submit("e2e.nosdk", input={"text": "to be or not"})
+    bad = world.submit("e2e.nosdk", input={"words": 3})
+    world.pump.run()
+    updates = world.pump.updates_queue
+    for task in (good, bad):
+        body = _invocation_record(_task_created(world, task["id"]))
+        world.sqs.send_message(QueueUrl=updates, MessageBody=body)
+    world.pump.run()
+
+    assert world.get(good["id"])["result"] == {"words": 4}
+    assert world.get(bad["id"])["error"] == {
+        "code": "VALUE_ERROR",
+        "message": 'ValueError: input must be {"text": "..."}',
+    }
+    assert world.pump.events_of(good["id"]) == [
+        ("TaskCreated", 1, "CREATED"),
+        ("TaskSuccessful", 2, "SUCCESSFUL"),
+    ]
+    assert world.pump.events_of(bad["id"]) == [
+        ("TaskCreated", 1, "CREATED"),
+        ("TaskFailed", 2, "FAILED"),
+    ]
+
+
+def test_a_record_of_another_function_is_rejected_and_a_broken_one_ends_in_the_dlq(
+    world: World,
+) -> None:
+    task = world.submit("e2e.nosdk", input={"text": "a b"})
+    world.pump.run()
+    failures = len(world.pump.update_failures)
+    created = _task_created(world, task["id"])
+    stranger = _invocation_record(created, function=NOSDK_FUNCTION + "-stranger")
+    broken = json.loads(_invocation_record(created))
+    broken["requestContext"]["condition"] = "Perhaps"
+    for body in (stranger, json.dumps(broken)):
+        world.sqs.send_message(QueueUrl=world.pump.updates_queue, MessageBody=body)
+    world.pump.run()
+
+    assert len(world.pump.update_failures) - failures == 2  # the broken one, received twice
+    moved = world.sqs.receive_message(QueueUrl=world.dlq_url, MaxNumberOfMessages=10)
+    bodies = [json.loads(m["Body"]) for m in moved["Messages"]]
+    assert broken in bodies
+    stored = world.get(task["id"])
+    assert (stored["status"], stored["version"]) == ("CREATED", 1)

@@ -35,6 +35,8 @@ ONLY_STAR_RESOURCE: Final = frozenset(
         "cloudwatch:PutMetricData",
         "logs:CreateLogGroup",
         "sts:GetCallerIdentity",
+        # ECR's registry token is account-wide (the worker service's execution role).
+        "ecr:GetAuthorizationToken",
     }
 )
 _INTERPOLATION: Final = re.compile(r"\$\{[^}]*\}")
@@ -289,8 +291,13 @@ def test_a_processor_may_publish_taskupdated_with_its_own_source_only() -> None:
     }
     assert "modules/task-manager/policies.tf:processor_publish:PublishTaskUpdated" in statements
     role = _policy_documents(TERRAFORM / "modules" / "processor" / "main.tf")["this"]
-    assert role["source_policy_documents"] == ["${var.task_manager.processor_policy_json}"]
-    assert role["override_policy_documents"] == ["${data.aws_iam_policy_document.publish.json}"]
+    # An SDK processor gets both; a function without the SDK (sdk = false) neither.
+    assert role["source_policy_documents"] == (
+        "${var.sdk ? [var.task_manager.processor_policy_json] : []}"
+    )
+    assert role["override_policy_documents"] == (
+        "${var.sdk ? [data.aws_iam_policy_document.publish.json] : []}"
+    )
     # No statement of the processor's own may publish on its side.
     others = [
         where
@@ -330,3 +337,21 @@ def test_a_queue_worker_may_take_its_queues_messages_and_report_nothing_more() -
     assert _conditions(statement) == {
         ("ArnEquals", "aws:SourceArn"): ["${aws_cloudwatch_event_rule.this.arn}"]
     }
+
+
+def test_a_function_without_the_sdk_may_only_send_its_records_to_the_updates_queue() -> None:
+    """With sdk = false, Lambda sends the function's invocation records with its role: on
+    success one statement more, SendMessage on the task manager's updates queue only."""
+    statements = dict(policy_statements())
+    on_success = statements["modules/processor/main.tf:this:OnSuccessDestination"]
+    assert _strings(on_success["actions"]) == ["sqs:SendMessage"]
+    assert _strings(on_success["resources"]) == ["${statement.value}"]
+    role = _policy_documents(TERRAFORM / "modules" / "processor" / "main.tf")["this"]
+    (dynamic,) = [
+        block
+        for item in role["dynamic"]
+        for name, block in item.items()
+        if _plain(name) == "statement"
+        and _strings(block["content"][0].get("sid", "")) == ["OnSuccessDestination"]
+    ]
+    assert dynamic["for_each"] == "${var.sdk ? [] : [local.updates_queue_arn]}"

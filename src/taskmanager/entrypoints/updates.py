@@ -15,6 +15,13 @@ those records come back.
 Who may report: the envelope's ``source`` is the processor that published the update (its
 IAM policy lets it publish with that source only). With ``TASKMANAGER_PROCESSOR_SOURCES`` set,
 a source may report only on the task types it is listed for, checked in the guarded write.
+
+The queue also carries Lambda's asynchronous-invocation records of functions without the SDK
+(and the on-failure records of SDK processors): a body with ``requestContext`` and
+``requestPayload`` is read as one and recorded by ``record_invocation``
+(``taskmanager.domain.invocations``). Its reporter is the function: its unqualified ARN is the
+"source" looked up in ``TASKMANAGER_PROCESSOR_SOURCES``. A body that claims to be a record
+and is not one fails like any malformed message.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from pydantic import ValidationError
 
 from taskmanager.domain.errors import InvalidRequestError
 from taskmanager.domain.events import TaskUpdated, TaskUpdatedEvent, parse_event
-from taskmanager.domain.services import UpdateOutcome, record_update
+from taskmanager.domain.services import UpdateOutcome, UpdateResult, record_update
 from taskmanager.entrypoints import observability as obs
 
 if TYPE_CHECKING:
@@ -40,6 +47,7 @@ if TYPE_CHECKING:
 
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+    from taskmanager.domain.invocations import InvocationRecord
     from taskmanager.entrypoints.bootstrap import Dependencies
 
 _METRIC: Final = {
@@ -54,21 +62,40 @@ class MalformedUpdateError(ValueError):
     """A message that is not a valid ``TaskUpdated`` event (it goes to the DLQ)."""
 
 
-def _claims_task_updated(body: str) -> bool:
-    """Whether ``body`` is a JSON object whose ``detail-type`` is ``TaskUpdated``."""
+class _Kind:
+    TASK_UPDATED = "TaskUpdated"
+    INVOCATION = "invocation"
+
+
+def _kind(body: str) -> str | None:
+    """What ``body`` claims to be: a ``TaskUpdated`` event, an invocation record, or
+    neither (None: the event union then refuses it with its own error)."""
     try:
         data = json.loads(body)
-    except (ValueError, RecursionError):  # the union then refuses it with its own error
-        return False
-    return isinstance(data, dict) and data.get("detail-type") == TaskUpdated.DETAIL_TYPE
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, dict) and data.get("detail-type") == TaskUpdated.DETAIL_TYPE:
+        return _Kind.TASK_UPDATED
+    # Imported on the first message that is not a TaskUpdated: a cold start serving
+    # processors' reports does not pay for the invocation records' models (about 15 ms).
+    from taskmanager.domain.invocations import looks_like_invocation_record  # noqa: PLC0415
+
+    if looks_like_invocation_record(data):
+        return _Kind.INVOCATION
+    return None
 
 
-def _parse(body: str) -> TaskUpdatedEvent:
+def _parse(body: str) -> TaskUpdatedEvent | InvocationRecord:
     try:
-        if _claims_task_updated(body):
+        kind = _kind(body)
+        if kind == _Kind.TASK_UPDATED:
             # The model the event union picks for this detail-type, validated from the same
             # text, without building the union's four outbound envelopes on a cold start.
             return TaskUpdatedEvent.model_validate_json(body)
+        if kind == _Kind.INVOCATION:
+            from taskmanager.domain.invocations import parse_invocation_record  # noqa: PLC0415
+
+            return parse_invocation_record(body)
         event = parse_event(body)  # refused, or another detail-type, as the union says
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
@@ -80,6 +107,45 @@ def _parse(body: str) -> TaskUpdatedEvent:
     return event
 
 
+def _record(message: TaskUpdatedEvent | InvocationRecord, deps: Dependencies) -> UpdateResult:
+    """The use case for ``message``: ``record_update`` or ``record_invocation``."""
+    if isinstance(message, TaskUpdatedEvent):
+        return record_update(
+            message.detail,
+            repo=deps.repo,
+            clock=deps.clock,
+            policy=deps.policy,
+            types=deps.types_for(message.source),
+        )
+    from taskmanager.domain.invocations import record_invocation  # noqa: PLC0415
+
+    return record_invocation(
+        message,
+        repo=deps.repo,
+        clock=deps.clock,
+        policy=deps.policy,
+        types=deps.types_for(message.function_arn),
+    )
+
+
+def _describe(message: TaskUpdatedEvent | InvocationRecord) -> dict[str, Any]:
+    """The log fields naming what arrived and from whom."""
+    if isinstance(message, TaskUpdatedEvent):
+        update = message.detail
+        return {
+            "task_id": update.task_id,
+            "status": update.status.value,
+            "sequence": update.sequence,
+            "source": message.source,
+        }
+    return {
+        "task_id": message.request_payload.detail.id,
+        "condition": message.request_context.condition,
+        "source": message.function_arn,
+        "request_id": message.request_context.request_id,
+    }
+
+
 def create_handler(
     deps_provider: Callable[[], Dependencies],
 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -89,26 +155,18 @@ def create_handler(
 
     def record_handler(record: SQSRecord) -> str:
         try:
-            event = _parse(record.body)
+            message = _parse(record.body)
         except MalformedUpdateError:
             obs.count(obs.UPDATES_MALFORMED)
             log.exception("malformed update message %s", record.message_id)
             raise
-        update, deps = event.detail, deps_provider()
-        with obs.task_keys(update.task_id):
-            result = record_update(
-                update,
-                repo=deps.repo,
-                clock=deps.clock,
-                policy=deps.policy,
-                types=deps.types_for(event.source),
-            )
+        described = _describe(message)
+        with obs.task_keys(described.pop("task_id")):
+            result = _record(message, deps_provider())
             obs.count(_METRIC[result.outcome])
             extra = {
                 "outcome": result.outcome.value,
-                "status": update.status.value,
-                "sequence": update.sequence,
-                "source": event.source,
+                **described,
                 "message_id": record.message_id,
             }
             if result.outcome is UpdateOutcome.REJECTED:
@@ -144,6 +202,7 @@ def _lambda_handler() -> Callable[[Any, Any], Any]:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The updates Lambda: SQS batches of EventBridge ``TaskUpdated`` events."""
+    """The updates Lambda: SQS batches of EventBridge ``TaskUpdated`` events and Lambda
+    invocation records."""
     result: dict[str, Any] = _lambda_handler()(event, context)
     return result

@@ -307,8 +307,9 @@ def test_processor_rule_matches_task_created_of_its_type_only(deployment: Deploy
     )
     assert invoke["MaximumRetryAttempts"] == 2
     assert invoke["MaximumEventAgeInSeconds"] == 3600
+    # A failed invocation's record ends the task through the updates queue.
     assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == _queue_arn(
-        deployment, f"{NAME}-word-count-failures"
+        deployment, f"{NAME}-updates"
     )
 
 

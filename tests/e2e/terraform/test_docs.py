@@ -22,7 +22,7 @@ def _declared(module: Path, kind: str) -> set[str]:
     return set(re.findall(rf'^{kind} "([A-Za-z0-9_-]+)"', text, flags=re.MULTILINE))
 
 
-@pytest.mark.parametrize("module", ["task-manager", "processor"])
+@pytest.mark.parametrize("module", ["task-manager", "processor", "worker-service"])
 def test_module_readme_lists_every_input_and_output(module: str) -> None:
     root = INFRA / "modules" / module
     readme = (root / "README.md").read_text()

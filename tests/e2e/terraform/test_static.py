@@ -17,7 +17,12 @@ from tests.e2e.terraform.conftest import INFRA, REPO, Terraform
 if TYPE_CHECKING:
     from pathlib import Path
 
-ROOTS = ("modules/task-manager", "modules/processor", "examples/complete")
+ROOTS = (
+    "modules/task-manager",
+    "modules/processor",
+    "modules/worker-service",
+    "examples/complete",
+)
 MODULES = ("task-manager", "processor")
 
 #: The first aws provider release that accepts what the modules use, from the provider's

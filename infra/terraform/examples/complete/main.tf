@@ -79,6 +79,9 @@ module "word_count" {
     event_source          = module.task_manager.event_source
     table_name            = module.task_manager.table_name
     processor_policy_json = module.task_manager.processor_policy_json
+    # Invocations that fail after Lambda's retries (killed by the timeout, out of memory)
+    # end their task FAILED through the updates queue.
+    updates_queue_arn = module.task_manager.updates_queue_arn
   }
   powertools_layer_arn = var.powertools_layer_arn
   lambda_package = {

@@ -14,8 +14,16 @@ locals {
 
   failure_queue_name   = "${var.name}-failures"
   create_failure_queue = local.lambda && var.async_invoke.on_failure_destination_arn == null
-  on_failure_arn       = !local.lambda ? null : local.create_failure_queue ? aws_sqs_queue.failures[0].arn : var.async_invoke.on_failure_destination_arn
-  failure_service      = try(split(":", local.on_failure_arn)[2], null)
+  # Invocation records go to the task manager's updates queue, which ends the task: the
+  # failure of any invocation, and with sdk = false its success too (docs/processors.md,
+  # "Any function, no SDK"). A destination given in async_invoke takes the failures instead;
+  # without either, they wait in the failure queue for a human. (No function: no records.)
+  updates_queue_arn = var.task_manager.updates_queue_arn
+  on_failure_arn = !local.lambda ? null : coalesce(
+    var.async_invoke.on_failure_destination_arn, local.updates_queue_arn,
+    try(aws_sqs_queue.failures[0].arn, null),
+  )
+  failure_service = try(split(":", local.on_failure_arn)[2], null)
 
   # The pattern lives in JSON next to the module; tests check it against the contracts.
   base_pattern = jsondecode(file("${path.module}/patterns/task_created.json"))
@@ -74,6 +82,12 @@ resource "aws_cloudwatch_event_rule" "this" {
     precondition {
       condition     = !local.lambda || local.function
       error_message = "delivery = \"lambda\" needs lambda_package and powertools_layer_arn (delivery = \"queue\" needs neither)."
+    }
+    # Workers on a queue report with the SDK; only a function's invocation records can
+    # report for code without it.
+    precondition {
+      condition     = local.lambda || var.sdk
+      error_message = "sdk = false needs delivery = \"lambda\": a queue's workers report with the SDK."
     }
   }
 }
@@ -152,6 +166,13 @@ resource "aws_lambda_function_event_invoke_config" "this" {
     on_failure {
       destination = local.on_failure_arn
     }
+    # A function without the SDK reports nothing itself: its return value is the result.
+    dynamic "on_success" {
+      for_each = var.sdk ? [] : [local.updates_queue_arn]
+      content {
+        destination = on_success.value
+      }
+    }
   }
 
   lifecycle {
@@ -160,6 +181,12 @@ resource "aws_lambda_function_event_invoke_config" "this" {
     precondition {
       condition     = local.on_failure_arn != var.task_manager.event_bus_arn
       error_message = "async_invoke.on_failure_destination_arn must not be the task manager's bus: the role would then publish there with any source."
+    }
+    # Without the SDK, the invocation records are the only reports: both must reach the
+    # task manager's updates queue.
+    precondition {
+      condition     = var.sdk || (local.updates_queue_arn != null && var.async_invoke.on_failure_destination_arn == null)
+      error_message = "sdk = false needs task_manager.updates_queue_arn (the task-manager module's updates_queue_arn output) and no async_invoke.on_failure_destination_arn: the function's invocation records are its only reports."
     }
   }
 }
@@ -212,8 +239,9 @@ data "aws_iam_policy_document" "this" {
   count = local.function ? 1 : 0
 
   # Read a task's status (and publish, narrowed above): the task manager's ready-made policy.
-  source_policy_documents   = [var.task_manager.processor_policy_json]
-  override_policy_documents = [data.aws_iam_policy_document.publish.json]
+  # A function without the SDK does neither: its invocation records report for it.
+  source_policy_documents   = var.sdk ? [var.task_manager.processor_policy_json] : []
+  override_policy_documents = var.sdk ? [data.aws_iam_policy_document.publish.json] : []
 
   statement {
     sid       = "OwnLogGroup"
@@ -221,9 +249,18 @@ data "aws_iam_policy_document" "this" {
     resources = ["${aws_cloudwatch_log_group.this[0].arn}:*"]
   }
   statement {
+    # Lambda sends invocation records with the function's role.
     sid       = "OnFailureDestination"
     actions   = [local.failure_send_action[local.failure_service]]
     resources = [local.on_failure_arn]
+  }
+  dynamic "statement" {
+    for_each = var.sdk ? [] : [local.updates_queue_arn]
+    content {
+      sid       = "OnSuccessDestination"
+      actions   = ["sqs:SendMessage"]
+      resources = [statement.value]
+    }
   }
   dynamic "statement" {
     for_each = var.function.tracing ? [1] : []

@@ -29,8 +29,8 @@ output "failure_queue_url" {
 }
 
 output "event_source" {
-  description = "The source of this processor's TaskUpdated events (the only one its role may publish with): list it under task_type in the task-manager module's processor_sources."
-  value       = local.event_source
+  description = "Who reports for this processor, to list under task_type in the task-manager module's processor_sources: the source of its TaskUpdated events (the only one its role may publish with), or with sdk = false the function's ARN (its invocation records name it)."
+  value       = var.sdk ? local.event_source : one(aws_lambda_function.this[*].arn)
 }
 
 output "queue_url" {

@@ -38,6 +38,9 @@ variable "task_manager" {
     event_source          = string
     table_name            = string
     processor_policy_json = string
+    # Where invocation records go (the task-manager module's updates_queue_arn); needed by
+    # sdk = false, and the on-failure destination of SDK processors when given.
+    updates_queue_arn = optional(string)
   })
 }
 
@@ -73,6 +76,12 @@ variable "queue" {
     condition     = var.queue.message_retention_seconds >= 60 && var.queue.message_retention_seconds <= 1209600 && floor(var.queue.message_retention_seconds) == var.queue.message_retention_seconds
     error_message = "queue.message_retention_seconds must be a whole number of seconds from 60 to 1209600 (14 days)."
   }
+}
+
+variable "sdk" {
+  description = "Whether the function reports through taskmanager.processor (true) or is any function whose asynchronous-invocation records report for it (false): its return value becomes the task's result and its error the task's error, through on-success and on-failure destinations on the task manager's updates queue (task_manager.updates_queue_arn, required then). With false the role may not publish or read tasks, only send to that queue. docs/processors.md, \"Any function, no SDK\"."
+  type        = bool
+  default     = true
 }
 
 variable "lambda_package" {
@@ -152,7 +161,7 @@ variable "function" {
 }
 
 variable "async_invoke" {
-  description = "Lambda's handling of failed asynchronous invocations: retries (0-2), maximum event age (60-21600 s), and the on-failure destination ARN (null: the module creates an SQS queue)."
+  description = "Lambda's handling of failed asynchronous invocations: retries (0-2), maximum event age (60-21600 s), and the on-failure destination ARN (null: task_manager.updates_queue_arn, so a function killed by its timeout or memory ends its task FAILED; without it, an SQS queue the module creates)."
   type = object({
     maximum_retry_attempts       = optional(number, 2)
     maximum_event_age_in_seconds = optional(number, 3600)

@@ -102,3 +102,8 @@ output "connections_table_name" {
   description = "Name of the DynamoDB table of WebSocket connections and subscriptions (TASKMANAGER_CONNECTIONS_TABLE_NAME); null unless websocket.enabled."
   value       = local.push ? aws_dynamodb_table.connections[0].name : null
 }
+
+output "updates_queue_arn" {
+  description = "ARN of the updates queue: the processor module's task_manager.updates_queue_arn, where Lambda sends processors' asynchronous-invocation records (destinations)."
+  value       = aws_sqs_queue.updates.arn
+}

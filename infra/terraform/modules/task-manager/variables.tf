@@ -174,7 +174,7 @@ variable "event_bus" {
 }
 
 variable "processor_sources" {
-  description = "Who may report on which tasks: for each task type, the event sources of the processors whose TaskUpdated may change tasks of that type (each processor module's event_source). The TaskUpdated rule then admits these sources only, and the updates function rejects (counts and logs, reason SOURCE_NOT_ALLOWED) an update from a source not listed for the task's type. Empty: any source on the bus may report on any task, as before; not for production (docs/deploy.md, \"Who may report on a task\")."
+  description = "Who may report on which tasks: for each task type, the event sources of the processors whose TaskUpdated may change tasks of that type (each processor module's event_source; for a processor with sdk = false, that output is its function's ARN, which names the function in its invocation records). The TaskUpdated rule then admits these sources only, and the updates function rejects (counts and logs, reason SOURCE_NOT_ALLOWED) an update from a source not listed for the task's type. Empty: any source on the bus may report on any task, as before; not for production (docs/deploy.md, \"Who may report on a task\")."
   type        = map(list(string))
   default     = {}
 
@@ -184,9 +184,9 @@ variable "processor_sources" {
   }
   validation {
     condition = alltrue([
-      for s in flatten(values(var.processor_sources)) : can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$", s)) && !startswith(s, "aws.")
+      for s in flatten(values(var.processor_sources)) : (can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$", s)) && !startswith(s, "aws.")) || can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}$", s))
     ])
-    error_message = "processor_sources values must be event sources: 1-256 characters of letters, digits, '.', '_' or '-', not starting with 'aws.'."
+    error_message = "processor_sources values must be event sources (1-256 characters of letters, digits, '.', '_' or '-', not starting with 'aws.') or, for a processor with sdk = false, its function's ARN without version or alias."
   }
   validation {
     condition     = alltrue([for sources in values(var.processor_sources) : length(sources) > 0])

@@ -58,3 +58,31 @@ run "a_source_under_more_than_100_types_is_refused" {
   }
   expect_failures = [var.processor_sources]
 }
+
+# A processor without the SDK reports through its invocation records, which name the function.
+run "a_function_arn_names_a_processor_without_the_sdk" {
+  command = plan
+  variables {
+    processor_sources = {
+      "text.wordcount" = ["arn:aws:lambda:eu-west-1:123456789012:function:tm-word-count"]
+    }
+  }
+}
+
+run "a_qualified_function_arn_is_refused" {
+  command = plan
+  variables {
+    processor_sources = {
+      "text.wordcount" = ["arn:aws:lambda:eu-west-1:123456789012:function:tm-word-count:$LATEST"]
+    }
+  }
+  expect_failures = [var.processor_sources]
+}
+
+run "another_arn_is_refused" {
+  command = plan
+  variables {
+    processor_sources = { "text.wordcount" = ["arn:aws:sqs:eu-west-1:123456789012:queue"] }
+  }
+  expect_failures = [var.processor_sources]
+}
