@@ -33,7 +33,7 @@ def test_zip_ships_taskmanager_and_pydantic_for_the_platform_and_nothing_provide
 ) -> None:
     names = zipfile.ZipFile(lambda_zip).namelist()
     tops = {n.split("/", 1)[0] for n in names}
-    assert {"taskmanager", "pydantic", "pydantic_core", "pydantic_settings"} <= tops
+    assert {"taskmanager", "pydantic", "pydantic_core", "pydantic_settings", "msgspec"} <= tops
     assert "taskmanager/domain/events.py" in names
     (core,) = [n for n in names if n.startswith("pydantic_core/_pydantic_core.")]
     assert core.endswith(".cpython-312-x86_64-linux-gnu.so")
