@@ -1,10 +1,12 @@
 """Build the Lambda code zip: ``python -m taskmanager.build_lambda --arch x86_64``.
 
 The zip holds only what the Lambda runtime and the public Powertools layer lack: the
-``taskmanager`` package, pydantic, pydantic-core and pydantic-settings (with their own small
-dependencies) as wheels for the target platform and Python version, and any ``--include``d
-processor modules. The runtime ships boto3; Powertools comes from its public layer (the
-Terraform variable ``powertools_layer_arn``). Nothing from the ``dev`` extra goes in.
+``taskmanager`` package, pydantic, pydantic-core, pydantic-settings and msgspec (with their
+own small dependencies), PyJWT and cryptography (for the push WebSocket's JWT authorizer, the
+one function that imports them; every function of the module runs the same zip) as wheels
+for the target platform and Python version, and any ``--include``d processor modules. The
+runtime ships boto3; Powertools comes from its public layer (the Terraform variable
+``powertools_layer_arn``). Nothing from the ``dev`` extra goes in.
 
 Lambda's code folder is read-only, so Python cannot cache what it compiles there: without
 ``.pyc`` files every cold start compiles every imported module again. So the zip carries
@@ -44,7 +46,8 @@ from typing import Final
 RUNTIMES: Final = ("python3.11", "python3.12", "python3.13")
 ARCHITECTURES: Final = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 #: Distributions shipped in the zip (their dependencies are added from their metadata).
-BUNDLED_ROOTS: Final = ("pydantic", "pydantic-settings")
+#: cryptography is named itself: PyJWT requires it only through its ``crypto`` extra.
+BUNDLED_ROOTS: Final = ("pydantic", "pydantic-settings", "msgspec", "PyJWT", "cryptography")
 #: Never shipped: provided by the runtime (boto3) or by the Powertools layer.
 PROVIDED: Final = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "aws-lambda-powertools"}
@@ -288,7 +291,7 @@ def build(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m taskmanager.build_lambda",
-        description="Build the deterministic Lambda code zip (taskmanager + pydantic).",
+        description="Build the deterministic Lambda code zip (taskmanager, pydantic, PyJWT).",
     )
     parser.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES))
     parser.add_argument("--runtime", default="python3.12", choices=RUNTIMES)

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from taskmanager.adapters.jwks import JwtVerifier
+from taskmanager.adapters.jwks import InvalidTokenError, JwtVerifier
 from taskmanager.entrypoints.authorizer import create_handler
 
 ISSUER = "https://issuer.example.com"
@@ -157,12 +157,15 @@ def test_keys_under_2048_bits_are_refused(issuer: Issuer) -> None:
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     issuer.keys = [_jwk(small, "k1")]
     assert _effect(_authorize(issuer, _token(small, issuer.claims()))) == "Deny"
+    verifier = JwtVerifier(ISSUER, frozenset({"tasks"}), fetch=issuer.fetch)
+    with pytest.raises(InvalidTokenError, match="1024 bits"):  # refused for its size
+        verifier.claims(_token(small, issuer.claims()))
 
 
 def test_an_unknown_key_id_reads_the_keys_again_at_most_once_a_minute(issuer: Issuer) -> None:
     now = [1000.0]
     verifier = JwtVerifier(ISSUER, frozenset({"tasks"}), fetch=issuer.fetch, clock=lambda: now[0])
-    claims = issuer.claims(exp=now[0] + 3600)
+    claims = issuer.claims()  # expiry is checked against the system clock
     verifier.claims(_token(issuer.key, claims))
     assert issuer.reads == 1
     rotated = rsa.generate_private_key(public_exponent=65537, key_size=2048)

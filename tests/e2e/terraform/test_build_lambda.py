@@ -33,10 +33,13 @@ def test_zip_ships_taskmanager_and_pydantic_for_the_platform_and_nothing_provide
 ) -> None:
     names = zipfile.ZipFile(lambda_zip).namelist()
     tops = {n.split("/", 1)[0] for n in names}
-    assert {"taskmanager", "pydantic", "pydantic_core", "pydantic_settings"} <= tops
+    assert {"taskmanager", "pydantic", "pydantic_core", "pydantic_settings", "msgspec"} <= tops
     assert "taskmanager/domain/events.py" in names
     (core,) = [n for n in names if n.startswith("pydantic_core/_pydantic_core.")]
     assert core.endswith(".cpython-312-x86_64-linux-gnu.so")
+    # The JWT authorizer's verifier: PyJWT and cryptography's compiled part (abi3).
+    assert {"jwt", "cryptography", "cffi"} <= tops
+    assert "cryptography/hazmat/bindings/_rust.abi3.so" in names
     # boto3 is in the runtime, Powertools in its layer; dev tools never go in.
     for absent in ("boto3", "botocore", "aws_lambda_powertools", "pytest", "moto", "mypy"):
         assert absent not in tops
@@ -78,7 +81,8 @@ def test_zip_imports_under_the_runtime_python_from_a_read_only_folder(
                 "-c",
                 "import sys; sys.path.insert(0, sys.argv[1]);"
                 "import taskmanager.domain.events as e, pydantic_settings;"
-                "print(e.__cached__, e.__spec__.cached)",
+                "import taskmanager.entrypoints.authorizer, jwt.algorithms as a;"
+                "print(e.__cached__, e.__spec__.cached, 'RS256' in a.get_default_algorithms())",
                 str(task),
             ],
             capture_output=True,
@@ -91,6 +95,7 @@ def test_zip_imports_under_the_runtime_python_from_a_read_only_folder(
             path.chmod(0o755 if path.is_dir() else 0o644)
     assert done.returncode == 0, done.stderr
     assert "events.cpython-312.pyc" in done.stdout
+    assert done.stdout.split()[-1] == "True"  # PyJWT found cryptography: RS256 verifies
 
 
 def test_arm64_gets_aarch64_wheels(tmp_path: Path) -> None:

@@ -38,6 +38,25 @@ def test_importing_the_handlers_builds_no_client_and_never_imports_xray() -> Non
     assert json.loads(out.stdout) == []
 
 
+def test_only_the_authorizer_imports_the_jwt_library() -> None:
+    """PyJWT and cryptography are in every function's zip, but only the JWT authorizer
+    loads them: they would lengthen every other function's cold start."""
+    others = [name for name in MODULES if name != "taskmanager.entrypoints.authorizer"]
+    code = (
+        "import json, sys\n"
+        f"for name in {others!r}: __import__(name)\n"
+        "loaded = lambda: sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'jwt', 'cryptography', 'cffi'})\n"
+        "before = loaded()\n"
+        "import taskmanager.entrypoints.authorizer\n"
+        "print(json.dumps([before, 'jwt' in loaded(), 'cryptography' in loaded()]))\n"
+    )
+    before, authorizer_jwt, authorizer_cryptography = _run(code)
+    assert before == []
+    assert authorizer_jwt
+    assert authorizer_cryptography
+
+
 def _run(code: str, env: dict[str, str] | None = None) -> list[Any]:
     out = subprocess.run(
         [sys.executable, "-c", code],

@@ -49,6 +49,6 @@ def test_pyproject_and_the_minimum_versions_file_name_the_same_floor() -> None:
     )
     assert pins["aws-lambda-powertools"] == floor
     declared = [*project["dependencies"], *extras["aws"]]
-    for name in ("pydantic", "msgspec", "boto3", "botocore"):
-        lower = next(d for d in declared if re.match(rf"{name}>=", d))
+    for name in ("pydantic", "msgspec", "boto3", "botocore", "pyjwt"):
+        lower = next(d for d in declared if re.match(rf"{name}(\[\w+\])?>=", d, re.I))
         assert pins[name] == lower.split(">=")[1].split(",")[0], name
