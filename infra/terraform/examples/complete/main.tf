@@ -121,3 +121,32 @@ module "export" {
 
   alarm_actions = var.alarm_topic_arns
 }
+
+# The export workers on ECS Fargate: tasks of any duration, scaled on the queue's backlog
+# (docs/processors.md, "The container image and Fargate service"). Optional: the subnets and
+# security groups are your VPC's.
+module "export_workers" {
+  source = "../../modules/worker-service"
+  count  = var.export_workers == null ? 0 : 1
+
+  name                 = "${local.processors.export.name}-workers"
+  image                = var.export_workers.image
+  image_repository_arn = var.export_workers.image_repository_arn
+  processor            = "export_processor:processor"
+  queue                = { url = module.export.queue_url, arn = module.export.queue_arn }
+  worker_policy_json   = module.export.worker_policy_json
+  task_manager = {
+    table_name       = module.task_manager.table_name
+    event_bus_name   = module.task_manager.event_bus_name
+    event_source     = module.task_manager.event_source
+    processor_source = module.export.event_source
+  }
+  concurrency   = 4
+  grace_seconds = 60
+  scaling       = { min_tasks = 1, max_tasks = 10, backlog_per_task = 8 }
+  network = {
+    subnet_ids         = var.export_workers.subnet_ids
+    security_group_ids = var.export_workers.security_group_ids
+  }
+  tags = { example = "complete" }
+}

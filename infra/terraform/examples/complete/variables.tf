@@ -36,3 +36,14 @@ variable "alarm_topic_arns" {
   type        = list(string)
   default     = []
 }
+
+variable "export_workers" {
+  description = "Run the export processor's workers on ECS Fargate (modules/worker-service), scaled on the export queue's backlog: the worker image (built from infra/worker/Dockerfile with docs/examples/export_processor.py), its ECR repository ARN (null for a public image), and the private subnets and security groups of your VPC (outbound HTTPS). null: no service; run `taskmanager worker` wherever you like with the export_worker_* outputs."
+  type = object({
+    image                = string
+    image_repository_arn = optional(string)
+    subnet_ids           = list(string)
+    security_group_ids   = list(string)
+  })
+  default = null
+}
