@@ -31,19 +31,19 @@ run "without_the_sdk_both_records_go_to_the_updates_queue" {
     }
   }
   assert {
-    condition     = aws_lambda_function_event_invoke_config.this.destination_config[0].on_failure[0].destination == "arn:aws:sqs:eu-west-1:123456789012:tm-test-updates"
+    condition     = aws_lambda_function_event_invoke_config.this[0].destination_config[0].on_failure[0].destination == "arn:aws:sqs:eu-west-1:123456789012:tm-test-updates"
     error_message = "failures go to the updates queue"
   }
   assert {
-    condition     = aws_lambda_function_event_invoke_config.this.destination_config[0].on_success[0].destination == "arn:aws:sqs:eu-west-1:123456789012:tm-test-updates"
+    condition     = aws_lambda_function_event_invoke_config.this[0].destination_config[0].on_success[0].destination == "arn:aws:sqs:eu-west-1:123456789012:tm-test-updates"
     error_message = "successes go to the updates queue"
   }
   assert {
-    condition     = data.aws_iam_policy_document.this.source_policy_documents == null || length(coalesce(data.aws_iam_policy_document.this.source_policy_documents, [])) == 0
+    condition     = data.aws_iam_policy_document.this[0].source_policy_documents == null || length(coalesce(data.aws_iam_policy_document.this[0].source_policy_documents, [])) == 0
     error_message = "without the SDK the role gets no publish or GetItem statement"
   }
   assert {
-    condition     = data.aws_iam_policy_document.this.override_policy_documents == null || length(coalesce(data.aws_iam_policy_document.this.override_policy_documents, [])) == 0
+    condition     = data.aws_iam_policy_document.this[0].override_policy_documents == null || length(coalesce(data.aws_iam_policy_document.this[0].override_policy_documents, [])) == 0
     error_message = "without the SDK the role gets no publish statement"
   }
 }
@@ -61,11 +61,11 @@ run "an_sdk_processor_sends_its_failures_to_the_updates_queue" {
     }
   }
   assert {
-    condition     = aws_lambda_function_event_invoke_config.this.destination_config[0].on_failure[0].destination == "arn:aws:sqs:eu-west-1:123456789012:tm-test-updates"
+    condition     = aws_lambda_function_event_invoke_config.this[0].destination_config[0].on_failure[0].destination == "arn:aws:sqs:eu-west-1:123456789012:tm-test-updates"
     error_message = "an SDK processor killed by its timeout or memory must end its task through the updates queue"
   }
   assert {
-    condition     = length(aws_lambda_function_event_invoke_config.this.destination_config[0].on_success) == 0
+    condition     = length(aws_lambda_function_event_invoke_config.this[0].destination_config[0].on_success) == 0
     error_message = "an SDK processor reports its successes itself"
   }
   assert {
@@ -73,7 +73,7 @@ run "an_sdk_processor_sends_its_failures_to_the_updates_queue" {
     error_message = "the failure queue stays the rule's dead-letter queue"
   }
   assert {
-    condition     = length(data.aws_iam_policy_document.this.source_policy_documents) == 1
+    condition     = length(data.aws_iam_policy_document.this[0].source_policy_documents) == 1
     error_message = "an SDK processor keeps the task manager's processor policy"
   }
 }
@@ -83,7 +83,7 @@ run "without_the_sdk_the_updates_queue_is_required" {
   variables {
     sdk = false
   }
-  expect_failures = [aws_lambda_function_event_invoke_config.this]
+  expect_failures = [aws_lambda_function_event_invoke_config.this[0]]
 }
 
 run "without_the_sdk_another_failure_destination_is_refused" {
@@ -100,5 +100,5 @@ run "without_the_sdk_another_failure_destination_is_refused" {
     }
     async_invoke = { on_failure_destination_arn = "arn:aws:sqs:eu-west-1:123456789012:elsewhere" }
   }
-  expect_failures = [aws_lambda_function_event_invoke_config.this]
+  expect_failures = [aws_lambda_function_event_invoke_config.this[0]]
 }
