@@ -380,7 +380,7 @@ class MeteredDeployment:
         result = self.meter.invoke(
             "sweeper", sweeper.handler, load_event("scheduled_sweep.json"), FakeLambdaContext()
         )
-        assert result == {"timed_out": 0, "heartbeat_timed_out": 0}, result
+        assert set(result.values()) == {0}, result  # nothing was due
         meter = self.meter
         return Lifecycle(
             task={},
