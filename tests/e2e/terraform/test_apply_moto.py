@@ -732,9 +732,9 @@ def test_outbound_events_feed_the_notify_queue_with_a_dead_letter_queue(
 
 
 def test_alarms_watch_dead_letters_errors_and_stream_lag(deployment: Deployment) -> None:
-    alarms = {
-        a["AlarmName"]: a for a in deployment.client("cloudwatch").describe_alarms()["MetricAlarms"]
-    }
+    # This stack's alarms: other Terraform tests share the session's moto server.
+    described = deployment.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{NAME}-")
+    alarms = {a["AlarmName"]: a for a in described["MetricAlarms"]}
     assert set(alarms) == {
         f"{NAME}-updates-dlq-not-empty",
         f"{NAME}-stream-failures-not-empty",
