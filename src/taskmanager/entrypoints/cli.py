@@ -47,12 +47,23 @@ STATUSES: Final = ("CREATED", "RUNNING", "SUCCESSFUL", "FAILED")
 #: The error code of a cancelled task, and the status the CLI shows it with.
 CANCELLED: Final = "CANCELLED"
 TERMINAL: Final = frozenset({"SUCCESSFUL", "FAILED"})
-#: How long ``watch`` keeps reconnecting to a server that went away.
+#: How long ``watch`` keeps reconnecting to a server that went away (seconds), unless
+#: TASKMANAGER_RECONNECT_SECONDS says otherwise.
 RECONNECT_SECONDS: Final = 30.0
 
 
 class UsageError(Exception):
     """Bad arguments the parser could not catch (exit 2)."""
+
+
+def _reconnect_seconds() -> float:
+    raw = os.environ.get("TASKMANAGER_RECONNECT_SECONDS")
+    try:
+        return RECONNECT_SECONDS if raw is None else max(0.0, float(raw))
+    except ValueError:
+        raise UsageError(
+            f"TASKMANAGER_RECONNECT_SECONDS must be a number of seconds: {raw!r}"
+        ) from None
 
 
 class Api:
@@ -206,7 +217,8 @@ def watch(api: Api, task_id: str, *, as_json: bool, out: TextIO) -> int:
     tty = out.isatty() and not as_json
     path = f"/tasks/{urllib.parse.quote(task_id, safe='')}/events"
     last: dict[str, Any] | None = None
-    gave_up_at = time.monotonic() + RECONNECT_SECONDS
+    patience = _reconnect_seconds()
+    gave_up_at = time.monotonic() + patience
     while True:
         try:
             for task in _changes(api, task_id, path):
@@ -220,7 +232,7 @@ def watch(api: Api, task_id: str, *, as_json: bool, out: TextIO) -> int:
                 else:
                     out.write(_plain_line(task) + "\n")
                 out.flush()
-                gave_up_at = time.monotonic() + RECONNECT_SECONDS
+                gave_up_at = time.monotonic() + patience
         except ApiError as exc:
             if exc.status != 0 or time.monotonic() > gave_up_at:
                 raise

@@ -104,8 +104,11 @@ def test_cli_watch_over_the_socket_ends_with_the_failure(server: LocalServer) ->
     assert "  error: NOPE: demo.fail always fails" in result.stdout.splitlines()
 
 
-def test_cli_watch_says_when_the_socket_cannot_be_reached(server: LocalServer) -> None:
+def test_cli_watch_says_when_the_socket_cannot_be_reached(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     task = server.submit("no.processor")
+    monkeypatch.setenv("TASKMANAGER_RECONNECT_SECONDS", "1")  # not the default 30 s
     result = _cli(server, "watch", task["id"], "--ws-url", "ws://127.0.0.1:9/ws")
     assert result.returncode == 1
     assert "UNREACHABLE" in result.stderr
