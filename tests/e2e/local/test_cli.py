@@ -277,7 +277,7 @@ def test_version() -> None:
 
 
 def test_every_option_has_help() -> None:
-    from taskmanager.entrypoints.cli import build_parser
+    from taskmanager.entrypoints.cli_parser import build_parser
 
     parser = build_parser()
     (commands,) = [a for a in parser._actions if a.dest == "command"]
