@@ -232,15 +232,18 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def due_at(self) -> datetime | None:
-        """The earliest moment the sweeper must look at this task (None once terminal)."""
-        if self.status in TERMINAL_STATUSES:
+        """The earliest moment the sweeper must look at this task: its deadline, or sooner
+        the end of its start timeout while CREATED or of its heartbeat period while RUNNING;
+        None once terminal."""
+        if self.status is TaskStatus.CREATED:
+            quiet_seconds, quiet_since = self.start_timeout_seconds, self.created_at
+        elif self.status is TaskStatus.RUNNING:
+            quiet_seconds, quiet_since = self.heartbeat_seconds, self.updated_at
+        else:
             return None
-        # At most one of the two is set: a start timeout while CREATED, a heartbeat while
-        # RUNNING.
-        quiet = self.start_due_at or self.heartbeat_due_at
-        if quiet is not None and quiet < self.deadline_at:
-            return quiet
-        return self.deadline_at
+        if quiet_seconds is None:
+            return self.deadline_at
+        return min(quiet_since + timedelta(seconds=quiet_seconds), self.deadline_at)
 
     def is_expired(self, now: datetime) -> bool:
         """Past its retention at ``now``: gone for readers (docs/design.md §2: retention)."""
