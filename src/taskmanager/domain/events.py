@@ -20,6 +20,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     ValidatorFunctionWrapHandler,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -87,6 +88,13 @@ class _OutboundDetail(BaseModel):
     heartbeat_seconds: int | None = None
     start_timeout_seconds: int | None = None
     expires_at: datetime | None = None
+
+    @field_serializer("status", when_used="json")
+    def _status_text(self, status: TaskStatus) -> str:
+        """The status as JSON text. Said here because each event narrows ``status`` to a
+        ``Literal`` of one member, which pydantic would otherwise serialise by inspecting the
+        value (docs/performance.md: "Outbound events")."""
+        return status.value
 
 
 class TaskCreated(_OutboundDetail):
