@@ -5,10 +5,13 @@ RUNNING -> RUNNING with progress -> SUCCESSFUL (each one guarded UPDATE + outbox
 transaction) -> dispatch (read the 4 pending events, publish them to the in-process bus,
 mark them delivered).
 
-- sqlite: SQLiteTaskRepository on a file on disk, WAL, synchronous=NORMAL;
+- sqlite: SQLiteTaskRepository on a file on disk, WAL, synchronous=NORMAL, as
+  `taskmanager serve` runs it: the write-ahead log is copied into the file by a thread of
+  its own (a checkpoint every half second), so no write waits for one;
 - memory: InMemoryTaskRepository, the same use cases;
-- baseline: bare sqlite3, same file settings, the same rows and transactions written with
-  hand-written SQL (no use cases, no guards evaluated in Python, no event models).
+- baseline: bare sqlite3, same file settings and the same checkpointing thread, the same rows
+  and transactions written with hand-written SQL (no use cases, no guards evaluated in
+  Python, no event models).
 
 Then one lifecycle on DynamoDB (moto) and EventBridge (moto) with every AWS request counted
 through botocore's event hooks.
@@ -24,6 +27,7 @@ import os
 import sqlite3
 import statistics
 import tempfile
+import threading
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Final
@@ -127,6 +131,28 @@ def bare_sqlite(db: sqlite3.Connection, count: int) -> None:
         db.execute("COMMIT")
 
 
+class Checkpointer:
+    """Copies a WAL file's log into the database every ``interval`` seconds, on a thread of
+    its own with a connection of its own, as the local server's checkpointer thread does."""
+
+    def __init__(self, path: str, interval: float = 0.5) -> None:
+        self._path, self._interval = path, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 30000")
+        while not self._stop.wait(self._interval):
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        db.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _rates(
     batches: dict[str, Callable[[], None]],
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -200,11 +226,13 @@ def aws_call_counts() -> tuple[Counter[str], Counter[str]]:
 def main() -> None:
     load = f"{os.getloadavg()[0]:.2f}"
     with tempfile.TemporaryDirectory() as tmp:
-        repo = SQLiteTaskRepository(os.path.join(tmp, "adapter.db"))
+        repo = SQLiteTaskRepository(os.path.join(tmp, "adapter.db"), autocheckpoint=False)
         bare = sqlite3.connect(os.path.join(tmp, "bare.db"), isolation_level=None)
         bare.execute("PRAGMA journal_mode = WAL")
         bare.execute("PRAGMA synchronous = NORMAL")
+        bare.execute("PRAGMA wal_autocheckpoint = 0")
         bare.executescript(_SCHEMA)
+        checkpointers = [Checkpointer(repo.path), Checkpointer(os.path.join(tmp, "bare.db"))]
         rates, cpu = _rates(
             {
                 "baseline": lambda: bare_sqlite(bare, BATCH),
@@ -212,6 +240,8 @@ def main() -> None:
                 "memory": lambda: lifecycles(m := InMemoryTaskRepository(), m, BATCH),
             }
         )
+        for checkpointer in checkpointers:
+            checkpointer.stop()
         repo.close()
         bare.close()
     table_calls, bus_calls = aws_call_counts()
