@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from tests.e2e.terraform.conftest import REPO, Terraform
+from tests.e2e.terraform.conftest import REPO, Applies, Terraform
 from tests.e2e.terraform.test_apply_moto import REGION, _override, _stand_in_layer
 
 if TYPE_CHECKING:
@@ -87,14 +87,11 @@ def _client(endpoint: str, service: str) -> Any:
     )
 
 
-@pytest.fixture(scope="module")
-def applied(
-    terraform: Terraform,
-    infra_copy: Path,
-    moto_server: str,
-    tmp_path_factory: pytest.TempPathFactory,
+def apply_destinations(
+    terraform: Terraform, infra_copy: Path, moto_server: str, workdir: Path
 ) -> dict[str, Any]:
-    workdir = tmp_path_factory.mktemp("destinations")
+    """Apply the processor module with ``sdk = false`` to moto; run by the session's
+    ``applies`` fixture, beside the other applies (tests/e2e/terraform/conftest.py)."""
     function_zip = workdir / "word-count-python3.12-x86_64.zip"
     with zipfile.ZipFile(function_zip, "w") as archive:
         archive.write(REPO / "docs" / "examples" / "nosdk_function.py", "nosdk_function.py")
@@ -105,8 +102,9 @@ def applied(
     )
     (workdir / "main.tf").write_text(root)
     (workdir / "moto_override.tf").write_text(_override(moto_server))
+    layer_arn = _stand_in_layer(moto_server, NAME)
     (workdir / "moto.auto.tfvars.json").write_text(
-        json.dumps({"function_zip": str(function_zip), "layer_arn": _stand_in_layer(moto_server)})
+        json.dumps({"function_zip": str(function_zip), "layer_arn": layer_arn})
     )
     terraform.init(workdir)
     terraform.run(workdir, "apply", "-auto-approve", "-input=false", "-parallelism=20")
@@ -117,6 +115,13 @@ def applied(
     # Not destroyed: moto's state lives as long as the test session, these names (NAME) are
     # no other test's, and a destroy would wait on the queue's deletion for a minute.
     return {"endpoint": moto_server, **outputs}
+
+
+@pytest.fixture(scope="module")
+def applied(applies: Applies) -> dict[str, Any]:
+    outputs = applies.result("destinations")
+    assert isinstance(outputs, dict)
+    return outputs
 
 
 def test_both_destinations_are_the_updates_queue(applied: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ import boto3
 import pytest
 
 from taskmanager.build_lambda import build
-from tests.e2e.terraform.conftest import REPO, Terraform
+from tests.e2e.terraform.conftest import REPO, Applies, Terraform
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -103,8 +103,9 @@ def _override(endpoint: str) -> str:
 """
 
 
-def _stand_in_layer(endpoint: str) -> str:
-    """moto has no public layers: publish a stand-in for the Powertools layer."""
+def _stand_in_layer(endpoint: str, name: str = NAME) -> str:
+    """moto has no public layers: publish a stand-in for the Powertools layer (one per
+    stack's ``name``: the applies run at the same time)."""
     content = io.BytesIO()
     with zipfile.ZipFile(content, "w") as archive:
         archive.writestr("python/README.txt", "stand-in for the Powertools layer\n")
@@ -116,20 +117,17 @@ def _stand_in_layer(endpoint: str) -> str:
         aws_secret_access_key="test",
     )
     layer = client.publish_layer_version(
-        LayerName=f"{NAME}-powertools-stand-in", Content={"ZipFile": content.getvalue()}
+        LayerName=f"{name}-powertools-stand-in", Content={"ZipFile": content.getvalue()}
     )
     return layer["LayerVersionArn"]
 
 
-@pytest.fixture(scope="module")
-def deployment(
-    terraform: Terraform,
-    infra_copy: Path,
-    lambda_zip: Path,
-    moto_server: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Deployment]:
-    processor_zip = tmp_path_factory.mktemp("processor") / "word-count-python3.12-x86_64.zip"
+def apply_complete(
+    terraform: Terraform, infra_copy: Path, lambda_zip: Path, moto_server: str, scratch: Path
+) -> Deployment:
+    """Apply examples/complete (with a word-count processor) to moto; run by the session's
+    ``applies`` fixture, beside the other applies (tests/e2e/terraform/conftest.py)."""
+    processor_zip = scratch / "word-count-python3.12-x86_64.zip"
     build(
         arch="x86_64",
         output=processor_zip,
@@ -161,10 +159,18 @@ def deployment(
         key: value["value"]
         for key, value in json.loads(terraform.run(example, "output", "-json")).items()
     }
-    deployed = Deployment(moto_server, example, terraform, outputs, layer_arn)
+    return Deployment(moto_server, example, terraform, outputs, layer_arn)
+
+
+@pytest.fixture(scope="module")
+def deployment(applies: Applies) -> Iterator[Deployment]:
+    deployed = applies.result("complete")
+    assert isinstance(deployed, Deployment)
     yield deployed
     if not deployed.destroyed:
-        terraform.run(example, "destroy", "-auto-approve", "-input=false", "-parallelism=20")
+        deployed.terraform.run(
+            deployed.workdir, "destroy", "-auto-approve", "-input=false", "-parallelism=20"
+        )
 
 
 # --- the table -------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from tests.e2e.terraform.test_apply_moto import REGION
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.e2e.terraform.conftest import Terraform
+    from tests.e2e.terraform.conftest import Applies, Terraform
 
 pytestmark = pytest.mark.slow
 
@@ -125,14 +125,11 @@ def _client(endpoint: str, service: str) -> Any:
     )
 
 
-@pytest.fixture(scope="module")
-def applied(
-    terraform: Terraform,
-    infra_copy: Path,
-    moto_server: str,
-    tmp_path_factory: pytest.TempPathFactory,
+def apply_worker_service(
+    terraform: Terraform, infra_copy: Path, moto_server: str, workdir: Path
 ) -> dict[str, Any]:
-    workdir = tmp_path_factory.mktemp("worker-service")
+    """Apply the worker-service module to moto and plan its scaling; run by the session's
+    ``applies`` fixture, beside the other applies (tests/e2e/terraform/conftest.py)."""
     root = (
         ROOT.replace("QUEUE_URL", QUEUE_URL)
         .replace("QUEUE_ARN", QUEUE)
@@ -169,6 +166,13 @@ def applied(
         if change["type"].startswith("aws_appautoscaling")
     }
     return {"endpoint": moto_server, "scaling": scaling, **outputs}
+
+
+@pytest.fixture(scope="module")
+def applied(applies: Applies) -> dict[str, Any]:
+    outputs = applies.result("worker-service")
+    assert isinstance(outputs, dict)
+    return outputs
 
 
 def test_the_service_runs_the_task_definition_on_fargate(applied: dict[str, Any]) -> None:

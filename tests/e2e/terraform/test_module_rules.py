@@ -24,6 +24,7 @@ import json
 import shutil
 import subprocess
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,18 +85,24 @@ def _parse(stdout: str) -> dict[str, Outcome]:
 
 
 class Suites:
-    """Runs each ``tftest/<module>/<kind>`` folder once, in a scratch copy of the module."""
+    """Runs each ``tftest/<module>/<kind>`` folder once, in a scratch copy of the module: all
+    of them from the start, two at a time (``terraform test`` keeps a core busy), in
+    threads of their own while other tests go on."""
 
     def __init__(self, terraform: Terraform, scratch: Path) -> None:
         self.terraform = terraform
         self.scratch = scratch
-        self.done: dict[Path, dict[str, Outcome]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="terraform-test")
+        self._runs = {
+            suite: self._pool.submit(self._run, suite)
+            for suite in sorted({test_file.parent for test_file in SUITES})
+        }
 
     def outcome(self, test_file: Path) -> Outcome:
-        suite = test_file.parent
-        if suite not in self.done:
-            self.done[suite] = self._run(suite)
-        return self.done[suite].get(test_file.name, Outcome())
+        return self._runs[test_file.parent].result().get(test_file.name, Outcome())
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self, suite: Path) -> dict[str, Outcome]:
         module, kind = suite.parent.name, suite.name
@@ -126,11 +133,6 @@ class Suites:
         if not done.stdout.strip():
             pytest.fail(f"terraform test in {workdir} printed nothing:\n{done.stderr[-4000:]}")
         return _parse(done.stdout)
-
-
-@pytest.fixture(scope="module")
-def suites(terraform: Terraform, tmp_path_factory: pytest.TempPathFactory) -> Suites:
-    return Suites(terraform, tmp_path_factory.mktemp("tftest"))
 
 
 @pytest.mark.parametrize(
