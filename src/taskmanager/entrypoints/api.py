@@ -38,7 +38,7 @@ from taskmanager.entrypoints.http.route_table import TaskApi, current_request
 from taskmanager.entrypoints.http_errors import JSON, ErrorResponse, UnauthenticatedError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from taskmanager.entrypoints.bootstrap import Dependencies
     from taskmanager.entrypoints.http.owners import OwnerResolver
@@ -206,11 +206,6 @@ def create_app(
 # --- Lambda ---------------------------------------------------------------------------------
 
 
-def _correlation(event: Mapping[str, Any]) -> str | None:
-    request_id = event["requestContext"]["requestId"]
-    return str(request_id) if request_id else None
-
-
 @functools.cache
 def _lambda_handler() -> Callable[[Any, Any], Any]:
     from taskmanager.entrypoints import bootstrap  # noqa: PLC0415
@@ -218,7 +213,7 @@ def _lambda_handler() -> Callable[[Any, Any], Any]:
     observability.require_powertools()  # before the routes use what older releases lack
     owner = OWNER_RESOLVERS[bootstrap.settings().owner_claim]
     app = create_app(bootstrap.aws_dependencies, owner=owner, count=observability.count)
-    return observability.instrument(app.resolve, _correlation)
+    return observability.instrument(app.resolve, observability.request_id)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -50,16 +50,11 @@ def create_handler(
     return handle
 
 
-def _correlation(event: Mapping[str, Any]) -> str | None:
-    request_id = event.get("requestContext", {}).get("requestId")
-    return str(request_id) if request_id else None
-
-
 @functools.cache
 def _lambda_handler() -> Callable[[Any, Any], Any]:
     from taskmanager.entrypoints import bootstrap  # noqa: PLC0415
 
-    return obs.instrument(create_handler(bootstrap.jwt_verifier), _correlation)
+    return obs.instrument(create_handler(bootstrap.jwt_verifier), obs.request_id)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

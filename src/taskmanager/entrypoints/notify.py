@@ -14,20 +14,17 @@ versions they have already seen.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
 from taskmanager.domain.events import TaskUpdatedEvent, parse_event
 from taskmanager.domain.push import notify_subscribers
 from taskmanager.entrypoints import observability as obs
+from taskmanager.entrypoints.batches import partial_batch_response
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -70,19 +67,11 @@ def create_handler(
         return result.sent
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        if not event.get("Records"):
-            return {"batchItemFailures": []}
-        response = process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+        return partial_batch_response(
+            event, context, processor=processor, record_handler=record_handler
         )
-        return cast("dict[str, Any]", response)
 
     return handle
-
-
-def _correlation(event: Mapping[str, Any]) -> str | None:
-    records = event.get("Records") or []
-    return str(records[0].get("messageId")) if records else None
 
 
 @functools.cache
@@ -90,7 +79,7 @@ def _lambda_handler() -> Callable[[Any, Any], Any]:
     from taskmanager.entrypoints import bootstrap  # noqa: PLC0415
 
     handle = create_handler(bootstrap.aws_dependencies, bootstrap.connections, bootstrap.pusher)
-    return obs.instrument(handle, _correlation)
+    return obs.instrument(handle, obs.first_record("messageId"))
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -162,6 +162,25 @@ def instrument(
     return wrapped
 
 
+# --- what ``instrument`` logs as the correlation id of an event -----------------------------
+
+
+def request_id(event: Any) -> str | None:
+    """An API Gateway request's id (HTTP and WebSocket APIs, the ``$connect`` authorizer)."""
+    found = event["requestContext"]["requestId"]
+    return str(found) if found else None
+
+
+def first_record(key: str) -> Callable[[Any], str | None]:
+    """The ``key`` of a batch's first record (SQS: ``messageId``; streams: ``eventID``)."""
+
+    def read(event: Any) -> str | None:
+        records = event.get("Records") or []
+        return str(records[0][key]) if records else None
+
+    return read
+
+
 def flush() -> None:
     """Emit this invocation's metrics (nothing when there are none; Powertools' Metrics is
     not even imported until a first metric is counted)."""

@@ -88,11 +88,6 @@ def create_handler(
     return handle
 
 
-def _correlation(event: Mapping[str, Any]) -> str | None:
-    request_id = event.get("requestContext", {}).get("requestId")
-    return str(request_id) if request_id else None
-
-
 @functools.cache
 def _lambda_handler() -> Callable[[Any, Any], Any]:
     from taskmanager.entrypoints import bootstrap  # noqa: PLC0415
@@ -100,7 +95,7 @@ def _lambda_handler() -> Callable[[Any, Any], Any]:
 
     owner = WEBSOCKET_OWNER_RESOLVERS[bootstrap.settings().owner_claim]
     handle = create_handler(bootstrap.aws_dependencies, bootstrap.connections, owner=owner)
-    return obs.instrument(handle, _correlation)
+    return obs.instrument(handle, obs.request_id)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

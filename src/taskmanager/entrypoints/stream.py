@@ -10,17 +10,17 @@ delivered (or whose images could not be read), so Lambda retries only from those
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
-    process_partial_response,
 )
 
 from taskmanager.domain.errors import PublishError
 from taskmanager.domain.events import events_for_change
 from taskmanager.entrypoints import observability as obs
+from taskmanager.entrypoints.batches import partial_batch_response
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -107,24 +107,18 @@ def create_handler(
             if error is not None:
                 raise error
 
-        response = process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+        return partial_batch_response(
+            event, context, processor=processor, record_handler=record_handler
         )
-        return cast("dict[str, Any]", response)
 
     return handle
-
-
-def _correlation(event: Mapping[str, Any]) -> str | None:
-    records = event.get("Records") or []
-    return str(records[0].get("eventID")) if records else None
 
 
 @functools.cache
 def _lambda_handler() -> Callable[[Any, Any], Any]:
     from taskmanager.entrypoints import bootstrap  # noqa: PLC0415
 
-    return obs.instrument(create_handler(bootstrap.publisher), _correlation)
+    return obs.instrument(create_handler(bootstrap.publisher), obs.first_record("eventID"))
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -28,22 +28,19 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from pydantic import ValidationError
 
 from taskmanager.domain.errors import InvalidRequestError
 from taskmanager.domain.events import TaskUpdated, TaskUpdatedEvent, parse_event
 from taskmanager.domain.services import UpdateOutcome, UpdateResult, record_update
 from taskmanager.entrypoints import observability as obs
+from taskmanager.entrypoints.batches import partial_batch_response
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -179,26 +176,18 @@ def create_handler(
         return result.outcome.value
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        if not event.get("Records"):
-            return {"batchItemFailures": []}
-        response = process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+        return partial_batch_response(
+            event, context, processor=processor, record_handler=record_handler
         )
-        return cast("dict[str, Any]", response)
 
     return handle
-
-
-def _correlation(event: Mapping[str, Any]) -> str | None:
-    records = event.get("Records") or []
-    return str(records[0].get("messageId")) if records else None
 
 
 @functools.cache
 def _lambda_handler() -> Callable[[Any, Any], Any]:
     from taskmanager.entrypoints import bootstrap  # noqa: PLC0415
 
-    return obs.instrument(create_handler(bootstrap.aws_dependencies), _correlation)
+    return obs.instrument(create_handler(bootstrap.aws_dependencies), obs.first_record("messageId"))
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

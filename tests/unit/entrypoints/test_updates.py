@@ -127,10 +127,9 @@ def test_a_storage_failure_fails_the_record_so_sqs_retries_it() -> None:
 def test_log_lines_carry_the_correlation_id_and_the_task_id(
     repo: InMemoryTaskRepository, log_lines: Callable[[], list[dict[str, Any]]]
 ) -> None:
-    from taskmanager.entrypoints import updates
 
     deps = Dependencies(repo=repo, clock=ManualClock(NOW), ids=UuidIdFactory())
-    handler = obs.instrument(create_handler(lambda: deps), updates._correlation)
+    handler = obs.instrument(create_handler(lambda: deps), obs.first_record("messageId"))
     event = load_event("sqs_updates.json")
     event["Records"] = event["Records"][:1]
     handler(event, FakeLambdaContext())
