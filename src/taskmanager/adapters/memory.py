@@ -25,6 +25,7 @@ from operator import itemgetter
 from time import time_ns
 from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
+from taskmanager.adapters.outbound import trusted_event
 from taskmanager.domain.errors import InvalidCursorError, PublishError
 from taskmanager.domain.events import events_for_change
 from taskmanager.domain.model import Task, apply_change, format_time, guard_holds, parse_time
@@ -198,7 +199,7 @@ class InMemoryTaskRepository:
 
     def _append_events(self, old: Task | None, new: Task) -> None:
         """The committed change's events, in the outbox (the caller holds the lock)."""
-        for event in events_for_change(old, new):
+        for event in events_for_change(old, new, trusted_event):
             position = self._next_position
             self._outbox[position] = OutboxEntry(position=position, event=event)
             self._next_position = position + 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, cast
 
+from taskmanager.adapters.outbound import trusted_event
 from taskmanager.domain.events import (
     TaskCreated,
     TaskFailed,
@@ -56,7 +57,7 @@ class Outbox:
     def append(self, db: sqlite3.Connection, old: Task | None, new: Task) -> Appended:
         """Insert the events of the change ``old`` -> ``new`` (in the caller's transaction)."""
         appended: Appended = []
-        for event in events_for_change(old, new):
+        for event in events_for_change(old, new, trusted_event):
             cursor = db.execute(
                 _INSERT_EVENT, (event.event_id, event.DETAIL_TYPE, event_detail_json(event))
             )
