@@ -2,7 +2,8 @@
 
 - full: submit -> RUNNING -> progress -> SUCCESSFUL through the use cases on the in-memory
   adapters, commands validated by the pydantic contracts, guarded writes, outbox events
-  (drained as a dispatcher would);
+  (built by the store without validating them again, as docs/performance.md says; drained as
+  a dispatcher would);
 - decide: the pure decision steps alone (plan the three updates, apply them to the record);
 - baseline: `transitions`, one shared `Machine`, `add_model`, CREATED -> RUNNING -> SUCCESSFUL.
 
