@@ -15,54 +15,25 @@ To remove: pass nothing for ``build`` to ``events_for_change`` (``event_for`` is
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
-from taskmanager.domain.events import (
-    EVENT_FOR_STATUS,
-    SCHEMA_VERSION,
-    TaskCreated,
-    TaskSuccessful,
-)
+from taskmanager.domain.events import EVENT_FOR_STATUS, event_fields
 
 if TYPE_CHECKING:
     from taskmanager.domain.events import OutboundEvent
     from taskmanager.domain.model import Task
 
-#: The fields ``event_for`` passes (pydantic's ``model_fields_set``): all but the defaults.
-_FIELDS_SET: Final = {
-    cls: set(cls.model_fields) - {"schema_version", "status"} for cls in EVENT_FOR_STATUS.values()
-}
+#: The fields ``event_for`` passes (pydantic's ``model_fields_set``): all of them.
+_FIELDS_SET: Final = {cls: set(cls.model_fields) for cls in EVENT_FOR_STATUS.values()}
 _set: Final = object.__setattr__
 
 
 def trusted_event(task: Task) -> OutboundEvent:
     """``event_for(task)``, for a task the domain built: the same event, not validated."""
     event_class = EVENT_FOR_STATUS[task.status]
-    fields: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "event_id": f"{task.id}:{task.version}",
-        "id": task.id,
-        "type": task.type,
-        "status": task.status,
-        "progress": task.progress,
-        "error": task.error,
-        "version": task.version,
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-        "started_at": task.started_at,
-        "finished_at": task.finished_at,
-        "deadline_at": task.deadline_at,
-        "heartbeat_seconds": task.heartbeat_seconds,
-        "start_timeout_seconds": task.start_timeout_seconds,
-        "expires_at": task.expires_at,
-    }
-    if event_class is TaskCreated:
-        fields["input"] = task.input
-    elif event_class is TaskSuccessful:
-        fields["result"] = task.result
     # What BaseModel.model_construct sets, from pydantic's documented model attributes.
     event = event_class.__new__(event_class)
-    _set(event, "__dict__", fields)
+    _set(event, "__dict__", event_fields(task))
     _set(event, "__pydantic_fields_set__", _FIELDS_SET[event_class].copy())
     _set(event, "__pydantic_extra__", None)
     _set(event, "__pydantic_private__", None)

@@ -273,15 +273,16 @@ EVENT_FOR_STATUS: Final[dict[TaskStatus, type[OutboundEvent]]] = {
 }
 
 
-def event_for(task: Task) -> OutboundEvent:
-    """The outbound event announcing ``task`` as it is now: the task resource without input
-    and result, except that ``TaskCreated`` carries the input and ``TaskSuccessful`` the
-    result."""
-    event = EVENT_FOR_STATUS[task.status]
-    detail = {
+def event_fields(task: Task) -> dict[str, Any]:
+    """Every field of the outbound event announcing ``task``, in its model's order: the task
+    resource's fields without input and result, except that ``TaskCreated`` carries the input
+    and ``TaskSuccessful`` the result, with ``schema_version`` and ``event_id``."""
+    fields = {
+        "schema_version": SCHEMA_VERSION,
         "event_id": f"{task.id}:{task.version}",
         "id": task.id,
         "type": task.type,
+        "status": task.status,
         "progress": task.progress,
         "error": task.error,
         "version": task.version,
@@ -294,11 +295,17 @@ def event_for(task: Task) -> OutboundEvent:
         "start_timeout_seconds": task.start_timeout_seconds,
         "expires_at": task.expires_at,
     }
-    if event is TaskCreated:
-        detail["input"] = task.input
-    elif event is TaskSuccessful:
-        detail["result"] = task.result
-    return event.model_validate(detail)
+    if task.status is TaskStatus.CREATED:
+        fields["input"] = task.input
+    elif task.status is TaskStatus.SUCCESSFUL:
+        fields["result"] = task.result
+    return fields
+
+
+def event_for(task: Task) -> OutboundEvent:
+    """The outbound event announcing ``task`` as it is now, validated by its model (whose
+    ``status`` must be the task's)."""
+    return EVENT_FOR_STATUS[task.status].model_validate(event_fields(task))
 
 
 def events_for_change(
