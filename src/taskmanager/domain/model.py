@@ -235,15 +235,12 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
         """The earliest moment the sweeper must look at this task: its deadline, or sooner
         the end of its start timeout while CREATED or of its heartbeat period while RUNNING;
         None once terminal."""
-        if self.status is TaskStatus.CREATED:
-            quiet_seconds, quiet_since = self.start_timeout_seconds, self.created_at
-        elif self.status is TaskStatus.RUNNING:
-            quiet_seconds, quiet_since = self.heartbeat_seconds, self.updated_at
-        else:
+        if self.status in TERMINAL_STATUSES:
             return None
-        if quiet_seconds is None:
-            return self.deadline_at
-        return min(quiet_since + timedelta(seconds=quiet_seconds), self.deadline_at)
+        # At most one of the two is set: a start timeout while CREATED, a heartbeat while
+        # RUNNING.
+        quiet = self.start_due_at or self.heartbeat_due_at
+        return self.deadline_at if quiet is None else min(quiet, self.deadline_at)
 
     def is_expired(self, now: datetime) -> bool:
         """Past its retention at ``now``: gone for readers (docs/design.md §2: retention)."""

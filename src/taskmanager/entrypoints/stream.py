@@ -12,10 +12,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-)
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
 from taskmanager.domain.errors import PublishError
 from taskmanager.domain.events import events_for_change
