@@ -27,7 +27,6 @@ import os
 import sqlite3
 import statistics
 import tempfile
-import threading
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Final
@@ -42,6 +41,7 @@ from taskmanager.adapters.sqlite import SQLiteTaskRepository
 from taskmanager.domain.events import TaskUpdated
 from taskmanager.domain.model import SubmitTask
 from taskmanager.domain.services import dispatch_outbox, record_update, submit_task
+from taskmanager.entrypoints.local.threads import Loop
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -131,28 +131,6 @@ def bare_sqlite(db: sqlite3.Connection, count: int) -> None:
         db.execute("COMMIT")
 
 
-class Checkpointer:
-    """Copies a WAL file's log into the database every ``interval`` seconds, on a thread of
-    its own with a connection of its own, as the local server's checkpointer thread does."""
-
-    def __init__(self, path: str, interval: float = 0.5) -> None:
-        self._path, self._interval = path, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA busy_timeout = 30000")
-        while not self._stop.wait(self._interval):
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        db.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _rates(
     batches: dict[str, Callable[[], None]],
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -232,7 +210,20 @@ def main() -> None:
         bare.execute("PRAGMA synchronous = NORMAL")
         bare.execute("PRAGMA wal_autocheckpoint = 0")
         bare.executescript(_SCHEMA)
-        checkpointers = [Checkpointer(repo.path), Checkpointer(os.path.join(tmp, "bare.db"))]
+        # Checkpoints on a thread of their own, as the local server's checkpointer loop does.
+        bare_log = sqlite3.connect(
+            os.path.join(tmp, "bare.db"), isolation_level=None, check_same_thread=False
+        )
+        checkpointers = [
+            Loop("checkpointer", repo.checkpoint, interval=0.5),
+            Loop(
+                "bare-checkpointer",
+                lambda: bare_log.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone(),
+                interval=0.5,
+            ),
+        ]
+        for checkpointer in checkpointers:
+            checkpointer.start()
         rates, cpu = _rates(
             {
                 "baseline": lambda: bare_sqlite(bare, BATCH),
@@ -241,8 +232,9 @@ def main() -> None:
             }
         )
         for checkpointer in checkpointers:
-            checkpointer.stop()
+            checkpointer.halt(timeout=5)
         repo.close()
+        bare_log.close()
         bare.close()
     table_calls, bus_calls = aws_call_counts()
     baseline, sqlite_rate, memory = rates["baseline"], rates["sqlite"], rates["memory"]
