@@ -124,32 +124,13 @@ resource "aws_lambda_permission" "events" {
 
 # --- Failures: the async-invoke destination --------------------------------------------------
 
-data "aws_iam_policy_document" "failures" {
-  count = local.create_failure_queue ? 1 : 0
-
-  statement {
-    sid       = "RuleDeadLetters"
-    actions   = ["sqs:SendMessage"]
-    resources = ["arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:${local.failure_queue_name}"]
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.this.arn]
-    }
-  }
-}
-
 resource "aws_sqs_queue" "failures" {
   count = local.create_failure_queue ? 1 : 0
 
   name                      = local.failure_queue_name
   message_retention_seconds = 1209600
   # Set on the queue itself: a separate queue policy resource costs another wait.
-  policy                  = data.aws_iam_policy_document.failures[0].json
+  policy                  = data.aws_iam_policy_document.queue[local.failure_queue_name].json
   sqs_managed_sse_enabled = var.kms_key_arn == null ? true : null
   kms_master_key_id       = var.kms_key_arn
   tags                    = var.tags

@@ -5,15 +5,22 @@ locals {
   queue_name        = "${var.name}-tasks"
   dead_letters_name = "${var.name}-tasks-dlq"
   queue_arn_prefix  = "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+  # Every queue this processor's rule sends to (name = the policy statement's sid): the
+  # task queue and its dead-letter queue with queue delivery; with Lambda delivery the
+  # failure queue, which is the rule's dead-letter queue too (main.tf).
+  rule_queues = merge(
+    local.create_failure_queue ? { (local.failure_queue_name) = "RuleDeadLetters" } : {},
+    local.lambda ? {} : {
+      (local.queue_name)        = "RuleSendsTaskCreated"
+      (local.dead_letters_name) = "RuleDeadLetters"
+    },
+  )
 }
 
-# Only this processor's rule may send to the queue (TaskCreated), and to the dead-letter
-# queue (events EventBridge could not deliver after its retries).
+# Only this processor's rule may send to each of those queues: TaskCreated to the task queue,
+# the events EventBridge could not deliver after its retries to the dead-letter queue.
 data "aws_iam_policy_document" "queue" {
-  for_each = local.lambda ? {} : {
-    (local.queue_name)        = "RuleSendsTaskCreated"
-    (local.dead_letters_name) = "RuleDeadLetters"
-  }
+  for_each = local.rule_queues
 
   statement {
     sid       = each.value
